@@ -1,0 +1,2 @@
+//! Benchmarks (placeholder until the bench suite lands).
+fn main() {}

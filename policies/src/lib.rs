@@ -1,0 +1,1 @@
+//! Ready-made policies for the `asyncio` crate.

@@ -1,0 +1,305 @@
+//! Handles to scheduled callbacks: [`Handle`], [`TimerHandle`] and [`ThreadsafeHandle`].
+//!
+//! A handle is what `call_soon`, `call_later`, `call_at` and `call_soon_threadsafe` return. Its
+//! only use is to cancel the callback before it runs (asyncio's `Handle.cancel()`); cancelling
+//! drops the closure at once, and a cancelled callback that is already in the ready queue is
+//! skipped (rule R7). Cancelling a callback that already ran is a harmless no-op that still makes
+//! `cancelled()` true, as in CPython.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::runtime::core::Inner;
+
+/// What the ready queue runs: a callback cell behind a handle.
+pub(crate) trait HandleRun {
+    /// Runs the callback (once for plain callbacks, every time for fd watchers).
+    fn run(&self);
+    /// Marks the handle cancelled and drops its closure; returns whether it was not cancelled
+    /// before.
+    fn cancel(&self) -> bool;
+    /// Whether `cancel` was called.
+    fn is_cancelled(&self) -> bool;
+    /// The callback's type name, for exception contexts and slow-callback logs.
+    fn name(&self) -> &'static str;
+    /// For timers: whether the handle still sits in the loop's timer heap.
+    fn in_heap(&self) -> &Cell<bool>;
+}
+
+/// A one-shot callback cell: one allocation holds the flags and the closure.
+pub(crate) struct OnceCell<F> {
+    cancelled: Cell<bool>,
+    in_heap: Cell<bool>,
+    f: Cell<Option<F>>,
+}
+
+impl<F: FnOnce() + 'static> OnceCell<F> {
+    pub(crate) fn new_rc(f: F) -> Rc<dyn HandleRun> {
+        Rc::new(OnceCell {
+            cancelled: Cell::new(false),
+            in_heap: Cell::new(false),
+            f: Cell::new(Some(f)),
+        })
+    }
+}
+
+impl<F: FnOnce() + 'static> HandleRun for OnceCell<F> {
+    fn run(&self) {
+        if let Some(f) = self.f.take() {
+            f()
+        }
+    }
+    fn cancel(&self) -> bool {
+        let first = !self.cancelled.replace(true);
+        drop(self.f.take());
+        first
+    }
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.get()
+    }
+    fn name(&self) -> &'static str {
+        std::any::type_name::<F>()
+    }
+    fn in_heap(&self) -> &Cell<bool> {
+        &self.in_heap
+    }
+}
+
+/// A repeating callback cell, for fd readiness watchers (`add_reader`, `add_writer`).
+pub(crate) struct RepeatCell<F> {
+    cancelled: Cell<bool>,
+    in_heap: Cell<bool>,
+    f: RefCell<Option<F>>,
+}
+
+impl<F: FnMut() + 'static> RepeatCell<F> {
+    pub(crate) fn new_rc(f: F) -> Rc<dyn HandleRun> {
+        Rc::new(RepeatCell {
+            cancelled: Cell::new(false),
+            in_heap: Cell::new(false),
+            f: RefCell::new(Some(f)),
+        })
+    }
+}
+
+impl<F: FnMut() + 'static> HandleRun for RepeatCell<F> {
+    fn run(&self) {
+        // A watcher cannot re-enter itself; if it somehow does, the inner call is skipped.
+        if let Ok(mut slot) = self.f.try_borrow_mut() {
+            if let Some(f) = slot.as_mut() {
+                f()
+            }
+        }
+    }
+    fn cancel(&self) -> bool {
+        let first = !self.cancelled.replace(true);
+        if let Ok(mut slot) = self.f.try_borrow_mut() {
+            drop(slot.take());
+        }
+        first
+    }
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.get()
+    }
+    fn name(&self) -> &'static str {
+        std::any::type_name::<F>()
+    }
+    fn in_heap(&self) -> &Cell<bool> {
+        &self.in_heap
+    }
+}
+
+/// A callback scheduled with `call_soon` (or an fd watcher registered with `add_reader`).
+///
+/// Cloning a handle is cheap; all clones refer to the same callback.
+///
+/// ```
+/// use asyncio::EventLoop;
+/// use std::{cell::Cell, rc::Rc};
+///
+/// let event_loop = EventLoop::new().unwrap();
+/// let ran = Rc::new(Cell::new(false));
+/// let r = ran.clone();
+/// let handle = event_loop.call_soon(move || r.set(true)).unwrap();
+/// handle.cancel();
+/// assert!(handle.cancelled());
+/// event_loop.run_until_complete(async {}).unwrap();
+/// assert!(!ran.get());
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) cell: Rc<dyn HandleRun>,
+}
+
+impl Handle {
+    pub(crate) fn new(cell: Rc<dyn HandleRun>) -> Self {
+        Handle { cell }
+    }
+
+    /// Cancels the callback: it will not run, and its closure is dropped now. Idempotent.
+    pub fn cancel(&self) {
+        self.cell.cancel();
+    }
+
+    /// Whether [`cancel`](Handle::cancel) was called.
+    pub fn cancelled(&self) -> bool {
+        self.cell.is_cancelled()
+    }
+
+    /// The callback's type name, as used in exception contexts.
+    pub fn callback_name(&self) -> &'static str {
+        self.cell.name()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("callback", &self.cell.name())
+            .field("cancelled", &self.cancelled())
+            .finish()
+    }
+}
+
+/// A callback scheduled with `call_later` or `call_at`.
+///
+/// ```
+/// use asyncio::EventLoop;
+///
+/// let event_loop = EventLoop::new().unwrap();
+/// let timer = event_loop.call_later(3600.0, || unreachable!()).unwrap();
+/// assert!(timer.when() >= event_loop.time() + 3599.0);
+/// timer.cancel();
+/// assert!(timer.cancelled());
+/// ```
+#[derive(Clone)]
+pub struct TimerHandle {
+    pub(crate) handle: Handle,
+    when: f64,
+    event_loop: Weak<Inner>,
+}
+
+impl TimerHandle {
+    pub(crate) fn new(handle: Handle, when: f64, event_loop: Weak<Inner>) -> Self {
+        TimerHandle {
+            handle,
+            when,
+            event_loop,
+        }
+    }
+
+    /// Cancels the timer. The loop forgets it lazily (cancelled entries are dropped when they
+    /// reach the head of the heap, or in a compaction once more than half are cancelled).
+    pub fn cancel(&self) {
+        if self.handle.cell.cancel() && self.handle.cell.in_heap().get() {
+            if let Some(inner) = self.event_loop.upgrade() {
+                inner.timer_cancelled();
+            }
+        }
+    }
+
+    /// Whether [`cancel`](TimerHandle::cancel) was called.
+    pub fn cancelled(&self) -> bool {
+        self.handle.cancelled()
+    }
+
+    /// The scheduled time, in the loop's [`time`](crate::EventLoop::time) scale.
+    pub fn when(&self) -> f64 {
+        self.when
+    }
+
+    /// The callback's type name.
+    pub fn callback_name(&self) -> &'static str {
+        self.handle.callback_name()
+    }
+}
+
+impl fmt::Debug for TimerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimerHandle")
+            .field("when", &self.when)
+            .field("callback", &self.handle.cell.name())
+            .field("cancelled", &self.cancelled())
+            .finish()
+    }
+}
+
+/// The closure of a `call_soon_threadsafe` callback, shareable across threads.
+pub(crate) trait ThreadsafeRun: Send + Sync {
+    fn run(&self);
+    fn cancel(&self);
+    fn is_cancelled(&self) -> bool;
+    fn name(&self) -> &'static str;
+}
+
+pub(crate) struct ThreadsafeCell<F> {
+    cancelled: AtomicBool,
+    f: Mutex<Option<F>>,
+}
+
+impl<F: FnOnce() + Send + 'static> ThreadsafeCell<F> {
+    pub(crate) fn new_arc(f: F) -> Arc<dyn ThreadsafeRun> {
+        Arc::new(ThreadsafeCell {
+            cancelled: AtomicBool::new(false),
+            f: Mutex::new(Some(f)),
+        })
+    }
+
+    fn take(&self) -> Option<F> {
+        match self.f.lock() {
+            Ok(mut g) => g.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }
+    }
+}
+
+impl<F: FnOnce() + Send + 'static> ThreadsafeRun for ThreadsafeCell<F> {
+    fn run(&self) {
+        if self.cancelled.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(f) = self.take() {
+            f()
+        }
+    }
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        drop(self.take());
+    }
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+    fn name(&self) -> &'static str {
+        std::any::type_name::<F>()
+    }
+}
+
+/// A callback scheduled with `call_soon_threadsafe`; it may be cancelled from any thread.
+#[derive(Clone)]
+pub struct ThreadsafeHandle {
+    pub(crate) cell: Arc<dyn ThreadsafeRun>,
+}
+
+impl ThreadsafeHandle {
+    /// Cancels the callback if it has not run yet. Idempotent; callable from any thread.
+    pub fn cancel(&self) {
+        self.cell.cancel()
+    }
+
+    /// Whether [`cancel`](ThreadsafeHandle::cancel) was called.
+    pub fn cancelled(&self) -> bool {
+        self.cell.is_cancelled()
+    }
+}
+
+impl fmt::Debug for ThreadsafeHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadsafeHandle")
+            .field("callback", &self.cell.name())
+            .field("cancelled", &self.cancelled())
+            .finish()
+    }
+}

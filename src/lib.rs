@@ -1,0 +1,60 @@
+//! # asyncio for Rust
+//!
+//! Python asyncio's event loop, its scheduling contract and its pluggable pieces, as a Rust
+//! `Future` executor.
+//!
+//! An [`EventLoop`] runs callbacks ([`call_soon`](EventLoop::call_soon),
+//! [`call_later`](EventLoop::call_later), [`call_at`](EventLoop::call_at)), tasks
+//! ([`create_task`](EventLoop::create_task)) and any `Future`
+//! ([`run_until_complete`](EventLoop::run_until_complete), [`block_on`](EventLoop::block_on)),
+//! watches file descriptors ([`add_reader`](EventLoop::add_reader)), and offloads blocking work
+//! ([`run_in_executor`](EventLoop::run_in_executor)). It keeps asyncio's ordering rules exactly:
+//! one FIFO ready queue for callbacks and task steps, one batch per iteration, due timers behind
+//! callbacks that were ready first.
+//!
+//! ```
+//! use asyncio::EventLoop;
+//! use std::{cell::RefCell, rc::Rc};
+//!
+//! let event_loop = EventLoop::new()?;
+//! let log = Rc::new(RefCell::new(Vec::new()));
+//! let (a, b, c) = (log.clone(), log.clone(), log.clone());
+//! event_loop.call_later(0.0, move || a.borrow_mut().push("timer"))?;
+//! event_loop.call_soon(move || b.borrow_mut().push("soon"))?;
+//! let out = event_loop.run_until_complete(async move {
+//!     c.borrow_mut().push("task");
+//!     asyncio::sleep(0.01).await?;
+//!     Ok::<_, asyncio::Error>(7)
+//! })??;
+//! assert_eq!(out, 7);
+//! assert_eq!(*log.borrow(), ["soon", "task", "timer"]);
+//! event_loop.close()?;
+//! # Ok::<(), asyncio::Error>(())
+//! ```
+//!
+//! Other threads talk to a loop through its [`LoopHandle`]. Every misuse is an [`Error`] with a
+//! matchable [`ErrorKind`]; library code does not panic. The book in `book/` is the guide.
+
+pub mod error;
+pub mod events;
+pub mod executor;
+pub mod handles;
+mod runners;
+pub mod runtime;
+pub mod selector;
+pub mod task;
+
+pub use error::{Error, ErrorKind, Result};
+pub use events::{AbstractEventLoop, ExceptionContext, ExceptionHandler};
+pub use executor::{Executor, ThreadPoolExecutor};
+pub use handles::{Handle, ThreadsafeHandle, TimerHandle};
+pub use runners::{run, Runner, RunnerBuilder, THREAD_JOIN_TIMEOUT};
+pub use runtime::clock::{Clock, IntoDeadline, IntoDelay, MonotonicClock, VirtualClock};
+pub use runtime::core::{EventLoop, EventLoopBuilder, LoopHandle};
+pub use runtime::running::{get_running_loop, try_running_loop};
+pub use runtime::{ConcurrentFuture, ExecutorFuture};
+pub use selector::{Interest, PollingSelector, ReadyEvent, Selector, SelectorWaker};
+pub use task::{
+    all_tasks, current_task, gather, shield, sleep, timeout, wait, wait_for, Gather, LoopFuture,
+    ReturnWhen, Shield, Sleep, Task, TaskRef, Timeout,
+};

@@ -1,0 +1,231 @@
+//! `asyncio.run` and `asyncio.Runner`: create a loop, run a future, clean up.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::ExceptionContext;
+use crate::runtime::core::EventLoop;
+use crate::runtime::running::try_running_loop;
+
+/// How long [`Runner::close`] waits for the default executor's workers (asyncio's
+/// `THREAD_JOIN_TIMEOUT`).
+pub const THREAD_JOIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+type LoopFactory = Box<dyn FnOnce() -> Result<EventLoop>>;
+
+/// Runs `future` on a fresh event loop and closes the loop: asyncio's `run()`.
+///
+/// Tasks still pending when `future` finishes are cancelled and awaited, the default executor is
+/// shut down (waiting for its workers), and the loop is closed.
+///
+/// # Errors
+/// [`ErrorKind::AnotherLoopRunning`] ("asyncio.run() cannot be called from a running event
+/// loop"); the future's task error (cancelled, panicked); loop creation errors.
+///
+/// ```
+/// let answer = asyncio::run(async {
+///     asyncio::sleep(0.001).await.unwrap();
+///     42
+/// })?;
+/// assert_eq!(answer, 42);
+/// # Ok::<(), asyncio::Error>(())
+/// ```
+pub fn run<F: Future + 'static>(future: F) -> Result<F::Output> {
+    if try_running_loop().is_some() {
+        return Err(Error::new(
+            ErrorKind::AnotherLoopRunning,
+            "asyncio.run() cannot be called from a running event loop",
+        ));
+    }
+    let mut runner = Runner::new();
+    let out = runner.run(future);
+    let closed = runner.close();
+    let out = out?;
+    closed?;
+    Ok(out)
+}
+
+/// A reusable context for running several futures on one loop: asyncio's `Runner`.
+///
+/// ```
+/// use asyncio::{EventLoop, Runner};
+///
+/// let mut runner = Runner::builder()
+///     .debug(true)
+///     .loop_factory(EventLoop::new)
+///     .build();
+/// assert_eq!(runner.run(async { 1 })?, 1);
+/// assert_eq!(runner.run(async { 2 })?, 2);
+/// assert!(runner.get_loop()?.get_debug());
+/// runner.close()?;
+/// # Ok::<(), asyncio::Error>(())
+/// ```
+pub struct Runner {
+    factory: Option<LoopFactory>,
+    debug: Option<bool>,
+    event_loop: Option<EventLoop>,
+    closed: bool,
+}
+
+/// Configures a [`Runner`].
+#[derive(Default)]
+pub struct RunnerBuilder {
+    factory: Option<LoopFactory>,
+    debug: Option<bool>,
+}
+
+impl RunnerBuilder {
+    /// Sets the loop's debug mode (left as the loop has it when not called).
+    pub fn debug(mut self, debug: bool) -> Self {
+        self.debug = Some(debug);
+        self
+    }
+
+    /// Makes the loop with `factory` instead of [`new_event_loop`](crate::new_event_loop);
+    /// the policy's current loop is then left untouched.
+    pub fn loop_factory(mut self, factory: impl FnOnce() -> Result<EventLoop> + 'static) -> Self {
+        self.factory = Some(Box::new(factory));
+        self
+    }
+
+    /// The runner; its loop is created on first use.
+    pub fn build(self) -> Runner {
+        Runner {
+            factory: self.factory,
+            debug: self.debug,
+            event_loop: None,
+            closed: false,
+        }
+    }
+}
+
+impl Default for Runner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runner {
+    /// A runner with the default loop factory.
+    pub fn new() -> Self {
+        RunnerBuilder::default().build()
+    }
+
+    /// A builder for a runner with a loop factory or debug setting.
+    pub fn builder() -> RunnerBuilder {
+        RunnerBuilder::default()
+    }
+
+    fn lazy_init(&mut self) -> Result<EventLoop> {
+        if self.closed {
+            return Err(Error::new(ErrorKind::Closed, "Runner is closed"));
+        }
+        if let Some(l) = &self.event_loop {
+            return Ok(l.clone());
+        }
+        let event_loop = match self.factory.take() {
+            Some(f) => f()?,
+            None => EventLoop::new()?,
+        };
+        if let Some(d) = self.debug {
+            event_loop.set_debug(d);
+        }
+        self.event_loop = Some(event_loop.clone());
+        Ok(event_loop)
+    }
+
+    /// The runner's loop (created now if needed).
+    ///
+    /// # Errors
+    /// "Runner is closed" ([`ErrorKind::Closed`]); loop creation errors.
+    pub fn get_loop(&mut self) -> Result<EventLoop> {
+        self.lazy_init()
+    }
+
+    /// Runs `future` to completion on the runner's loop.
+    ///
+    /// # Errors
+    /// [`ErrorKind::AnotherLoopRunning`] ("Runner.run() cannot be called from a running event
+    /// loop"); [`ErrorKind::Closed`] after `close`; the task's error.
+    pub fn run<F: Future + 'static>(&mut self, future: F) -> Result<F::Output> {
+        if try_running_loop().is_some() {
+            return Err(Error::new(
+                ErrorKind::AnotherLoopRunning,
+                "Runner.run() cannot be called from a running event loop",
+            ));
+        }
+        let event_loop = self.lazy_init()?;
+        event_loop.run_until_complete(future)
+    }
+
+    /// Cancels the loop's remaining tasks and waits for them, shuts the default executor down
+    /// (waiting up to [`THREAD_JOIN_TIMEOUT`]), and closes the loop. Idempotent.
+    ///
+    /// # Errors
+    /// A failure to close the loop (for example when called from inside it).
+    pub fn close(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let Some(event_loop) = self.event_loop.take() else {
+            return Ok(());
+        };
+        if event_loop.is_closed() {
+            return Ok(());
+        }
+        let result = shutdown(&event_loop);
+        event_loop.close()?;
+        result
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Cancels every pending task, waits for them, then joins the default executor.
+fn shutdown(event_loop: &EventLoop) -> Result<()> {
+    let tasks = event_loop.all_tasks();
+    if !tasks.is_empty() {
+        for t in &tasks {
+            t.cancel();
+        }
+        let remaining = std::rc::Rc::new(std::cell::Cell::new(tasks.len()));
+        let all_done = event_loop.create_future::<()>();
+        for t in &tasks {
+            let remaining = remaining.clone();
+            let all_done = all_done.clone();
+            t.add_done_callback(move |_| {
+                remaining.set(remaining.get() - 1);
+                if remaining.get() == 0 {
+                    let _ = all_done.set_result(());
+                }
+            })?;
+        }
+        let _ = event_loop.run_until_complete(all_done);
+        for t in &tasks {
+            if let Some(e) = t.exception() {
+                if !e.is_cancelled() {
+                    let mut ctx =
+                        ExceptionContext::new("unhandled exception during asyncio.run() shutdown");
+                    ctx.exception = Some(e);
+                    ctx.task = Some(t.clone());
+                    event_loop.call_exception_handler(&ctx);
+                }
+            }
+        }
+    }
+    let lp = event_loop.clone();
+    match event_loop.run_until_complete(async move {
+        lp.shutdown_default_executor(Some(THREAD_JOIN_TIMEOUT))
+            .await
+    }) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) if e.kind() == ErrorKind::Timeout => Ok(()),
+        Ok(Err(e)) | Err(e) => Err(e),
+    }
+}

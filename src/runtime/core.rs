@@ -1,0 +1,607 @@
+//! [`EventLoop`], its builder, and its thread-safe side [`LoopHandle`].
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use concurrent_queue::ConcurrentQueue;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::{ExceptionContext, ExceptionHandler};
+use crate::executor::Executor;
+use crate::handles::TimerHandle;
+use crate::handles::{
+    Handle, HandleRun, OnceCell, ThreadsafeCell, ThreadsafeHandle, ThreadsafeRun,
+};
+use crate::runtime::clock::{Clock, IntoDeadline, IntoDelay, MonotonicClock};
+use crate::runtime::timers::Timers;
+use crate::selector::{PollingSelector, ReadyEvent, Selector, SelectorWaker};
+use crate::task::raw::{TaskHeader, TaskRun};
+
+static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One entry of the ready queue.
+pub(crate) enum Ready {
+    /// A callback (`call_soon`, a due timer, an fd watcher, a done callback).
+    Handle(Rc<dyn HandleRun>),
+    /// One step of a task.
+    Task(Arc<TaskHeader>),
+    /// A callback sent from another thread.
+    Remote(Arc<dyn ThreadsafeRun>),
+}
+
+/// Work sent to the loop from other threads.
+pub(crate) enum Remote {
+    Call(Arc<dyn ThreadsafeRun>),
+    Task(Arc<TaskHeader>),
+    Stop,
+}
+
+/// The part of a loop that other threads may touch.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    inbox: ConcurrentQueue<Remote>,
+    notified: AtomicBool,
+    waker: Arc<dyn SelectorWaker>,
+    pub(crate) running: AtomicBool,
+    pub(crate) closed: AtomicBool,
+}
+
+impl Shared {
+    /// Queues `item` and wakes the selector (once per batch). Fails once the loop is closed:
+    /// the queue is closed atomically with `close()`, so there is no check-then-act race.
+    pub(crate) fn push_remote(&self, item: Remote) -> std::result::Result<(), Remote> {
+        if let Err(e) = self.inbox.push(item) {
+            return Err(e.into_inner());
+        }
+        self.notify();
+        Ok(())
+    }
+
+    /// Wakes the selector, once per batch of remote work.
+    pub(crate) fn notify(&self) {
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            // A failed wake-up means the selector is gone: the loop is closing.
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// An fd's registered watchers.
+#[derive(Default)]
+pub(crate) struct FdWatch {
+    pub(crate) reader: Option<Rc<dyn HandleRun>>,
+    pub(crate) writer: Option<Rc<dyn HandleRun>>,
+}
+
+/// The loop's state, owned by the loop thread.
+pub(crate) struct Inner {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) ready: RefCell<VecDeque<Ready>>,
+    pub(crate) timers: RefCell<Timers>,
+    pub(crate) selector: RefCell<Box<dyn Selector>>,
+    pub(crate) events: RefCell<Vec<ReadyEvent>>,
+    pub(crate) fds: RefCell<HashMap<RawFd, FdWatch>>,
+    pub(crate) clock: Rc<dyn Clock>,
+    pub(crate) tasks: RefCell<slab::Slab<Rc<dyn TaskRun>>>,
+    pub(crate) current_task: RefCell<Option<Rc<dyn TaskRun>>>,
+    pub(crate) stopping: Cell<bool>,
+    pub(crate) running: Cell<bool>,
+    pub(crate) closed: Cell<bool>,
+    pub(crate) debug: Cell<bool>,
+    pub(crate) slow_callback_duration: Cell<Duration>,
+    pub(crate) exception_handler: RefCell<Option<ExceptionHandler>>,
+    pub(crate) default_executor: RefCell<Option<Arc<dyn Executor>>>,
+    pub(crate) executor_shutdown_called: Cell<bool>,
+    pub(crate) next_task_id: Cell<u64>,
+    pub(crate) iterations: Cell<u64>,
+}
+
+impl Inner {
+    pub(crate) fn timer_cancelled(&self) {
+        if let Ok(mut t) = self.timers.try_borrow_mut() {
+            t.note_cancelled();
+        }
+    }
+
+    pub(crate) fn push_ready(&self, item: Ready) {
+        self.ready.borrow_mut().push_back(item);
+    }
+
+    /// Drains the cross-thread inbox into the ready queue.
+    pub(crate) fn drain_inbox(&self) {
+        self.shared.notified.store(false, Ordering::SeqCst);
+        if self.shared.inbox.is_empty() {
+            return;
+        }
+        let mut ready = self.ready.borrow_mut();
+        while let Ok(item) = self.shared.inbox.pop() {
+            match item {
+                Remote::Call(c) => ready.push_back(Ready::Remote(c)),
+                Remote::Task(t) => ready.push_back(Ready::Task(t)),
+                // Requested while not running, it makes the next run a pre-stopped one.
+                Remote::Stop => self.stopping.set(true),
+            }
+        }
+    }
+
+    /// Releases everything the loop holds: queues, timers, fds, tasks. Runs on `close()` and on
+    /// drop; user `Drop` code may run, so no borrow is held while dropping.
+    pub(crate) fn release_all(&self) {
+        self.shared.inbox.close();
+        let mut remote = Vec::new();
+        while let Ok(item) = self.shared.inbox.pop() {
+            remote.push(item);
+        }
+        drop(remote);
+        let ready = std::mem::take(&mut *self.ready.borrow_mut());
+        drop(ready);
+        let timers = self.timers.borrow_mut().take_all();
+        drop(timers);
+        let fds = std::mem::take(&mut *self.fds.borrow_mut());
+        if let Ok(mut sel) = self.selector.try_borrow_mut() {
+            for fd in fds.keys() {
+                let _ = sel.deregister(*fd);
+            }
+        }
+        drop(fds);
+        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+        for (_, task) in tasks {
+            task.destroy();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.release_all();
+        if let Some(ex) = self.default_executor.get_mut().take() {
+            ex.shutdown(false);
+        }
+    }
+}
+
+/// An asyncio event loop: a single-threaded `Future` executor with asyncio's scheduling contract.
+///
+/// One FIFO ready queue is shared by callbacks and task steps; a timer heap and an I/O selector
+/// feed it. Each iteration runs exactly the callbacks that were ready when it started (work they
+/// schedule runs in the next iteration), and due timers queue behind callbacks that were already
+/// ready. See the book's "The event loop" chapter and `spec/asyncio-semantics.md` R1-R32.
+///
+/// `EventLoop` is cheap to clone (all clones are the same loop) and `!Send`: it lives on the
+/// thread that made it, so closures and futures handed to it need not be `Send`. Other threads
+/// use its [`LoopHandle`].
+///
+/// A loop holds the tasks it runs, and tasks often hold a clone of their loop: call
+/// [`close`](EventLoop::close) (or use [`run`](crate::run) / [`Runner`](crate::Runner), which
+/// do) to release them, as asyncio warns about unclosed loops.
+///
+/// ```
+/// use asyncio::EventLoop;
+///
+/// let event_loop = EventLoop::new()?;
+/// let lp = event_loop.clone();
+/// event_loop.call_soon(move || {
+///     println!("Hello World");
+///     lp.stop();
+/// })?;
+/// event_loop.run_forever()?;
+/// event_loop.close()?;
+/// # Ok::<(), asyncio::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct EventLoop {
+    pub(crate) inner: Rc<Inner>,
+}
+
+/// Builds an [`EventLoop`] with pluggable parts: selector, clock, default executor, debug mode.
+///
+/// ```
+/// use asyncio::{EventLoop, VirtualClock};
+/// use std::rc::Rc;
+///
+/// let event_loop = EventLoop::builder()
+///     .clock(Rc::new(VirtualClock::new()))
+///     .debug(true)
+///     .build()?;
+/// assert!(event_loop.get_debug());
+/// # Ok::<(), asyncio::Error>(())
+/// ```
+#[derive(Default)]
+pub struct EventLoopBuilder {
+    selector: Option<Box<dyn Selector>>,
+    clock: Option<Rc<dyn Clock>>,
+    executor: Option<Arc<dyn Executor>>,
+    debug: Option<bool>,
+    slow_callback_duration: Option<Duration>,
+}
+
+impl EventLoopBuilder {
+    /// Uses `selector` for I/O readiness instead of the default [`PollingSelector`].
+    pub fn selector(mut self, selector: Box<dyn Selector>) -> Self {
+        self.selector = Some(selector);
+        self
+    }
+
+    /// Uses `clock` for [`EventLoop::time`] and timers (a [`VirtualClock`](crate::VirtualClock)
+    /// for deterministic tests).
+    pub fn clock(mut self, clock: Rc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Uses `executor` as the default executor for [`EventLoop::run_in_executor`] instead of a
+    /// lazily created [`ThreadPoolExecutor`](crate::ThreadPoolExecutor).
+    pub fn default_executor(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// Sets debug mode (default: on when the `PYTHONASYNCIODEBUG` or `ASYNCIO_DEBUG` environment
+    /// variable is non-empty, as asyncio does).
+    pub fn debug(mut self, debug: bool) -> Self {
+        self.debug = Some(debug);
+        self
+    }
+
+    /// Sets the debug-mode threshold above which a callback is logged as slow (default 100 ms).
+    pub fn slow_callback_duration(mut self, d: Duration) -> Self {
+        self.slow_callback_duration = Some(d);
+        self
+    }
+
+    /// Creates the loop.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] if the default selector cannot be created (for example when out of file
+    /// descriptors).
+    pub fn build(self) -> Result<EventLoop> {
+        let selector: Box<dyn Selector> = match self.selector {
+            Some(s) => s,
+            None => Box::new(PollingSelector::new()?),
+        };
+        let shared = Arc::new(Shared {
+            id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
+            inbox: ConcurrentQueue::unbounded(),
+            notified: AtomicBool::new(false),
+            waker: selector.waker(),
+            running: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
+        let debug = self.debug.unwrap_or_else(debug_from_env);
+        Ok(EventLoop {
+            inner: Rc::new(Inner {
+                shared,
+                ready: RefCell::new(VecDeque::new()),
+                timers: RefCell::new(Timers::default()),
+                selector: RefCell::new(selector),
+                events: RefCell::new(Vec::new()),
+                fds: RefCell::new(HashMap::new()),
+                clock: self.clock.unwrap_or_else(|| Rc::new(MonotonicClock::new())),
+                tasks: RefCell::new(slab::Slab::new()),
+                current_task: RefCell::new(None),
+                stopping: Cell::new(false),
+                running: Cell::new(false),
+                closed: Cell::new(false),
+                debug: Cell::new(debug),
+                slow_callback_duration: Cell::new(
+                    self.slow_callback_duration
+                        .unwrap_or(Duration::from_millis(100)),
+                ),
+                exception_handler: RefCell::new(None),
+                default_executor: RefCell::new(self.executor),
+                executor_shutdown_called: Cell::new(false),
+                next_task_id: Cell::new(1),
+                iterations: Cell::new(0),
+            }),
+        })
+    }
+}
+
+fn debug_from_env() -> bool {
+    ["PYTHONASYNCIODEBUG", "ASYNCIO_DEBUG"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+}
+
+impl EventLoop {
+    /// Creates a loop with the default selector and clock.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] if the OS poller cannot be created.
+    pub fn new() -> Result<EventLoop> {
+        EventLoopBuilder::default().build()
+    }
+
+    /// A builder for a loop with custom parts.
+    pub fn builder() -> EventLoopBuilder {
+        EventLoopBuilder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Rc<Inner>) -> Self {
+        EventLoop { inner }
+    }
+
+    /// The thread-safe handle of this loop, for other threads.
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle {
+            shared: self.inner.shared.clone(),
+        }
+    }
+
+    /// A number that identifies this loop among all loops of the process.
+    pub fn id(&self) -> u64 {
+        self.inner.shared.id
+    }
+
+    /// Whether two `EventLoop` values are the same loop.
+    pub fn ptr_eq(&self, other: &EventLoop) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn check_closed(&self) -> Result<()> {
+        if self.inner.closed.get() {
+            Err(Error::closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The loop's current time in seconds, from its [`Clock`] (monotonic; works on a closed
+    /// loop).
+    pub fn time(&self) -> f64 {
+        self.inner.clock.now()
+    }
+
+    /// Schedules `callback` to run on the next iteration, after the callbacks already queued
+    /// (FIFO).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`] on a closed loop.
+    pub fn call_soon<F: FnOnce() + 'static>(&self, callback: F) -> Result<Handle> {
+        self.check_closed()?;
+        let cell = OnceCell::new_rc(callback);
+        self.inner.push_ready(Ready::Handle(cell.clone()));
+        Ok(Handle::new(cell))
+    }
+
+    /// Schedules `callback` to run `delay` from now: `f64` seconds or a `Duration`. A negative
+    /// delay means now (ordered by deadline); `f64::INFINITY` means never.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for a NaN delay; [`ErrorKind::Closed`] on a closed loop.
+    pub fn call_later<D: IntoDelay, F: FnOnce() + 'static>(
+        &self,
+        delay: D,
+        callback: F,
+    ) -> Result<TimerHandle> {
+        let delay = delay.into_delay()?;
+        self.check_closed()?;
+        let when = self.time() + delay;
+        Ok(self.schedule_at(when, callback))
+    }
+
+    /// Schedules `callback` at `when`: loop time (`f64`, see [`time`](EventLoop::time)) or an
+    /// `Instant`. Timers with equal deadlines run in the order they were scheduled.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for NaN; [`ErrorKind::Closed`] on a closed loop.
+    pub fn call_at<W: IntoDeadline, F: FnOnce() + 'static>(
+        &self,
+        when: W,
+        callback: F,
+    ) -> Result<TimerHandle> {
+        let when = when.into_deadline(&*self.inner.clock)?;
+        self.check_closed()?;
+        Ok(self.schedule_at(when, callback))
+    }
+
+    fn schedule_at<F: FnOnce() + 'static>(&self, when: f64, callback: F) -> TimerHandle {
+        let cell = OnceCell::new_rc(callback);
+        self.inner.timers.borrow_mut().push(when, cell.clone());
+        TimerHandle::new(Handle::new(cell), when, Rc::downgrade(&self.inner))
+    }
+
+    /// Schedules `callback` from any thread; same as [`LoopHandle::call_soon_threadsafe`]. From
+    /// the loop thread it shares the FIFO queue with [`call_soon`](EventLoop::call_soon).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`] on a closed loop.
+    pub fn call_soon_threadsafe<F: FnOnce() + Send + 'static>(
+        &self,
+        callback: F,
+    ) -> Result<ThreadsafeHandle> {
+        self.check_closed()?;
+        let cell = ThreadsafeCell::new_arc(callback);
+        self.inner.push_ready(Ready::Remote(cell.clone()));
+        Ok(ThreadsafeHandle { cell })
+    }
+
+    /// Asks the loop to stop: [`run_forever`](EventLoop::run_forever) returns after the current
+    /// iteration (callbacks already ready still run; callbacks they schedule wait for the next
+    /// run). Called before `run_forever`, the next run does exactly one iteration. Works on a
+    /// closed loop (a no-op).
+    pub fn stop(&self) {
+        self.inner.stopping.set(true);
+    }
+
+    /// Whether the loop is running.
+    pub fn is_running(&self) -> bool {
+        self.inner.running.get()
+    }
+
+    /// Whether [`close`](EventLoop::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    /// Closes the loop: drops every queued callback, timer, fd watcher and pending task (their
+    /// `Drop` runs, which plays `finally`), and shuts the default executor down without waiting.
+    /// Idempotent and irreversible.
+    ///
+    /// # Errors
+    /// [`ErrorKind::AlreadyRunning`] ("Cannot close a running event loop") while running.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.running.get() {
+            return Err(Error::new(
+                ErrorKind::AlreadyRunning,
+                "Cannot close a running event loop",
+            ));
+        }
+        if self.inner.closed.replace(true) {
+            return Ok(());
+        }
+        self.inner.shared.closed.store(true, Ordering::Release);
+        self.inner.stopping.set(false);
+        self.inner.executor_shutdown_called.set(true);
+        let pending: Vec<_> = self
+            .inner
+            .tasks
+            .borrow()
+            .iter()
+            .map(|(_, t)| t.clone())
+            .collect();
+        for task in &pending {
+            let mut ctx = ExceptionContext::new("Task was destroyed but it is pending!");
+            ctx.task = Some(crate::task::TaskRef::from_raw(task.clone()));
+            self.call_exception_handler(&ctx);
+        }
+        drop(pending);
+        self.inner.release_all();
+        let executor = self.inner.default_executor.borrow_mut().take();
+        if let Some(ex) = executor {
+            ex.shutdown(false);
+        }
+        Ok(())
+    }
+
+    /// Turns debug mode on or off: slow callbacks (over
+    /// [`slow_callback_duration`](EventLoop::slow_callback_duration)) are logged.
+    pub fn set_debug(&self, enabled: bool) {
+        self.inner.debug.set(enabled);
+    }
+
+    /// Whether debug mode is on.
+    pub fn get_debug(&self) -> bool {
+        self.inner.debug.get()
+    }
+
+    /// The debug-mode slow-callback threshold (default 100 ms).
+    pub fn slow_callback_duration(&self) -> Duration {
+        self.inner.slow_callback_duration.get()
+    }
+
+    /// Sets the debug-mode slow-callback threshold.
+    pub fn set_slow_callback_duration(&self, d: Duration) {
+        self.inner.slow_callback_duration.set(d);
+    }
+
+    /// Diagnostics: the number of entries in the timer heap, cancelled ones included (cancelled
+    /// timers are dropped lazily).
+    pub fn timer_heap_len(&self) -> usize {
+        self.inner.timers.borrow().len()
+    }
+
+    /// Diagnostics: how many heap entries are known to be cancelled.
+    pub fn cancelled_timer_count(&self) -> usize {
+        self.inner.timers.borrow().cancelled_count()
+    }
+
+    /// The number of iterations run so far (for tests and diagnostics).
+    pub fn iteration_count(&self) -> u64 {
+        self.inner.iterations.get()
+    }
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("id", &self.id())
+            .field("running", &self.is_running())
+            .field("closed", &self.is_closed())
+            .field("debug", &self.get_debug())
+            .finish()
+    }
+}
+
+/// The thread-safe side of an [`EventLoop`]: `Send + Sync + Clone`.
+///
+/// It offers only what asyncio allows from other threads: `call_soon_threadsafe`, `stop`,
+/// `is_running`, `is_closed`, and `run_coroutine_threadsafe`.
+///
+/// ```
+/// use asyncio::EventLoop;
+///
+/// let (handle, thread) = EventLoop::spawn_thread()?;
+/// let answer = handle.run_coroutine_threadsafe(async { 6 * 7 })?.result(None)?;
+/// assert_eq!(answer, 42);
+/// handle.stop();
+/// thread.join().unwrap()?;
+/// # Ok::<(), asyncio::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct LoopHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl LoopHandle {
+    /// Schedules `callback` on the loop from any thread and wakes the loop.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`] once the loop is closed. The check is atomic with `close()`: a call
+    /// that returns `Ok` before `close()` begins runs on the loop, unless close drops it with
+    /// the rest of the queue.
+    pub fn call_soon_threadsafe<F: FnOnce() + Send + 'static>(
+        &self,
+        callback: F,
+    ) -> Result<ThreadsafeHandle> {
+        let cell = ThreadsafeCell::new_arc(callback);
+        self.shared
+            .push_remote(Remote::Call(cell.clone()))
+            .map_err(|_| Error::closed())?;
+        Ok(ThreadsafeHandle { cell })
+    }
+
+    /// Asks the loop to stop after its current iteration, and wakes it. Unlike CPython's
+    /// `loop.stop()` from a foreign thread, the loop does not sleep through the request. A no-op
+    /// on a closed loop.
+    pub fn stop(&self) {
+        let _ = self.shared.push_remote(Remote::Stop);
+    }
+
+    /// Whether the loop is running.
+    pub fn is_running(&self) -> bool {
+        self.shared.running.load(Ordering::Acquire)
+    }
+
+    /// Whether the loop is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// The [`EventLoop::id`] of the loop.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// Whether `event_loop` is the loop this handle refers to.
+    pub fn is_handle_of(&self, event_loop: &EventLoop) -> bool {
+        Arc::ptr_eq(&self.shared, &event_loop.inner.shared)
+    }
+}
+
+impl fmt::Debug for LoopHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopHandle")
+            .field("id", &self.id())
+            .field("running", &self.is_running())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}

@@ -1,0 +1,291 @@
+//! One iteration of the loop (asyncio's `_run_once`) and the ways to run it: `run_forever`,
+//! `run_until_complete`, `block_on`.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::ExceptionContext;
+use crate::handles::Handle;
+use crate::runtime::clock::secs_to_timeout;
+use crate::runtime::core::{EventLoop, Ready, Shared};
+use crate::runtime::running::{with_running, RunGuard};
+
+/// Wakes the future driven by `block_on`.
+struct MainWaker {
+    woken: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            // On the loop thread the flag is seen before the next poll; from elsewhere the
+            // selector may be asleep and must be woken.
+            let here = with_running(|i| Arc::ptr_eq(&i.shared, &self.shared)).unwrap_or(false);
+            if !here {
+                self.shared.notify();
+            }
+        }
+    }
+}
+
+impl EventLoop {
+    /// Runs one iteration: inbox, poll, due timers, then exactly the callbacks ready now.
+    pub(crate) fn run_once(&self, extra_ready: bool) {
+        let inner = &*self.inner;
+        inner.iterations.set(inner.iterations.get() + 1);
+        // 1. Work from other threads.
+        inner.drain_inbox();
+
+        // 2. How long may we wait?
+        let nothing_ready =
+            inner.ready.borrow().is_empty() && !extra_ready && !inner.stopping.get();
+        let deadline = inner.timers.borrow_mut().next_deadline();
+        let timeout: Option<Duration> = if !nothing_ready {
+            Some(Duration::ZERO)
+        } else {
+            match deadline {
+                Some(when) if when.is_finite() => {
+                    let secs = when - inner.clock.now();
+                    if secs > 0.0 && inner.clock.advance_to(when) {
+                        // Virtual time: jump to the timer instead of sleeping, but still look at
+                        // I/O and the inbox without blocking.
+                        Some(Duration::ZERO)
+                    } else {
+                        Some(secs_to_timeout(secs))
+                    }
+                }
+                _ => None,
+            }
+        };
+
+        // 3. Poll. Skipped when it cannot find anything: nothing registered and no wait.
+        let has_fds = !inner.fds.borrow().is_empty();
+        if has_fds || timeout != Some(Duration::ZERO) {
+            self.poll(timeout);
+            inner.drain_inbox();
+        }
+
+        // 4. Due timers go behind what is already ready.
+        let end = inner.clock.now() + inner.clock.resolution();
+        {
+            let mut timers = inner.timers.borrow_mut();
+            let mut ready = inner.ready.borrow_mut();
+            timers.pop_due(end, |cell| ready.push_back(Ready::Handle(cell)));
+        }
+
+        // 5. Run exactly what is ready now; what it schedules waits for the next iteration.
+        let ntodo = inner.ready.borrow().len();
+        for _ in 0..ntodo {
+            let item = inner.ready.borrow_mut().pop_front();
+            match item {
+                Some(item) => self.run_ready(item),
+                None => break,
+            }
+        }
+    }
+
+    fn poll(&self, timeout: Option<Duration>) {
+        let inner = &*self.inner;
+        let mut events = std::mem::take(&mut *inner.events.borrow_mut());
+        events.clear();
+        let result = match inner.selector.try_borrow_mut() {
+            Ok(mut sel) => sel.select(&mut events, timeout),
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = result {
+            let mut ctx = ExceptionContext::new("Selector failed");
+            ctx.exception = Some(e.into());
+            self.call_exception_handler(&ctx);
+        }
+        {
+            let fds = inner.fds.borrow();
+            let mut ready = inner.ready.borrow_mut();
+            for ev in &events {
+                if let Some(w) = fds.get(&ev.fd) {
+                    if ev.readable {
+                        if let Some(r) = &w.reader {
+                            if !r.is_cancelled() {
+                                ready.push_back(Ready::Handle(r.clone()));
+                            }
+                        }
+                    }
+                    if ev.writable {
+                        if let Some(wr) = &w.writer {
+                            if !wr.is_cancelled() {
+                                ready.push_back(Ready::Handle(wr.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        *inner.events.borrow_mut() = events;
+    }
+
+    fn run_ready(&self, item: Ready) {
+        match item {
+            Ready::Handle(cell) => {
+                if cell.is_cancelled() {
+                    return;
+                }
+                let debug_start = self.inner.debug.get().then(Instant::now);
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cell.run())) {
+                    let mut ctx =
+                        ExceptionContext::new(format!("Exception in callback {}", cell.name()));
+                    ctx.exception = Some(Error::from_panic(&*payload));
+                    ctx.handle = Some(Handle::new(cell.clone()));
+                    self.call_exception_handler(&ctx);
+                }
+                if let Some(start) = debug_start {
+                    self.check_slow(start, cell.name());
+                }
+            }
+            Ready::Remote(cell) => {
+                if cell.is_cancelled() {
+                    return;
+                }
+                let debug_start = self.inner.debug.get().then(Instant::now);
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cell.run())) {
+                    let mut ctx =
+                        ExceptionContext::new(format!("Exception in callback {}", cell.name()));
+                    ctx.exception = Some(Error::from_panic(&*payload));
+                    self.call_exception_handler(&ctx);
+                }
+                if let Some(start) = debug_start {
+                    self.check_slow(start, cell.name());
+                }
+            }
+            Ready::Task(header) => {
+                let debug_start = self.inner.debug.get().then(Instant::now);
+                let name = crate::task::raw::run_task(self, header);
+                if let (Some(start), Some(name)) = (debug_start, name) {
+                    self.check_slow(start, &name);
+                }
+            }
+        }
+    }
+
+    fn check_slow(&self, start: Instant, what: &str) {
+        let took = start.elapsed();
+        if took >= self.inner.slow_callback_duration.get() {
+            crate::events::log_warning(&format!(
+                "Executing {} took {:.3} seconds",
+                what,
+                took.as_secs_f64()
+            ));
+        }
+    }
+
+    /// Runs the loop until [`stop`](EventLoop::stop) is called.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`], [`ErrorKind::AlreadyRunning`] ("This event loop is already
+    /// running"), [`ErrorKind::AnotherLoopRunning`] when another loop runs on this thread.
+    pub fn run_forever(&self) -> Result<()> {
+        let _guard = RunGuard::enter(self)?;
+        loop {
+            self.run_once(false);
+            if self.inner.stopping.get() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `future` as a task until it completes and returns its output.
+    ///
+    /// As in asyncio, the loop stops one iteration after the task finishes (its done callback
+    /// stops the loop), so callbacks the task scheduled just before finishing still run.
+    ///
+    /// # Errors
+    /// The run errors of [`run_forever`](EventLoop::run_forever);
+    /// [`ErrorKind::StoppedBeforeComplete`] ("Event loop stopped before Future completed.") if
+    /// the loop was stopped first (the task stays scheduled, and the loop is reusable);
+    /// [`ErrorKind::Cancelled`] or [`ErrorKind::Panicked`] if the task was cancelled or panicked.
+    ///
+    /// ```
+    /// let event_loop = asyncio::EventLoop::new()?;
+    /// assert_eq!(event_loop.run_until_complete(async { 1 + 1 })?, 2);
+    /// # Ok::<(), asyncio::Error>(())
+    /// ```
+    pub fn run_until_complete<F: Future + 'static>(&self, future: F) -> Result<F::Output> {
+        // Same checks as run_forever, before the task exists (CPython's order).
+        drop(RunGuard::enter(self)?);
+        let task = self.create_task(future)?;
+        let active = Rc::new(Cell::new(true));
+        let flag = active.clone();
+        let lp = self.clone();
+        task.add_done_callback(move |_| {
+            if flag.get() {
+                lp.stop();
+            }
+        })?;
+        let result = self.run_forever();
+        active.set(false);
+        result?;
+        if !task.done() {
+            return Err(Error::new(
+                ErrorKind::StoppedBeforeComplete,
+                "Event loop stopped before Future completed.",
+            ));
+        }
+        task.take_result()
+    }
+
+    /// Runs the loop until `future` (which may borrow from the caller) completes, polling it
+    /// directly rather than as a task, like tokio's and smol's `block_on`.
+    ///
+    /// # Errors
+    /// The run errors of [`run_forever`](EventLoop::run_forever);
+    /// [`ErrorKind::StoppedBeforeComplete`] if [`stop`](EventLoop::stop) is called before the
+    /// future completes.
+    ///
+    /// ```
+    /// let event_loop = asyncio::EventLoop::new()?;
+    /// let mut total = 0;
+    /// event_loop.block_on(async {
+    ///     asyncio::sleep(0.0).await.unwrap();
+    ///     total += 5;
+    /// })?;
+    /// assert_eq!(total, 5);
+    /// # Ok::<(), asyncio::Error>(())
+    /// ```
+    pub fn block_on<F: Future>(&self, future: F) -> Result<F::Output> {
+        let _guard = RunGuard::enter(self)?;
+        let mut future = pin!(future);
+        let main = Arc::new(MainWaker {
+            woken: AtomicBool::new(true),
+            shared: self.inner.shared.clone(),
+        });
+        let waker = Waker::from(main.clone());
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if main.woken.swap(false, Ordering::AcqRel) {
+                match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+                    Ok(Poll::Ready(v)) => return Ok(v),
+                    Ok(Poll::Pending) => {}
+                    Err(payload) => return Err(Error::from_panic(&*payload)),
+                }
+            }
+            if self.inner.stopping.get() {
+                return Err(Error::new(
+                    ErrorKind::StoppedBeforeComplete,
+                    "Event loop stopped before Future completed.",
+                ));
+            }
+            self.run_once(main.woken.load(Ordering::Acquire));
+        }
+    }
+}

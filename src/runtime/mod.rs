@@ -1,0 +1,14 @@
+//! The event loop itself: [`EventLoop`](core::EventLoop), its iteration, timers, clock, fd
+//! watchers, executor offloading and cross-thread entry points.
+
+pub mod clock;
+pub(crate) mod core;
+mod fds;
+mod iteration;
+mod offload;
+pub(crate) mod running;
+mod threads;
+pub(crate) mod timers;
+
+pub use offload::ExecutorFuture;
+pub use threads::ConcurrentFuture;

@@ -1,0 +1,157 @@
+//! The default selector, on the `polling` crate (epoll on Linux, kqueue on the BSDs and macOS).
+
+use std::io;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use polling::{Event, Events, PollMode, Poller};
+
+use super::{Interest, ReadyEvent, Selector, SelectorWaker};
+
+/// The default [`Selector`]: a `polling::Poller` in level-triggered mode.
+///
+/// Level mode (not `polling`'s default one-shot mode) saves one `epoll_ctl` per event.
+pub struct PollingSelector {
+    poller: Arc<Poller>,
+    events: Events,
+}
+
+impl PollingSelector {
+    /// Creates the OS poller.
+    ///
+    /// # Errors
+    /// The OS error if no poller can be created (for example when out of file descriptors).
+    pub fn new() -> io::Result<Self> {
+        Ok(PollingSelector {
+            poller: Arc::new(Poller::new()?),
+            events: Events::new(),
+        })
+    }
+}
+
+fn event(fd: RawFd, interest: Interest) -> Event {
+    // The key is the descriptor itself: the loop keeps at most one registration per fd.
+    let key = fd as usize;
+    match (interest.readable, interest.writable) {
+        (true, true) => Event::all(key),
+        (true, false) => Event::readable(key),
+        (false, true) => Event::writable(key),
+        (false, false) => Event::none(key),
+    }
+}
+
+fn borrow(fd: RawFd) -> io::Result<BorrowedFd<'static>> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: `BorrowedFd` only requires that `fd` is not -1 (checked above) and that it stays
+    // open while borrowed. The borrow lives only for the duration of one `modify`/`delete` call
+    // on the poller, which never closes it; if the caller already closed the descriptor the
+    // kernel reports EBADF/ENOENT, which is returned as an error.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+impl Selector for PollingSelector {
+    fn register(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        // SAFETY: `Poller::add` requires that the source is deleted from the poller before it is
+        // closed. The event loop deregisters every descriptor on `remove_reader`/`remove_writer`
+        // and on `close()`; a descriptor the caller closes while still registered is removed
+        // from the epoll set by the kernel, and polling tolerates stale keys (we map events back
+        // through the loop's fd table and ignore unknown ones).
+        unsafe {
+            self.poller
+                .add_with_mode(fd, event(fd, interest), PollMode::Level)
+        }
+    }
+
+    fn modify(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        self.poller
+            .modify_with_mode(borrow(fd)?, event(fd, interest), PollMode::Level)
+    }
+
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+        self.poller.delete(borrow(fd)?)
+    }
+
+    fn select(&mut self, out: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
+        self.events.clear();
+        match self.poller.wait(&mut self.events, timeout) {
+            Ok(_) => {}
+            // A signal arrived: return so the loop can run its handlers.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        out.extend(self.events.iter().map(|ev| ReadyEvent {
+            fd: ev.key as RawFd,
+            readable: ev.readable,
+            writable: ev.writable,
+        }));
+        Ok(())
+    }
+
+    fn waker(&self) -> Arc<dyn SelectorWaker> {
+        Arc::new(PollerWaker(self.poller.clone()))
+    }
+}
+
+struct PollerWaker(Arc<Poller>);
+
+impl SelectorWaker for PollerWaker {
+    fn wake(&self) -> io::Result<()> {
+        self.0.notify()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn reports_readiness_level_triggered() {
+        let mut sel = PollingSelector::new().unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        sel.register(fd, Interest::READABLE).unwrap();
+        let mut evs = Vec::new();
+        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
+        assert!(evs.is_empty());
+        b.write_all(b"x").unwrap();
+        for _ in 0..2 {
+            evs.clear();
+            sel.select(&mut evs, Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(
+                evs,
+                vec![ReadyEvent {
+                    fd,
+                    readable: true,
+                    writable: false
+                }]
+            );
+        }
+        sel.modify(fd, Interest::NONE).unwrap();
+        evs.clear();
+        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
+        assert!(evs.is_empty());
+        sel.deregister(fd).unwrap();
+        assert!(sel.deregister(fd).is_err());
+        assert!(sel.register(-1, Interest::READABLE).is_err());
+    }
+
+    #[test]
+    fn waker_interrupts_a_blocking_select() {
+        let mut sel = PollingSelector::new().unwrap();
+        let w = sel.waker();
+        let t = std::thread::spawn(move || w.wake().unwrap());
+        let mut evs = Vec::new();
+        sel.select(&mut evs, None).unwrap();
+        t.join().unwrap();
+        assert!(evs.is_empty());
+    }
+}

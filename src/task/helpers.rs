@@ -1,0 +1,380 @@
+//! asyncio's coroutine helpers: `sleep`, `wait_for`, `timeout`, `gather`, `shield`, `wait`.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::handles::TimerHandle;
+use crate::runtime::clock::IntoDelay;
+use crate::runtime::running::get_running_loop;
+use crate::task::Task;
+
+struct SleepState {
+    fired: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// The future returned by [`sleep`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    delay: Result<f64>,
+    yielded: bool,
+    armed: Option<(Rc<SleepState>, TimerHandle)>,
+}
+
+/// Sleeps `delay` (`f64` seconds or a `Duration`) on the running loop. `sleep(0.0)` yields once,
+/// letting every other ready callback and task run (asyncio's `sleep(0)`).
+///
+/// # Errors
+/// The awaited result is [`ErrorKind::NoRunningLoop`] outside a running loop and
+/// [`ErrorKind::InvalidArgument`] for a NaN delay.
+///
+/// # Cancel safety
+/// Dropping the future cancels its timer; nothing else is lost.
+///
+/// ```
+/// let event_loop = asyncio::EventLoop::new()?;
+/// event_loop.run_until_complete(async {
+///     asyncio::sleep(0.001).await.unwrap();
+///     asyncio::sleep(std::time::Duration::from_millis(1)).await.unwrap();
+/// })?;
+/// # Ok::<(), asyncio::Error>(())
+/// ```
+pub fn sleep<D: IntoDelay>(delay: D) -> Sleep {
+    Sleep {
+        delay: delay.into_delay(),
+        yielded: false,
+        armed: None,
+    }
+}
+
+impl Future for Sleep {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let delay = match &self.delay {
+            Ok(d) => *d,
+            Err(e) => return Poll::Ready(Err(e.clone())),
+        };
+        if let Some((state, _)) = &self.armed {
+            if state.fired.get() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut w = state.waker.borrow_mut();
+            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *w = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        if delay <= 0.0 {
+            if self.yielded {
+                return Poll::Ready(Ok(()));
+            }
+            if let Err(e) = get_running_loop() {
+                return Poll::Ready(Err(e));
+            }
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let lp = match get_running_loop() {
+            Ok(lp) => lp,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let state = Rc::new(SleepState {
+            fired: Cell::new(false),
+            waker: RefCell::new(Some(cx.waker().clone())),
+        });
+        let st = state.clone();
+        let timer = lp.call_later(delay, move || {
+            st.fired.set(true);
+            if let Some(w) = st.waker.borrow_mut().take() {
+                w.wake();
+            }
+        });
+        match timer {
+            Ok(t) => {
+                self.armed = Some((state, t));
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some((state, timer)) = &self.armed {
+            if !state.fired.get() {
+                timer.cancel();
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future returned by [`timeout`] and [`wait_for`].
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Timeout<F> {
+        #[pin]
+        future: F,
+        sleep: Option<Sleep>,
+        immediate: bool,
+    }
+}
+
+/// Runs `future` with a time limit of `delay`: its output, or [`ErrorKind::Timeout`] once the
+/// delay passes (the future is then dropped, which cancels it). A delay of zero or less gives
+/// the future exactly one poll; `f64::INFINITY` means no limit.
+///
+/// # Errors
+/// [`ErrorKind::Timeout`]; [`ErrorKind::InvalidArgument`] for NaN;
+/// [`ErrorKind::NoRunningLoop`] outside a running loop.
+///
+/// # Cancel safety
+/// Dropping the `Timeout` drops `future`; whatever `future` guarantees applies.
+///
+/// ```
+/// use asyncio::ErrorKind;
+/// let event_loop = asyncio::EventLoop::new()?;
+/// let r = event_loop.run_until_complete(asyncio::timeout(0.01, asyncio::sleep(60.0)))?;
+/// assert_eq!(r.unwrap_err().kind(), ErrorKind::Timeout);
+/// # Ok::<(), asyncio::Error>(())
+/// ```
+pub fn timeout<D: IntoDelay, F: Future>(delay: D, future: F) -> Timeout<F> {
+    let delay = delay.into_delay();
+    let immediate = matches!(delay, Ok(d) if d <= 0.0);
+    let sleep = match delay {
+        Ok(d) if d.is_infinite() && d > 0.0 => None,
+        other => Some(Sleep {
+            delay: other,
+            yielded: false,
+            armed: None,
+        }),
+    };
+    Timeout {
+        future,
+        sleep,
+        immediate,
+    }
+}
+
+/// asyncio's `wait_for(aw, timeout)`: [`timeout`] with Python's argument order.
+///
+/// # Errors
+/// As [`timeout`].
+///
+/// # Cancel safety
+/// As [`timeout`].
+pub fn wait_for<F: Future, D: IntoDelay>(future: F, delay: D) -> Timeout<F> {
+    timeout(delay, future)
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(Sleep { delay: Err(e), .. }) = this.sleep {
+            return Poll::Ready(Err(e.clone()));
+        }
+        if let Poll::Ready(v) = this.future.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if *this.immediate {
+            return Poll::Ready(Err(Error::from_kind(ErrorKind::Timeout)));
+        }
+        match this.sleep {
+            Some(s) => match Pin::new(s).poll(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Err(Error::from_kind(ErrorKind::Timeout))),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// The future returned by [`gather`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Gather<T> {
+    tasks: Result<Vec<Option<Task<T>>>>,
+    results: Vec<Option<T>>,
+}
+
+/// Runs `futures` concurrently as tasks of the running loop (scheduled now, in order) and
+/// returns their outputs in the same order.
+///
+/// # Errors
+/// The first error (cancellation or panic) of any task, as soon as it happens; the other tasks
+/// keep running, as with asyncio's `gather` without `return_exceptions`.
+/// [`ErrorKind::NoRunningLoop`] if no loop runs on this thread.
+///
+/// # Cancel safety
+/// Dropping the `Gather` detaches the tasks; they run on.
+///
+/// ```
+/// let event_loop = asyncio::EventLoop::new()?;
+/// let v = event_loop.run_until_complete(async {
+///     asyncio::gather((1..=3).map(|i| async move {
+///         asyncio::sleep(0.001 * (4 - i) as f64).await.unwrap();
+///         i * 10
+///     })).await
+/// })??;
+/// assert_eq!(v, vec![10, 20, 30]);
+/// # Ok::<(), asyncio::Error>(())
+/// ```
+pub fn gather<I>(futures: I) -> Gather<<I::Item as Future>::Output>
+where
+    I: IntoIterator,
+    I::Item: Future + 'static,
+{
+    let tasks = get_running_loop().and_then(|lp| {
+        futures
+            .into_iter()
+            .map(|f| lp.create_task(f).map(Some))
+            .collect::<Result<Vec<_>>>()
+    });
+    let n = tasks.as_ref().map(Vec::len).unwrap_or(0);
+    Gather {
+        tasks,
+        results: (0..n).map(|_| None).collect(),
+    }
+}
+
+// The outputs sit in a `Vec` on the heap and are never pinned.
+impl<T> Unpin for Gather<T> {}
+
+impl<T: 'static> Future for Gather<T> {
+    type Output = Result<Vec<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let tasks = match &mut this.tasks {
+            Ok(t) => t,
+            Err(e) => return Poll::Ready(Err(e.clone())),
+        };
+        let mut pending = false;
+        for (slot, out) in tasks.iter_mut().zip(this.results.iter_mut()) {
+            let Some(task) = slot else { continue };
+            match task.poll_done(cx) {
+                Poll::Pending => pending = true,
+                Poll::Ready(()) => {
+                    let r = task.take_result();
+                    *slot = None;
+                    match r {
+                        Ok(v) => *out = Some(v),
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+            }
+        }
+        if pending {
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(this
+            .results
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect()))
+    }
+}
+
+/// The future returned by [`shield`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Shield<T> {
+    task: Result<Task<T>>,
+}
+
+/// Protects `future` from cancellation: it runs as its own task, so dropping or cancelling the
+/// awaiting side (for example by a [`timeout`]) leaves it running to completion.
+///
+/// # Errors
+/// The task's own error; [`ErrorKind::NoRunningLoop`] if no loop runs on this thread.
+///
+/// # Cancel safety
+/// This is the point: dropping the `Shield` does not stop the work.
+pub fn shield<F: Future + 'static>(future: F) -> Shield<F::Output> {
+    Shield {
+        task: get_running_loop().and_then(|lp| lp.create_task(future)),
+    }
+}
+
+impl<T: 'static> Future for Shield<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        match &mut self.get_mut().task {
+            Ok(t) => Pin::new(t).poll(cx),
+            Err(e) => Poll::Ready(Err(e.clone())),
+        }
+    }
+}
+
+/// When [`wait`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReturnWhen {
+    /// As soon as any task finishes or is cancelled.
+    FirstCompleted,
+    /// As soon as any task fails (panics); else when all finish.
+    FirstException,
+    /// When every task has finished.
+    AllCompleted,
+}
+
+/// Waits for `tasks` until `return_when` holds or `timeout` (seconds, `None` = no limit) passes,
+/// and returns them split into `(done, pending)`. No task is cancelled.
+///
+/// # Errors
+/// [`ErrorKind::InvalidArgument`] for an empty list ("Set of Tasks/Futures is empty.") or a NaN
+/// timeout; [`ErrorKind::NoRunningLoop`] outside a running loop.
+///
+/// # Cancel safety
+/// Dropping the future drops the task handles, which detaches the tasks.
+pub async fn wait<T: 'static>(
+    tasks: Vec<Task<T>>,
+    return_when: ReturnWhen,
+    timeout: Option<f64>,
+) -> Result<(Vec<Task<T>>, Vec<Task<T>>)> {
+    if tasks.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "Set of Tasks/Futures is empty.",
+        ));
+    }
+    let mut timer = timeout.map(sleep);
+    std::future::poll_fn(|cx| {
+        let mut done = 0;
+        let mut failed = false;
+        for t in &tasks {
+            if t.poll_done(cx).is_ready() {
+                done += 1;
+                failed |= t.as_task_ref().raw_status_failed();
+            }
+        }
+        let met = match return_when {
+            ReturnWhen::FirstCompleted => done > 0,
+            ReturnWhen::FirstException => failed || done == tasks.len(),
+            ReturnWhen::AllCompleted => done == tasks.len(),
+        };
+        if met {
+            return Poll::Ready(Ok(()));
+        }
+        match timer.as_mut().map(|s| Pin::new(s).poll(cx)) {
+            Some(Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
+            Some(Poll::Ready(Err(e))) => Poll::Ready(Err(e)),
+            _ => Poll::Pending,
+        }
+    })
+    .await?;
+    Ok(tasks.into_iter().partition(|t| t.done()))
+}
+
+impl crate::task::TaskRef {
+    pub(crate) fn raw_status_failed(&self) -> bool {
+        !self.cancelled() && self.done() && self.exception_peek().is_some()
+    }
+}

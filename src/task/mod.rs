@@ -1,0 +1,309 @@
+//! Tasks and futures: [`Task<T>`], [`TaskRef`], [`LoopFuture<T>`], and the helpers `sleep`,
+//! `wait_for`, `timeout`, `gather`, `shield`, `wait`, `current_task`, `all_tasks`.
+
+mod future;
+mod helpers;
+pub(crate) mod raw;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+pub use future::LoopFuture;
+pub use helpers::{
+    gather, shield, sleep, timeout, wait, wait_for, Gather, ReturnWhen, Shield, Sleep, Timeout,
+};
+
+use crate::error::{Error, Result};
+use crate::runtime::core::EventLoop;
+use crate::runtime::running::get_running_loop;
+use raw::{Status, TaskJoin, TaskRun};
+
+/// A future scheduled on an event loop, from [`EventLoop::create_task`].
+///
+/// The loop owns the task: it runs to completion even if this handle is dropped (dropping
+/// *detaches*; use [`cancel`](Task::cancel) to stop it). Awaiting the handle gives the task's
+/// output as `Result<T, Error>`, with [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) or
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) when it did not finish normally.
+///
+/// Cancelling drops the task's future at its next step, so its `Drop` code plays the part of
+/// Python's `finally`.
+///
+/// ```
+/// use asyncio::EventLoop;
+///
+/// let event_loop = EventLoop::new()?;
+/// let out = event_loop.run_until_complete(async {
+///     let lp = asyncio::get_running_loop().unwrap();
+///     let task = lp.create_task(async { 40 + 2 }).unwrap();
+///     task.set_name("answer");
+///     assert_eq!(task.get_name(), "answer");
+///     task.await
+/// })?;
+/// assert_eq!(out?, 42);
+/// # Ok::<(), asyncio::Error>(())
+/// ```
+pub struct Task<T> {
+    raw: Rc<dyn TaskJoin<T>>,
+}
+
+impl<T: 'static> Task<T> {
+    pub(crate) fn from_raw(raw: Rc<dyn TaskJoin<T>>) -> Self {
+        Task { raw }
+    }
+
+    /// Whether the task has finished (normally, by panic, or cancelled).
+    pub fn done(&self) -> bool {
+        self.raw.status() != Status::Pending
+    }
+
+    /// Whether the task ended cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.raw.status() == Status::Cancelled
+    }
+
+    /// Requests cancellation: the future is dropped at the task's next step and the task ends
+    /// with [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled). Returns `false` if the task
+    /// had already finished.
+    pub fn cancel(&self) -> bool {
+        self.raw.cancel()
+    }
+
+    /// The task's name (`Task-<id>` unless set).
+    pub fn get_name(&self) -> String {
+        self.raw.name()
+    }
+
+    /// Renames the task.
+    pub fn set_name(&self, name: impl Into<String>) {
+        self.raw.set_name(name.into())
+    }
+
+    /// A number unique among the tasks of its loop.
+    pub fn id(&self) -> u64 {
+        self.raw.id()
+    }
+
+    /// The error the task ended with, if it was cancelled or panicked; `None` while pending or
+    /// after a normal finish.
+    pub fn exception(&self) -> Option<Error> {
+        self.raw.mark_retrieved();
+        self.raw.error()
+    }
+
+    /// Takes the output of a finished task.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) if the task has not finished
+    /// or the output was already taken; the task's error if it was cancelled or panicked.
+    pub fn take_result(&self) -> Result<T> {
+        self.raw.mark_retrieved();
+        raw::outcome(&*self.raw, self.raw.take_output())
+    }
+
+    /// A copy of the output of a finished task (asyncio's `Task.result()`).
+    ///
+    /// # Errors
+    /// As [`take_result`](Task::take_result).
+    pub fn result(&self) -> Result<T>
+    where
+        T: Clone,
+    {
+        self.raw.mark_retrieved();
+        raw::outcome(&*self.raw, self.raw.clone_output())
+    }
+
+    /// Schedules `callback` (with `call_soon`, never synchronously) once the task finishes; if it
+    /// has finished already, it is scheduled now.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) if the task is done and its loop is
+    /// closed.
+    pub fn add_done_callback(&self, callback: impl FnOnce(&TaskRef) + 'static) -> Result<()> {
+        self.as_task_ref().add_done_callback(callback)
+    }
+
+    /// An untyped reference to this task.
+    pub fn as_task_ref(&self) -> TaskRef {
+        let raw: Rc<dyn TaskRun> = self.raw.clone();
+        TaskRef { raw }
+    }
+
+    /// Registers the waker and reports whether the task finished (used by `wait`).
+    pub(crate) fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.raw.poll_done(cx)
+    }
+}
+
+impl<T: 'static> Future for Task<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        match self.raw.poll_done(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => Poll::Ready(self.take_result()),
+        }
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.raw.set_handle_alive(false);
+        if self.raw.status() == Status::Failed && !self.raw.retrieved() {
+            if let Some(lp) = self.raw.event_loop() {
+                let raw: Rc<dyn TaskRun> = self.raw.clone();
+                raw::report_unretrieved(&lp, &raw);
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("name", &self.raw.name())
+            .field("status", &self.raw.status())
+            .finish()
+    }
+}
+
+/// An untyped reference to a task: what [`current_task`], [`all_tasks`] and done callbacks give.
+#[derive(Clone)]
+pub struct TaskRef {
+    raw: Rc<dyn TaskRun>,
+}
+
+impl TaskRef {
+    pub(crate) fn from_raw(raw: Rc<dyn TaskRun>) -> Self {
+        TaskRef { raw }
+    }
+
+    /// Whether the task has finished.
+    pub fn done(&self) -> bool {
+        self.raw.status() != Status::Pending
+    }
+
+    /// Whether the task ended cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.raw.status() == Status::Cancelled
+    }
+
+    /// Requests cancellation (see [`Task::cancel`]).
+    pub fn cancel(&self) -> bool {
+        self.raw.cancel()
+    }
+
+    /// The task's name.
+    pub fn get_name(&self) -> String {
+        self.raw.name()
+    }
+
+    /// Renames the task.
+    pub fn set_name(&self, name: impl Into<String>) {
+        self.raw.set_name(name.into())
+    }
+
+    /// The task's id, unique within its loop.
+    pub fn id(&self) -> u64 {
+        self.raw.id()
+    }
+
+    /// The error the task ended with (cancelled or panicked), if any.
+    pub fn exception(&self) -> Option<Error> {
+        self.raw.mark_retrieved();
+        self.raw.error()
+    }
+
+    pub(crate) fn exception_peek(&self) -> Option<Error> {
+        self.raw.error()
+    }
+
+    /// The loop the task belongs to, unless that loop is gone.
+    pub fn get_loop(&self) -> Option<EventLoop> {
+        self.raw.event_loop()
+    }
+
+    /// Whether two references name the same task.
+    pub fn ptr_eq(&self, other: &TaskRef) -> bool {
+        Rc::ptr_eq(&self.raw, &other.raw)
+    }
+
+    /// Schedules `callback` once the task finishes (see [`Task::add_done_callback`]).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) if the task is done and its loop closed.
+    pub fn add_done_callback(&self, callback: impl FnOnce(&TaskRef) + 'static) -> Result<()> {
+        if self.done() {
+            let lp = self.raw.event_loop().ok_or_else(Error::closed)?;
+            let me = self.clone();
+            lp.call_soon(move || callback(&me))?;
+        } else {
+            self.raw.push_done_callback(Box::new(callback));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskRef")
+            .field("name", &self.raw.name())
+            .field("status", &self.raw.status())
+            .finish()
+    }
+}
+
+impl EventLoop {
+    /// Wraps `future` in a [`Task`] and schedules its first step (FIFO with callbacks).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) on a closed loop.
+    pub fn create_task<F: Future + 'static>(&self, future: F) -> Result<Task<F::Output>> {
+        self.check_closed()?;
+        let cell = raw::spawn(self, future);
+        Ok(Task::from_raw(cell))
+    }
+
+    /// A new pending [`LoopFuture`] bound to this loop (works on a closed loop too, as in
+    /// asyncio).
+    pub fn create_future<T: 'static>(&self) -> LoopFuture<T> {
+        LoopFuture::new(self)
+    }
+
+    /// The task whose step is running now, if any.
+    pub fn current_task(&self) -> Option<TaskRef> {
+        self.inner
+            .current_task
+            .borrow()
+            .as_ref()
+            .map(|t| TaskRef::from_raw(t.clone()))
+    }
+
+    /// Every task of this loop that has not finished.
+    pub fn all_tasks(&self) -> Vec<TaskRef> {
+        self.inner
+            .tasks
+            .borrow()
+            .iter()
+            .map(|(_, t)| TaskRef::from_raw(t.clone()))
+            .collect()
+    }
+}
+
+/// The task running on this thread's running loop, if any.
+///
+/// # Errors
+/// [`ErrorKind::NoRunningLoop`](crate::ErrorKind::NoRunningLoop) when no loop is running.
+pub fn current_task() -> Result<Option<TaskRef>> {
+    Ok(get_running_loop()?.current_task())
+}
+
+/// The unfinished tasks of this thread's running loop.
+///
+/// # Errors
+/// [`ErrorKind::NoRunningLoop`](crate::ErrorKind::NoRunningLoop) when no loop is running.
+pub fn all_tasks() -> Result<Vec<TaskRef>> {
+    Ok(get_running_loop()?.all_tasks())
+}

@@ -1,0 +1,418 @@
+//! The task cell behind [`Task`](super::Task) and [`TaskRef`](super::TaskRef).
+//!
+//! A task is two allocations: an `Rc<TaskCell<F>>` on the loop thread holding the future, its
+//! output and its bookkeeping, and an `Arc<TaskHeader>` that wakers hold. Waking never touches the
+//! future: it only queues the header, on the loop's local ready queue when woken on the loop
+//! thread (no atomics beyond the `scheduled` flag) or on the cross-thread inbox otherwise. The
+//! future is polled and dropped only on the loop thread, so futures need not be `Send`.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use futures::task::{waker_ref, ArcWake};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::ExceptionContext;
+use crate::runtime::core::{EventLoop, Inner, Ready, Remote, Shared};
+use crate::runtime::running::with_running;
+use crate::task::TaskRef;
+
+/// What a waker holds: enough to queue the task on its loop from any thread.
+pub(crate) struct TaskHeader {
+    pub(crate) key: usize,
+    pub(crate) scheduled: AtomicBool,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl ArcWake for TaskHeader {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        if !arc_self.scheduled.swap(true, Ordering::AcqRel) {
+            schedule(arc_self.clone());
+        }
+    }
+}
+
+/// Queues a task step: locally when this thread runs the task's loop, else through the inbox.
+fn schedule(header: Arc<TaskHeader>) {
+    let mut slot = Some(header);
+    with_running(|inner| {
+        if let Some(h) = slot.as_ref() {
+            if Arc::ptr_eq(&inner.shared, &h.shared) {
+                if let Ok(mut ready) = inner.ready.try_borrow_mut() {
+                    if let Some(h) = slot.take() {
+                        ready.push_back(Ready::Task(h));
+                    }
+                }
+            }
+        }
+    });
+    if let Some(h) = slot {
+        let shared = h.shared.clone();
+        // A closed loop has dropped its tasks already; the wake-up is moot.
+        let _ = shared.push_remote(Remote::Task(h));
+    }
+}
+
+/// The state of a task as seen from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Pending,
+    Done,
+    Cancelled,
+    Failed,
+}
+
+enum Stage<F: Future> {
+    Running(F),
+    Finished(Option<F::Output>),
+    Gone,
+}
+
+/// A done callback of a task.
+pub(crate) type TaskCallback = Box<dyn FnOnce(&TaskRef)>;
+
+/// Type-erased task operations, used by the loop and by [`TaskRef`].
+pub(crate) trait TaskRun {
+    fn header(&self) -> &Arc<TaskHeader>;
+    /// Runs one step; returns true when the task has finished.
+    fn poll_step(&self) -> bool;
+    /// Drops the future without running it further (loop closing).
+    fn destroy(&self);
+    fn id(&self) -> u64;
+    fn name(&self) -> String;
+    fn set_name(&self, name: String);
+    fn status(&self) -> Status;
+    fn cancel(&self) -> bool;
+    fn error(&self) -> Option<Error>;
+    fn push_done_callback(&self, cb: Box<dyn FnOnce(&TaskRef)>);
+    fn take_done_callbacks(&self) -> Vec<TaskCallback>;
+    fn event_loop(&self) -> Option<EventLoop>;
+    fn handle_alive(&self) -> bool;
+    fn mark_retrieved(&self);
+    fn retrieved(&self) -> bool;
+}
+
+/// Typed operations, used by [`Task<T>`](super::Task).
+pub(crate) trait TaskJoin<T>: TaskRun {
+    /// Registers `cx`'s waker; ready once the task has finished.
+    fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Takes the output of a finished task.
+    fn take_output(&self) -> Option<T>;
+    /// Clones the output of a finished task.
+    fn clone_output(&self) -> Option<T>
+    where
+        T: Clone;
+    fn set_handle_alive(&self, alive: bool);
+}
+
+pub(crate) struct TaskCell<F: Future> {
+    header: Arc<TaskHeader>,
+    event_loop: Weak<Inner>,
+    id: u64,
+    name: RefCell<Option<String>>,
+    status: Cell<Status>,
+    cancel_requested: Cell<bool>,
+    handle_alive: Cell<bool>,
+    retrieved: Cell<bool>,
+    stage: RefCell<Stage<F>>,
+    error: RefCell<Option<Error>>,
+    join_waker: RefCell<Option<Waker>>,
+    callbacks: RefCell<Vec<TaskCallback>>,
+}
+
+impl<F: Future + 'static> TaskCell<F> {
+    pub(crate) fn new(
+        header: Arc<TaskHeader>,
+        event_loop: Weak<Inner>,
+        id: u64,
+        future: F,
+    ) -> Rc<Self> {
+        Rc::new(TaskCell {
+            header,
+            event_loop,
+            id,
+            name: RefCell::new(None),
+            status: Cell::new(Status::Pending),
+            cancel_requested: Cell::new(false),
+            handle_alive: Cell::new(true),
+            retrieved: Cell::new(false),
+            stage: RefCell::new(Stage::Running(future)),
+            error: RefCell::new(None),
+            join_waker: RefCell::new(None),
+            callbacks: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Replaces the stage in place (dropping a running future where it lies), catching a panic
+    /// from the future's `Drop`.
+    fn set_stage(&self, stage: Stage<F>) -> Option<Error> {
+        let mut slot = match self.stage.try_borrow_mut() {
+            Ok(s) => s,
+            Err(_) => return None,
+        };
+        catch_unwind(AssertUnwindSafe(|| *slot = stage))
+            .err()
+            .map(|p| Error::from_panic(&*p))
+    }
+
+    fn finish(&self, status: Status, error: Option<Error>) {
+        *self.error.borrow_mut() = error;
+        self.status.set(status);
+        if let Some(w) = self.join_waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
+impl<F: Future + 'static> TaskRun for TaskCell<F> {
+    fn header(&self) -> &Arc<TaskHeader> {
+        &self.header
+    }
+
+    fn poll_step(&self) -> bool {
+        if self.status.get() != Status::Pending {
+            return true;
+        }
+        if self.cancel_requested.get() {
+            let drop_panic = self.set_stage(Stage::Gone);
+            let _ = drop_panic;
+            self.finish(Status::Cancelled, Some(Error::cancelled()));
+            return true;
+        }
+        let waker = waker_ref(&self.header);
+        let mut cx = Context::from_waker(&waker);
+        let polled = {
+            let mut stage = match self.stage.try_borrow_mut() {
+                Ok(s) => s,
+                Err(_) => return false,
+            };
+            let Stage::Running(future) = &mut *stage else {
+                return true;
+            };
+            // SAFETY: the future lives inside the `Rc<TaskCell>` allocation, which never moves
+            // it: it is only ever dropped in place (`set_stage` assigns over it), never moved
+            // out, so the pinning guarantee holds for as long as the future exists.
+            let future = unsafe { Pin::new_unchecked(future) };
+            catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx)))
+        };
+        match polled {
+            Ok(Poll::Pending) => false,
+            Ok(Poll::Ready(output)) => {
+                if self.cancel_requested.get() {
+                    // Cancelled while running its last step: asyncio reports it cancelled.
+                    self.set_stage(Stage::Gone);
+                    self.finish(Status::Cancelled, Some(Error::cancelled()));
+                } else {
+                    self.set_stage(Stage::Finished(Some(output)));
+                    self.finish(Status::Done, None);
+                }
+                true
+            }
+            Err(payload) => {
+                let err = Error::from_panic(&*payload);
+                self.set_stage(Stage::Gone);
+                self.finish(Status::Failed, Some(err));
+                true
+            }
+        }
+    }
+
+    fn destroy(&self) {
+        if self.status.get() != Status::Pending {
+            return;
+        }
+        self.set_stage(Stage::Gone);
+        self.finish(
+            Status::Cancelled,
+            Some(Error::new(
+                ErrorKind::Cancelled,
+                "Task was destroyed but it is pending!",
+            )),
+        );
+        self.callbacks.borrow_mut().clear();
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn name(&self) -> String {
+        match &*self.name.borrow() {
+            Some(n) => n.clone(),
+            None => format!("Task-{}", self.id),
+        }
+    }
+
+    fn set_name(&self, name: String) {
+        *self.name.borrow_mut() = Some(name);
+    }
+
+    fn status(&self) -> Status {
+        self.status.get()
+    }
+
+    fn cancel(&self) -> bool {
+        if self.status.get() != Status::Pending {
+            return false;
+        }
+        if !self.cancel_requested.replace(true) {
+            ArcWake::wake_by_ref(&self.header);
+        }
+        true
+    }
+
+    fn error(&self) -> Option<Error> {
+        self.error.borrow().clone()
+    }
+
+    fn push_done_callback(&self, cb: Box<dyn FnOnce(&TaskRef)>) {
+        self.callbacks.borrow_mut().push(cb);
+    }
+
+    fn take_done_callbacks(&self) -> Vec<TaskCallback> {
+        std::mem::take(&mut *self.callbacks.borrow_mut())
+    }
+
+    fn event_loop(&self) -> Option<EventLoop> {
+        self.event_loop.upgrade().map(EventLoop::from_inner)
+    }
+
+    fn handle_alive(&self) -> bool {
+        self.handle_alive.get()
+    }
+
+    fn mark_retrieved(&self) {
+        self.retrieved.set(true);
+    }
+
+    fn retrieved(&self) -> bool {
+        self.retrieved.get()
+    }
+}
+
+impl<F: Future + 'static> TaskJoin<F::Output> for TaskCell<F> {
+    fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.status.get() != Status::Pending {
+            return Poll::Ready(());
+        }
+        let mut slot = self.join_waker.borrow_mut();
+        match &mut *slot {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    fn take_output(&self) -> Option<F::Output> {
+        match self.stage.try_borrow_mut() {
+            Ok(mut s) => match &mut *s {
+                Stage::Finished(out) => out.take(),
+                _ => None,
+            },
+            Err(_) => None,
+        }
+    }
+
+    fn clone_output(&self) -> Option<F::Output>
+    where
+        F::Output: Clone,
+    {
+        match &*self.stage.try_borrow().ok()? {
+            Stage::Finished(out) => out.clone(),
+            _ => None,
+        }
+    }
+
+    fn set_handle_alive(&self, alive: bool) {
+        self.handle_alive.set(alive);
+    }
+}
+
+/// Runs one step of the task behind `header`; returns the task's name when debug mode wants it.
+pub(crate) fn run_task(lp: &EventLoop, header: Arc<TaskHeader>) -> Option<String> {
+    let inner = &lp.inner;
+    let task = {
+        let tasks = inner.tasks.borrow();
+        match tasks.get(header.key) {
+            Some(t) if Arc::ptr_eq(t.header(), &header) => t.clone(),
+            // A stale wake-up of a finished task.
+            _ => return None,
+        }
+    };
+    header.scheduled.store(false, Ordering::Release);
+    let previous = inner.current_task.replace(Some(task.clone()));
+    let done = task.poll_step();
+    *inner.current_task.borrow_mut() = previous;
+    if done {
+        inner.tasks.borrow_mut().try_remove(header.key);
+        task_finished(lp, &task);
+    }
+    inner.debug.get().then(|| task.name())
+}
+
+/// Schedules the done callbacks of a finished task and reports a panic nobody will see.
+pub(crate) fn task_finished(lp: &EventLoop, task: &Rc<dyn TaskRun>) {
+    for cb in task.take_done_callbacks() {
+        let t = TaskRef::from_raw(task.clone());
+        let _ = lp.call_soon(move || cb(&t));
+    }
+    if task.status() == Status::Failed && !task.handle_alive() {
+        report_unretrieved(lp, task);
+    }
+}
+
+/// asyncio's "Task exception was never retrieved".
+pub(crate) fn report_unretrieved(lp: &EventLoop, task: &Rc<dyn TaskRun>) {
+    if task.retrieved() {
+        return;
+    }
+    task.mark_retrieved();
+    let mut ctx = ExceptionContext::new("Task exception was never retrieved");
+    ctx.exception = task.error();
+    ctx.task = Some(TaskRef::from_raw(task.clone()));
+    lp.call_exception_handler(&ctx);
+}
+
+/// Creates a task on `lp`: inserts it in the loop's task table and queues its first step.
+pub(crate) fn spawn<F: Future + 'static>(lp: &EventLoop, future: F) -> Rc<TaskCell<F>> {
+    let inner = &lp.inner;
+    let id = inner.next_task_id.get();
+    inner.next_task_id.set(id + 1);
+    let mut tasks = inner.tasks.borrow_mut();
+    let entry = tasks.vacant_entry();
+    let header = Arc::new(TaskHeader {
+        key: entry.key(),
+        scheduled: AtomicBool::new(true),
+        shared: inner.shared.clone(),
+    });
+    let cell = TaskCell::new(header.clone(), Rc::downgrade(inner), id, future);
+    entry.insert(cell.clone());
+    drop(tasks);
+    inner.push_ready(Ready::Task(header));
+    cell
+}
+
+/// An error for a task result read too early.
+pub(crate) fn not_done() -> Error {
+    Error::new(ErrorKind::InvalidState, "Result is not set.")
+}
+
+/// The outcome of a finished task as a `Result`, given its typed output.
+pub(crate) fn outcome<T>(raw: &dyn TaskRun, output: Option<T>) -> Result<T> {
+    match raw.status() {
+        Status::Pending => Err(not_done()),
+        Status::Done => output.ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidState,
+                "the task's result was already taken",
+            )
+        }),
+        Status::Cancelled | Status::Failed => Err(raw.error().unwrap_or_else(Error::cancelled)),
+    }
+}
