@@ -39,15 +39,22 @@ pub mod error;
 pub mod events;
 pub mod executor;
 pub mod handles;
+pub mod policy;
 mod runners;
 pub mod runtime;
 pub mod selector;
 pub mod task;
+#[cfg(unix)]
+pub mod unix;
 
 pub use error::{Error, ErrorKind, Result};
 pub use events::{AbstractEventLoop, ExceptionContext, ExceptionHandler};
 pub use executor::{Executor, ThreadPoolExecutor};
 pub use handles::{Handle, ThreadsafeHandle, TimerHandle};
+pub use policy::{
+    get_child_watcher, get_event_loop, get_event_loop_policy, new_event_loop, set_child_watcher,
+    set_event_loop, set_event_loop_policy, DefaultEventLoopPolicy, EventLoopPolicy, PolicyWrapper,
+};
 pub use runners::{run, Runner, RunnerBuilder, THREAD_JOIN_TIMEOUT};
 pub use runtime::clock::{Clock, IntoDeadline, IntoDelay, MonotonicClock, VirtualClock};
 pub use runtime::core::{EventLoop, EventLoopBuilder, LoopHandle};
@@ -57,4 +64,7 @@ pub use selector::{Interest, PollingSelector, ReadyEvent, Selector, SelectorWake
 pub use task::{
     all_tasks, current_task, gather, shield, sleep, timeout, wait, wait_for, Gather, LoopFuture,
     ReturnWhen, Shield, Sleep, Task, TaskRef, Timeout,
+};
+pub use unix::child_watcher::{
+    ChildCallback, ChildWatcher, PidfdChildWatcher, ThreadedChildWatcher,
 };

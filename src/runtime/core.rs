@@ -97,9 +97,12 @@ pub(crate) struct Inner {
     pub(crate) slow_callback_duration: Cell<Duration>,
     pub(crate) exception_handler: RefCell<Option<ExceptionHandler>>,
     pub(crate) default_executor: RefCell<Option<Arc<dyn Executor>>>,
+    /// Whether the loop shuts its default executor down on close (false when shared).
+    pub(crate) executor_owned: Cell<bool>,
     pub(crate) executor_shutdown_called: Cell<bool>,
     pub(crate) next_task_id: Cell<u64>,
     pub(crate) iterations: Cell<u64>,
+    pub(crate) signals: RefCell<Option<crate::unix::signals::LoopSignals>>,
 }
 
 impl Inner {
@@ -150,6 +153,9 @@ impl Inner {
             }
         }
         drop(fds);
+        // Signal handlers go with the loop (R42): dispositions are restored.
+        let signals = self.signals.borrow_mut().take();
+        drop(signals);
         let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
         for (_, task) in tasks {
             task.destroy();
@@ -162,7 +168,9 @@ impl Drop for Inner {
         self.shared.closed.store(true, Ordering::Release);
         self.release_all();
         if let Some(ex) = self.default_executor.get_mut().take() {
-            ex.shutdown(false);
+            if self.executor_owned.get() {
+                ex.shutdown(false);
+            }
         }
     }
 }
@@ -218,6 +226,7 @@ pub struct EventLoopBuilder {
     selector: Option<Box<dyn Selector>>,
     clock: Option<Rc<dyn Clock>>,
     executor: Option<Arc<dyn Executor>>,
+    executor_shared: bool,
     debug: Option<bool>,
     slow_callback_duration: Option<Duration>,
 }
@@ -240,6 +249,16 @@ impl EventLoopBuilder {
     /// lazily created [`ThreadPoolExecutor`](crate::ThreadPoolExecutor).
     pub fn default_executor(mut self, executor: Arc<dyn Executor>) -> Self {
         self.executor = Some(executor);
+        self.executor_shared = false;
+        self
+    }
+
+    /// Like [`default_executor`](EventLoopBuilder::default_executor), for an executor shared
+    /// with other loops: the loop uses it but never shuts it down (not on `close`, not in
+    /// `shutdown_default_executor`).
+    pub fn shared_executor(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executor = Some(executor);
+        self.executor_shared = true;
         self
     }
 
@@ -296,9 +315,11 @@ impl EventLoopBuilder {
                 ),
                 exception_handler: RefCell::new(None),
                 default_executor: RefCell::new(self.executor),
+                executor_owned: Cell::new(!self.executor_shared),
                 executor_shutdown_called: Cell::new(false),
                 next_task_id: Cell::new(1),
                 iterations: Cell::new(0),
+                signals: RefCell::new(None),
             }),
         })
     }
@@ -476,7 +497,9 @@ impl EventLoop {
         self.inner.release_all();
         let executor = self.inner.default_executor.borrow_mut().take();
         if let Some(ex) = executor {
-            ex.shutdown(false);
+            if self.inner.executor_owned.get() {
+                ex.shutdown(false);
+            }
         }
         Ok(())
     }

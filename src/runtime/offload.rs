@@ -93,16 +93,21 @@ impl EventLoop {
             ));
         }
         let mut slot = self.inner.default_executor.borrow_mut();
+        if slot.is_none() {
+            self.inner.executor_owned.set(true);
+        }
         Ok(slot
             .get_or_insert_with(|| Arc::new(ThreadPoolExecutor::new()))
             .clone())
     }
 
-    /// Replaces the default executor. The old one is not shut down (it may be shared). After
+    /// Replaces the default executor; the loop shuts it down on `close`. The old one is not shut
+    /// down (it may be in use elsewhere). After
     /// `shutdown_default_executor` the loop still refuses default-executor work (the flag is
     /// sticky, as in asyncio).
     pub fn set_default_executor(&self, executor: Arc<dyn Executor>) {
         *self.inner.default_executor.borrow_mut() = Some(executor);
+        self.inner.executor_owned.set(true);
     }
 
     /// Shuts the default executor down and waits, on a helper thread, for its workers to
@@ -120,6 +125,10 @@ impl EventLoop {
         let Some(executor) = executor else {
             return Ok(());
         };
+        if !self.inner.executor_owned.get() {
+            // Shared with other loops (see `EventLoopBuilder::shared_executor`): not ours to stop.
+            return Ok(());
+        }
         let (tx, rx) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("asyncio-executor-shutdown".into())

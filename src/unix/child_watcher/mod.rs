@@ -1,0 +1,92 @@
+//! Child watchers: how the loop learns that a child process exited (asyncio's
+//! `AbstractChildWatcher` and its implementations).
+//!
+//! | watcher | mechanism | notes |
+//! | --- | --- | --- |
+//! | [`PidfdChildWatcher`] | Linux `pidfd_open`, the pidfd watched by the loop | no signals, no threads; the default where the kernel allows it |
+//! | [`ThreadedChildWatcher`] | one thread per child, blocking `waitpid(pid)` | works everywhere, from any loop; the fallback default |
+//! | [`SafeChildWatcher`] | `SIGCHLD` on the attached loop, `waitpid(pid, WNOHANG)` per child | O(children) per signal; needs an attached loop |
+//! | [`FastChildWatcher`] | `SIGCHLD`, `waitpid(-1, WNOHANG)` | O(1), but reaps every child of the process |
+//!
+//! Every watcher keeps the documented contract (asyncio-semantics R53-R58, with the project's
+//! choices in section 5): a second handler for a pid replaces the first; `remove_child_handler`
+//! returns whether it removed something; a child that exited before its handler was added is
+//! still reported once; exit code `n` is reported as `n`, death by signal `s` as `-s`, and a
+//! child reaped by someone else as 255 with a warning. Callbacks run on the loop thread: the loop
+//! running where `add_child_handler` was called, else the attached loop.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::runtime::core::EventLoop;
+
+/// What a watcher calls when a child exits: `(pid, returncode)`, on the loop thread.
+pub type ChildCallback = Box<dyn FnOnce(i32, i32) + Send + 'static>;
+
+/// Watches child processes and reports their exit (asyncio's `AbstractChildWatcher`).
+///
+/// Implementations are thread-safe; one watcher serves the whole process.
+pub trait ChildWatcher: Send + Sync + 'static {
+    /// Arranges for `callback(pid, returncode)` to run on the loop thread when `pid` exits.
+    /// A second call for the same pid replaces the first callback.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NoRunningLoop`](crate::ErrorKind::NoRunningLoop) when the watcher needs a
+    /// loop and neither a running loop nor an attached one is available;
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) after [`close`](ChildWatcher::close);
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io) when the OS refuses (for example `pidfd_open`).
+    fn add_child_handler(&self, pid: i32, callback: ChildCallback) -> Result<()>;
+
+    /// Removes the handler for `pid`; `true` if there was one. The child is still reaped.
+    fn remove_child_handler(&self, pid: i32) -> bool;
+
+    /// Attaches the watcher to `event_loop` (`None` detaches). Watchers that deliver through
+    /// `SIGCHLD` need an attached loop; exits that happen while detached are reported on
+    /// re-attachment.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) if the loop is closed; signal set-up
+    /// errors.
+    fn attach_loop(&self, event_loop: Option<&EventLoop>) -> Result<()>;
+
+    /// Whether the watcher can deliver exit notifications now.
+    fn is_active(&self) -> bool;
+
+    /// Releases the watcher's resources (signal handlers, threads stop being used). Pending
+    /// handlers are dropped. Idempotent.
+    fn close(&self);
+}
+
+/// Maps a `waitpid` status to asyncio's return code: exit `n` -> `n`, signal `s` -> `-s`.
+pub(crate) fn returncode(status: rustix::process::WaitStatus) -> i32 {
+    if let Some(code) = status.exit_status() {
+        code
+    } else if let Some(sig) = status.terminating_signal() {
+        -sig
+    } else {
+        255
+    }
+}
+
+/// The warning and code for a child that someone else reaped.
+pub(crate) fn reaped_elsewhere(pid: i32) -> i32 {
+    crate::events::log_warning(&format!(
+        "Unknown child process pid {pid}, will report returncode 255"
+    ));
+    255
+}
+
+/// The default watcher: pidfd where the kernel allows it, else threaded.
+pub fn default_watcher() -> Arc<dyn ChildWatcher> {
+    if PidfdChildWatcher::is_supported() {
+        Arc::new(PidfdChildWatcher::new())
+    } else {
+        Arc::new(ThreadedChildWatcher::new())
+    }
+}
+
+mod pidfd;
+mod threaded;
+
+pub use pidfd::PidfdChildWatcher;
+pub use threaded::ThreadedChildWatcher;
