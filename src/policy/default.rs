@@ -1,7 +1,6 @@
 //! [`DefaultEventLoopPolicy`] and [`PolicyWrapper`], the subclass-style way to customise it.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,10 +22,11 @@ struct Slot {
 }
 
 thread_local! {
-    /// Per thread: policy id -> that policy's state for this thread. Keyed by policy so that a
+    /// Per thread: (policy id, that policy's state for this thread). Keyed by policy so that a
     /// `Send + Sync` policy can hand out `!Send` loops, and so that a replaced policy's loops are
-    /// not seen by its successor.
-    static SLOTS: RefCell<HashMap<u64, Slot>> = RefCell::new(HashMap::new());
+    /// not seen by its successor. A thread rarely sees more than one or two policies, so a
+    /// vector beats a hash map here.
+    static SLOTS: RefCell<Vec<(u64, Slot)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The default policy: one loop per thread.
@@ -93,11 +93,21 @@ impl DefaultEventLoopPolicy {
         let generation = fork_generation();
         SLOTS.with(|slots| {
             let mut slots = slots.borrow_mut();
-            let slot = slots.entry(self.id).or_insert(Slot {
-                event_loop: None,
-                set_called: false,
-                generation,
-            });
+            let index = match slots.iter().position(|(id, _)| *id == self.id) {
+                Some(i) => i,
+                None => {
+                    slots.push((
+                        self.id,
+                        Slot {
+                            event_loop: None,
+                            set_called: false,
+                            generation,
+                        },
+                    ));
+                    slots.len() - 1
+                }
+            };
+            let slot = &mut slots[index].1;
             if slot.generation != generation {
                 // We are a forked child: the parent's loop is not ours.
                 *slot = Slot {
@@ -246,7 +256,7 @@ impl Drop for DefaultEventLoopPolicy {
     fn drop(&mut self) {
         // Forget this thread's state under this policy (other threads' go with those threads).
         let id = self.id;
-        let _ = SLOTS.try_with(|s| s.try_borrow_mut().map(|mut s| s.remove(&id)));
+        let _ = SLOTS.try_with(|s| s.try_borrow_mut().map(|mut s| s.retain(|(i, _)| *i != id)));
     }
 }
 

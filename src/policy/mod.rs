@@ -37,6 +37,8 @@
 
 mod default;
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use default::{DefaultEventLoopPolicy, PolicyWrapper};
@@ -92,9 +94,14 @@ pub trait EventLoopPolicy: Send + Sync + 'static {
 }
 
 static POLICY: RwLock<Option<Arc<dyn EventLoopPolicy>>> = RwLock::new(None);
+/// Bumped on every `set_event_loop_policy`; threads cache the policy under the epoch they saw.
+static EPOCH: AtomicU64 = AtomicU64::new(1);
 
-/// The process-wide policy, creating a [`DefaultEventLoopPolicy`] on first use.
-pub fn get_event_loop_policy() -> Arc<dyn EventLoopPolicy> {
+thread_local! {
+    static CACHED: RefCell<Option<(u64, Arc<dyn EventLoopPolicy>)>> = const { RefCell::new(None) };
+}
+
+fn load_policy() -> Arc<dyn EventLoopPolicy> {
     if let Some(p) = POLICY.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
         return p.clone();
     }
@@ -103,13 +110,49 @@ pub fn get_event_loop_policy() -> Arc<dyn EventLoopPolicy> {
         .clone()
 }
 
+/// Runs `f` with the process-wide policy, using this thread's cached copy while no
+/// `set_event_loop_policy` happened since (one atomic load, no lock, no reference count).
+fn with_policy<R>(f: impl FnOnce(&dyn EventLoopPolicy) -> R) -> R {
+    let epoch = EPOCH.load(Ordering::Acquire);
+    let cached = CACHED.try_with(|c| {
+        let c = c.try_borrow().ok()?;
+        match &*c {
+            Some((e, p)) if *e == epoch => Some(p.clone()),
+            _ => None,
+        }
+    });
+    let policy = match cached {
+        Ok(Some(p)) => p,
+        _ => {
+            let p = load_policy();
+            let _ = CACHED.try_with(|c| {
+                if let Ok(mut c) = c.try_borrow_mut() {
+                    *c = Some((epoch, p.clone()));
+                }
+            });
+            p
+        }
+    };
+    f(&*policy)
+}
+
+/// The process-wide policy, creating a [`DefaultEventLoopPolicy`] on first use.
+pub fn get_event_loop_policy() -> Arc<dyn EventLoopPolicy> {
+    load_policy()
+}
+
 /// Replaces the process-wide policy; `None` restores a fresh default policy (loops set on the
 /// old policy are forgotten).
 pub fn set_event_loop_policy(policy: Option<Arc<dyn EventLoopPolicy>>) {
-    let old = std::mem::replace(
-        &mut *POLICY.write().unwrap_or_else(|p| p.into_inner()),
-        policy,
-    );
+    let old = {
+        let mut slot = POLICY.write().unwrap_or_else(|p| p.into_inner());
+        let old = std::mem::replace(&mut *slot, policy);
+        EPOCH.fetch_add(1, Ordering::AcqRel);
+        old
+    };
+    // This thread's cached copy goes now; other threads drop theirs on their next call.
+    let cached = CACHED.try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.take()));
+    drop(cached);
     // Dropped outside the lock: a policy's Drop may do anything.
     drop(old);
 }
@@ -125,7 +168,7 @@ pub fn get_event_loop() -> Result<EventLoop> {
     if let Some(running) = try_running_loop() {
         return Ok(running);
     }
-    get_event_loop_policy().get_event_loop()
+    with_policy(|p| p.get_event_loop())
 }
 
 /// `get_event_loop_policy().set_event_loop(event_loop)`.
@@ -133,7 +176,7 @@ pub fn get_event_loop() -> Result<EventLoop> {
 /// # Errors
 /// The policy's error.
 pub fn set_event_loop(event_loop: Option<EventLoop>) -> Result<()> {
-    get_event_loop_policy().set_event_loop(event_loop)
+    with_policy(|p| p.set_event_loop(event_loop))
 }
 
 /// `get_event_loop_policy().new_event_loop()`.
@@ -141,7 +184,7 @@ pub fn set_event_loop(event_loop: Option<EventLoop>) -> Result<()> {
 /// # Errors
 /// The policy's error.
 pub fn new_event_loop() -> Result<EventLoop> {
-    get_event_loop_policy().new_event_loop()
+    with_policy(|p| p.new_event_loop())
 }
 
 /// `get_event_loop_policy().get_child_watcher()`.
@@ -149,7 +192,7 @@ pub fn new_event_loop() -> Result<EventLoop> {
 /// # Errors
 /// The policy's error.
 pub fn get_child_watcher() -> Result<Arc<dyn ChildWatcher>> {
-    get_event_loop_policy().get_child_watcher()
+    with_policy(|p| p.get_child_watcher())
 }
 
 /// `get_event_loop_policy().set_child_watcher(watcher)`.
@@ -157,5 +200,5 @@ pub fn get_child_watcher() -> Result<Arc<dyn ChildWatcher>> {
 /// # Errors
 /// The policy's error.
 pub fn set_child_watcher(watcher: Option<Arc<dyn ChildWatcher>>) -> Result<()> {
-    get_event_loop_policy().set_child_watcher(watcher)
+    with_policy(|p| p.set_child_watcher(watcher))
 }
