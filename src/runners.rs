@@ -65,6 +65,8 @@ pub struct Runner {
     factory: Option<LoopFactory>,
     debug: Option<bool>,
     event_loop: Option<EventLoop>,
+    /// Whether the runner made its loop the policy's current loop (no factory given).
+    set_loop: bool,
     closed: bool,
 }
 
@@ -82,8 +84,10 @@ impl RunnerBuilder {
         self
     }
 
-    /// Makes the loop with `factory` instead of [`new_event_loop`](crate::new_event_loop);
-    /// the policy's current loop is then left untouched.
+    /// Makes the loop with `factory` instead of the policy's
+    /// [`new_event_loop`](crate::new_event_loop); the policy's current loop is then left
+    /// untouched. Without a factory the runner sets its loop as the thread's current loop while
+    /// it is open, and sets `None` when it closes.
     pub fn loop_factory(mut self, factory: impl FnOnce() -> Result<EventLoop> + 'static) -> Self {
         self.factory = Some(Box::new(factory));
         self
@@ -95,6 +99,7 @@ impl RunnerBuilder {
             factory: self.factory,
             debug: self.debug,
             event_loop: None,
+            set_loop: false,
             closed: false,
         }
     }
@@ -124,9 +129,16 @@ impl Runner {
         if let Some(l) = &self.event_loop {
             return Ok(l.clone());
         }
+        // R49: without a factory, the policy makes the loop and it becomes this thread's
+        // current loop; with a factory, the policy is not touched.
         let event_loop = match self.factory.take() {
             Some(f) => f()?,
-            None => EventLoop::new()?,
+            None => {
+                let lp = crate::policy::new_event_loop()?;
+                crate::policy::set_event_loop(Some(lp.clone()))?;
+                self.set_loop = true;
+                lp
+            }
         };
         if let Some(d) = self.debug {
             event_loop.set_debug(d);
@@ -176,6 +188,9 @@ impl Runner {
             return Ok(());
         }
         let result = shutdown(&event_loop);
+        if self.set_loop {
+            let _ = crate::policy::set_event_loop(None);
+        }
         event_loop.close()?;
         result
     }
