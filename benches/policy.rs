@@ -91,8 +91,13 @@ fn child_latency(name: &str, watcher: Arc<dyn ChildWatcher>, n: usize) {
                 let pid = child.id() as i32;
                 std::mem::forget(child); // The watcher reaps it.
                 let (tx, rx) = futures::channel::oneshot::channel();
-                w2.add_child_handler(pid, Box::new(move |_pid, rc| drop(tx.send(rc))))
-                    .unwrap();
+                w2.add_child_handler(
+                    pid,
+                    Box::new(move |_pid, rc| {
+                        let _ = tx.send(rc);
+                    }),
+                )
+                .unwrap();
                 assert_eq!(rx.await.unwrap(), 0);
                 lat.push(started.elapsed());
             }

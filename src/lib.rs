@@ -39,11 +39,15 @@ pub mod error;
 pub mod events;
 pub mod executor;
 pub mod handles;
+pub mod net;
 pub mod policy;
+pub mod protocols;
 mod runners;
 pub mod runtime;
 pub mod selector;
+pub mod server;
 pub mod task;
+pub mod transports;
 #[cfg(unix)]
 pub mod unix;
 
@@ -51,20 +55,25 @@ pub use error::{Error, ErrorKind, Result};
 pub use events::{AbstractEventLoop, ExceptionContext, ExceptionHandler};
 pub use executor::{Executor, ThreadPoolExecutor};
 pub use handles::{Handle, ThreadsafeHandle, TimerHandle};
+pub use net::{AddrInfo, AddrInfoHints, ConnectOptions, DatagramOptions};
 pub use policy::{
     get_child_watcher, get_event_loop, get_event_loop_policy, new_event_loop, set_child_watcher,
     set_event_loop, set_event_loop_policy, DefaultEventLoopPolicy, EventLoopPolicy, PolicyWrapper,
 };
+pub use protocols::{BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol};
 pub use runners::{run, Runner, RunnerBuilder, THREAD_JOIN_TIMEOUT};
 pub use runtime::clock::{Clock, IntoDeadline, IntoDelay, MonotonicClock, VirtualClock};
 pub use runtime::core::{EventLoop, EventLoopBuilder, LoopHandle};
 pub use runtime::running::{get_running_loop, try_running_loop};
 pub use runtime::{ConcurrentFuture, ExecutorFuture};
 pub use selector::{Interest, PollingSelector, ReadyEvent, Selector, SelectorWaker};
+pub use server::{Server, ServerOptions, ServerSocket};
 pub use task::{
     all_tasks, current_task, gather, shield, sleep, timeout, wait, wait_for, Gather, LoopFuture,
     ReturnWhen, Shield, Sleep, Task, TaskRef, Timeout,
 };
+pub use transports::{Address, DatagramTransport, ExtraInfo, Transport};
 pub use unix::child_watcher::{
-    ChildCallback, ChildWatcher, PidfdChildWatcher, ThreadedChildWatcher,
+    ChildCallback, ChildWatcher, FastChildWatcher, PidfdChildWatcher, SafeChildWatcher,
+    ThreadedChildWatcher,
 };

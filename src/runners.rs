@@ -105,6 +105,24 @@ impl RunnerBuilder {
     }
 }
 
+impl std::fmt::Debug for RunnerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerBuilder")
+            .field("loop_factory", &self.factory.is_some())
+            .field("debug", &self.debug)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("event_loop", &self.event_loop)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for Runner {
     fn default() -> Self {
         Self::new()
@@ -223,6 +241,10 @@ fn shutdown(event_loop: &EventLoop) -> Result<()> {
         }
         let _ = event_loop.run_until_complete(all_done);
         for t in &tasks {
+            // A failure already reported as "never retrieved" is not reported twice.
+            if t.retrieved() {
+                continue;
+            }
             if let Some(e) = t.exception() {
                 if !e.is_cancelled() {
                     let mut ctx =

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::executor::Executor;
@@ -19,6 +19,9 @@ struct Slot {
     event_loop: Option<EventLoop>,
     set_called: bool,
     generation: u64,
+    /// The policy's liveness token: dead once the policy is dropped, which may happen on another
+    /// thread, where this thread's slot cannot be reached.
+    owner: Weak<()>,
 }
 
 thread_local! {
@@ -54,6 +57,8 @@ thread_local! {
 /// ```
 pub struct DefaultEventLoopPolicy {
     id: u64,
+    /// Slots hold a `Weak` of it, so that every thread can tell that the policy is gone.
+    alive: Arc<()>,
     watcher: Mutex<Option<Arc<dyn ChildWatcher>>>,
     executor: Option<Arc<dyn Executor>>,
 }
@@ -77,6 +82,7 @@ impl DefaultEventLoopPolicy {
     pub fn new() -> Self {
         DefaultEventLoopPolicy {
             id: NEXT_POLICY_ID.fetch_add(1, Ordering::Relaxed),
+            alive: Arc::new(()),
             watcher: Mutex::new(None),
             executor: None,
         }
@@ -91,8 +97,21 @@ impl DefaultEventLoopPolicy {
 
     fn with_slot<R>(&self, f: impl FnOnce(&mut Slot) -> R) -> R {
         let generation = fork_generation();
-        SLOTS.with(|slots| {
+        let (result, released) = SLOTS.with(|slots| {
             let mut slots = slots.borrow_mut();
+            // Loops this thread must let go of: those of policies dropped on other threads
+            // (their `Drop` cannot reach this thread's slots) and, in a forked child, the
+            // parent's. Dropped after the borrow ends: a loop's `Drop` may run user code.
+            let mut released = Vec::new();
+            if slots.iter().any(|(_, s)| s.owner.strong_count() == 0) {
+                slots.retain_mut(|(_, s)| {
+                    let alive = s.owner.strong_count() > 0;
+                    if !alive {
+                        released.push(s.event_loop.take());
+                    }
+                    alive
+                });
+            }
             let index = match slots.iter().position(|(id, _)| *id == self.id) {
                 Some(i) => i,
                 None => {
@@ -102,6 +121,7 @@ impl DefaultEventLoopPolicy {
                             event_loop: None,
                             set_called: false,
                             generation,
+                            owner: Arc::downgrade(&self.alive),
                         },
                     ));
                     slots.len() - 1
@@ -110,14 +130,14 @@ impl DefaultEventLoopPolicy {
             let slot = &mut slots[index].1;
             if slot.generation != generation {
                 // We are a forked child: the parent's loop is not ours.
-                *slot = Slot {
-                    event_loop: None,
-                    set_called: false,
-                    generation,
-                };
+                released.push(slot.event_loop.take());
+                slot.set_called = false;
+                slot.generation = generation;
             }
-            f(slot)
-        })
+            (f(slot), released)
+        });
+        drop(released);
+        result
     }
 
     /// The default `get_event_loop`, with `this` as the policy whose `new_event_loop` and
@@ -254,9 +274,16 @@ impl DefaultEventLoopPolicy {
 
 impl Drop for DefaultEventLoopPolicy {
     fn drop(&mut self) {
-        // Forget this thread's state under this policy (other threads' go with those threads).
+        // Forget this thread's state under this policy now.
+        // Other threads release theirs on their next use of a default policy (see `with_slot`).
         let id = self.id;
-        let _ = SLOTS.try_with(|s| s.try_borrow_mut().map(|mut s| s.retain(|(i, _)| *i != id)));
+        let mine = SLOTS.try_with(|s| {
+            let mut s = s.try_borrow_mut().ok()?;
+            let i = s.iter().position(|(i, _)| *i == id)?;
+            Some(s.swap_remove(i))
+        });
+        // Dropped after the borrow ends: the loop's `Drop` may run user code.
+        drop(mine);
     }
 }
 

@@ -119,11 +119,17 @@ impl Inner {
     /// Drains the cross-thread inbox into the ready queue.
     pub(crate) fn drain_inbox(&self) {
         self.shared.notified.store(false, Ordering::SeqCst);
-        if self.shared.inbox.is_empty() {
+        // Take only what is there now: threads that keep pushing must not keep the loop here
+        // forever. Later items wait for the next drain; their pushers have woken the selector.
+        let count = self.shared.inbox.len();
+        if count == 0 {
             return;
         }
         let mut ready = self.ready.borrow_mut();
-        while let Ok(item) = self.shared.inbox.pop() {
+        for _ in 0..count {
+            let Ok(item) = self.shared.inbox.pop() else {
+                break;
+            };
             match item {
                 Remote::Call(c) => ready.push_back(Ready::Remote(c)),
                 Remote::Task(t) => ready.push_back(Ready::Task(t)),
@@ -322,6 +328,17 @@ impl EventLoopBuilder {
                 signals: RefCell::new(None),
             }),
         })
+    }
+}
+
+impl fmt::Debug for EventLoopBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoopBuilder")
+            .field("custom_selector", &self.selector.is_some())
+            .field("custom_clock", &self.clock.is_some())
+            .field("executor", &self.executor.is_some())
+            .field("debug", &self.debug)
+            .finish_non_exhaustive()
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
 use std::rc::Rc;
@@ -77,9 +78,9 @@ impl EventLoop {
             inner.drain_inbox();
         }
 
-        // 4. Due timers go behind what is already ready.
-        let end = inner.clock.now() + inner.clock.resolution();
-        {
+        // 4. Due timers go behind what is already ready. (No clock read without timers.)
+        if deadline.is_some() {
+            let end = inner.clock.now() + inner.clock.resolution();
             let mut timers = inner.timers.borrow_mut();
             let mut ready = inner.ready.borrow_mut();
             timers.pop_due(end, |cell| ready.push_back(Ready::Handle(cell)));
@@ -109,6 +110,9 @@ impl EventLoop {
             ctx.exception = Some(e.into());
             self.call_exception_handler(&ctx);
         }
+        // Watchers whose handle was cancelled are removed, as CPython's `_process_events`
+        // does: left registered, a ready fd would wake every poll and the loop would spin.
+        let mut cancelled: Vec<(RawFd, bool)> = Vec::new();
         {
             let fds = inner.fds.borrow();
             let mut ready = inner.ready.borrow_mut();
@@ -116,14 +120,18 @@ impl EventLoop {
                 if let Some(w) = fds.get(&ev.fd) {
                     if ev.readable {
                         if let Some(r) = &w.reader {
-                            if !r.is_cancelled() {
+                            if r.is_cancelled() {
+                                cancelled.push((ev.fd, true));
+                            } else {
                                 ready.push_back(Ready::Handle(r.clone()));
                             }
                         }
                     }
                     if ev.writable {
                         if let Some(wr) = &w.writer {
-                            if !wr.is_cancelled() {
+                            if wr.is_cancelled() {
+                                cancelled.push((ev.fd, false));
+                            } else {
                                 ready.push_back(Ready::Handle(wr.clone()));
                             }
                         }
@@ -132,6 +140,13 @@ impl EventLoop {
             }
         }
         *inner.events.borrow_mut() = events;
+        for (fd, reader) in cancelled {
+            if reader {
+                self.remove_reader(fd);
+            } else {
+                self.remove_writer(fd);
+            }
+        }
     }
 
     fn run_ready(&self, item: Ready) {
@@ -221,8 +236,11 @@ impl EventLoop {
     /// # Ok::<(), asyncio::Error>(())
     /// ```
     pub fn run_until_complete<F: Future + 'static>(&self, future: F) -> Result<F::Output> {
-        // Same checks as run_forever, before the task exists (CPython's order).
+        // Same checks as run_forever, before the task exists (CPython's order). Leaving the
+        // guard clears `stopping`; keep a stop() made before this call (R12: one iteration).
+        let pre_stopped = self.inner.stopping.get();
         drop(RunGuard::enter(self)?);
+        self.inner.stopping.set(pre_stopped);
         let task = self.create_task(future)?;
         let active = Rc::new(Cell::new(true));
         let flag = active.clone();

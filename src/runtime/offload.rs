@@ -23,6 +23,12 @@ pub struct ExecutorFuture<T> {
     rx: oneshot::Receiver<Result<T>>,
 }
 
+impl<T> std::fmt::Debug for ExecutorFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutorFuture").finish_non_exhaustive()
+    }
+}
+
 impl<T> Future for ExecutorFuture<T> {
     type Output = Result<T>;
 

@@ -18,7 +18,17 @@ use crate::runtime::running::with_running;
 
 struct Slot<T> {
     outcome: Option<Result<T>>,
+    /// Set with the outcome and never cleared: the outcome may be taken, the future stays done.
+    finished: bool,
     waker: Option<Waker>,
+}
+
+/// The error for a result asked for again after it was taken.
+fn already_taken() -> Error {
+    Error::new(
+        ErrorKind::InvalidState,
+        "the coroutine's result was already taken",
+    )
 }
 
 struct CfShared<T> {
@@ -40,9 +50,10 @@ impl<T> CfShared<T> {
     fn set(&self, outcome: Result<T>) {
         let waker = {
             let mut slot = self.lock();
-            if slot.outcome.is_some() {
+            if slot.finished {
                 return;
             }
+            slot.finished = true;
             slot.outcome = Some(outcome);
             slot.waker.take()
         };
@@ -62,7 +73,7 @@ pub struct ConcurrentFuture<T> {
 impl<T> ConcurrentFuture<T> {
     /// Whether the coroutine has finished.
     pub fn done(&self) -> bool {
-        self.shared.lock().outcome.is_some()
+        self.shared.lock().finished
     }
 
     /// Asks the loop to cancel the coroutine: it is dropped at its next step and the result
@@ -82,7 +93,8 @@ impl<T> ConcurrentFuture<T> {
     /// The coroutine's error ([`ErrorKind::Cancelled`], [`ErrorKind::Panicked`], or
     /// [`ErrorKind::Closed`] if the loop closed before running it); [`ErrorKind::Timeout`];
     /// [`ErrorKind::WrongThread`] when called on the thread running the target loop, where
-    /// blocking would deadlock.
+    /// blocking would deadlock; [`ErrorKind::InvalidState`] if the result was already taken by
+    /// awaiting the future.
     pub fn result(self, timeout: Option<Duration>) -> Result<T> {
         let own_loop = with_running(|i| i.shared.id == self.shared.loop_id).unwrap_or(false);
         if own_loop {
@@ -96,6 +108,9 @@ impl<T> ConcurrentFuture<T> {
         loop {
             if let Some(o) = slot.outcome.take() {
                 return o;
+            }
+            if slot.finished {
+                return Err(already_taken());
             }
             slot = match deadline {
                 None => match self.shared.ready.wait(slot) {
@@ -117,6 +132,14 @@ impl<T> ConcurrentFuture<T> {
     }
 }
 
+impl<T> std::fmt::Debug for ConcurrentFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConcurrentFuture")
+            .field("done", &self.done())
+            .finish()
+    }
+}
+
 impl<T> Future for ConcurrentFuture<T> {
     type Output = Result<T>;
 
@@ -124,6 +147,7 @@ impl<T> Future for ConcurrentFuture<T> {
         let mut slot = self.shared.lock();
         match slot.outcome.take() {
             Some(o) => Poll::Ready(o),
+            None if slot.finished => Poll::Ready(Err(already_taken())),
             None => {
                 slot.waker = Some(cx.waker().clone());
                 Poll::Pending
@@ -150,6 +174,11 @@ impl LoopHandle {
     /// Submits `future` to the loop from another thread; it runs there as a task. Returns a
     /// [`ConcurrentFuture`] to await (on any executor) or to block on.
     ///
+    /// `future` must be `Send` because it is made on this thread. A coroutine that uses the
+    /// loop's own `!Send` types (`sleep`, tasks, `LoopFuture`) across an `.await` is not: submit
+    /// a `Send` closure that builds it on the loop thread with
+    /// [`run_coroutine_threadsafe_with`](LoopHandle::run_coroutine_threadsafe_with).
+    ///
     /// # Errors
     /// [`ErrorKind::Closed`] if the loop is closed.
     pub fn run_coroutine_threadsafe<F>(&self, future: F) -> Result<ConcurrentFuture<F::Output>>
@@ -157,9 +186,42 @@ impl LoopHandle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        self.run_coroutine_threadsafe_with(move || future)
+    }
+
+    /// Like [`run_coroutine_threadsafe`](LoopHandle::run_coroutine_threadsafe), but `make`
+    /// builds the coroutine on the loop thread, so the coroutine itself need not be `Send`.
+    ///
+    /// ```
+    /// use asyncio::EventLoop;
+    ///
+    /// let (handle, thread) = EventLoop::spawn_thread()?;
+    /// let slept = handle
+    ///     .run_coroutine_threadsafe_with(|| async {
+    ///         asyncio::sleep(0.001).await.is_ok() // `Sleep` is !Send: built on the loop thread.
+    ///     })?
+    ///     .result(None)?;
+    /// assert!(slept);
+    /// handle.stop();
+    /// thread.join().unwrap()?;
+    /// # Ok::<(), asyncio::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`] if the loop is closed.
+    pub fn run_coroutine_threadsafe_with<M, F>(
+        &self,
+        make: M,
+    ) -> Result<ConcurrentFuture<F::Output>>
+    where
+        M: FnOnce() -> F + Send + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
         let shared = Arc::new(CfShared {
             slot: Mutex::new(Slot {
                 outcome: None,
+                finished: false,
                 waker: None,
             }),
             ready: Condvar::new(),
@@ -167,23 +229,33 @@ impl LoopHandle {
             task_waker: AtomicWaker::new(),
             loop_id: self.id(),
         });
-        let state = shared.clone();
+        // The guard travels with the coroutine, so that the result resolves (to `Closed`)
+        // even if the loop drops the submission without running it. In the tuple, the
+        // coroutine comes first and is dropped first.
+        let submission = (make, DropGuard(shared.clone()));
         self.call_soon_threadsafe(move || {
-            let guard = DropGuard(state.clone());
             let run = async move {
-                let mut future =
-                    std::pin::pin!(std::panic::AssertUnwindSafe(future).catch_unwind());
-                let outcome = std::future::poll_fn(|cx| {
-                    if guard.0.cancel.load(Ordering::Acquire) {
-                        return Poll::Ready(None);
-                    }
-                    guard.0.task_waker.register(cx.waker());
-                    if guard.0.cancel.load(Ordering::Acquire) {
-                        return Poll::Ready(None);
-                    }
-                    future.as_mut().poll(cx).map(Some)
-                })
-                .await;
+                // Declared before the coroutine, so dropped after it.
+                let guard = submission.1;
+                let outcome = {
+                    let make = submission.0;
+                    let mut future =
+                        std::pin::pin!(std::panic::AssertUnwindSafe(async move { make().await })
+                            .catch_unwind());
+                    std::future::poll_fn(|cx| {
+                        if guard.0.cancel.load(Ordering::Acquire) {
+                            return Poll::Ready(None);
+                        }
+                        guard.0.task_waker.register(cx.waker());
+                        if guard.0.cancel.load(Ordering::Acquire) {
+                            return Poll::Ready(None);
+                        }
+                        future.as_mut().poll(cx).map(Some)
+                    })
+                    .await
+                    // The coroutine is dropped here, before its outcome is published: whoever
+                    // sees `Cancelled` can rely on its `Drop` (its `finally`) having run.
+                };
                 match outcome {
                     None => guard.0.set(Err(Error::cancelled())),
                     Some(Ok(v)) => guard.0.set(Ok(v)),

@@ -30,6 +30,12 @@ impl PollingSelector {
     }
 }
 
+impl std::fmt::Debug for PollingSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollingSelector").finish_non_exhaustive()
+    }
+}
+
 fn event(fd: RawFd, interest: Interest) -> Event {
     // The key is the descriptor itself: the loop keeps at most one registration per fd.
     let key = fd as usize;

@@ -51,6 +51,15 @@ pub fn sleep<D: IntoDelay>(delay: D) -> Sleep {
     }
 }
 
+impl std::fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sleep")
+            .field("delay", &self.delay.as_ref().ok())
+            .field("armed", &self.armed.is_some())
+            .finish()
+    }
+}
+
 impl Future for Sleep {
     type Output = Result<()>;
 
@@ -135,7 +144,9 @@ pin_project_lite::pin_project! {
 /// [`ErrorKind::NoRunningLoop`] outside a running loop.
 ///
 /// # Cancel safety
-/// Dropping the `Timeout` drops `future`; whatever `future` guarantees applies.
+/// Dropping the `Timeout` drops `future`; whatever `future` guarantees applies. A [`Task`]
+/// handle passed as `future` is detached, not cancelled, when time runs out (dropping a task
+/// handle detaches): pass the task's future itself, or call [`Task::cancel`] on timeout.
 ///
 /// ```
 /// use asyncio::ErrorKind;
@@ -171,6 +182,14 @@ pub fn timeout<D: IntoDelay, F: Future>(delay: D, future: F) -> Timeout<F> {
 /// As [`timeout`].
 pub fn wait_for<F: Future, D: IntoDelay>(future: F, delay: D) -> Timeout<F> {
     timeout(delay, future)
+}
+
+impl<F> std::fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timeout")
+            .field("sleep", &self.sleep)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<F: Future> Future for Timeout<F> {
@@ -245,6 +264,14 @@ where
     }
 }
 
+impl<T> std::fmt::Debug for Gather<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gather")
+            .field("tasks", &self.tasks.as_ref().map(Vec::len))
+            .finish_non_exhaustive()
+    }
+}
+
 // The outputs sit in a `Vec` on the heap and are never pinned.
 impl<T> Unpin for Gather<T> {}
 
@@ -300,6 +327,12 @@ pub struct Shield<T> {
 pub fn shield<F: Future + 'static>(future: F) -> Shield<F::Output> {
     Shield {
         task: get_running_loop().and_then(|lp| lp.create_task(future)),
+    }
+}
+
+impl<T> std::fmt::Debug for Shield<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shield").field("task", &self.task).finish()
     }
 }
 

@@ -65,8 +65,9 @@ impl<T: 'static> Task<T> {
     }
 
     /// Requests cancellation: the future is dropped at the task's next step and the task ends
-    /// with [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled). Returns `false` if the task
-    /// had already finished.
+    /// with [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) (or
+    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) if the future's `Drop` panics, as a
+    /// raising `finally` does in asyncio). Returns `false` if the task had already finished.
     pub fn cancel(&self) -> bool {
         self.raw.cancel()
     }
@@ -214,6 +215,11 @@ impl TaskRef {
     pub fn exception(&self) -> Option<Error> {
         self.raw.mark_retrieved();
         self.raw.error()
+    }
+
+    /// Whether the task's outcome was already read or reported.
+    pub(crate) fn retrieved(&self) -> bool {
+        self.raw.retrieved()
     }
 
     pub(crate) fn exception_peek(&self) -> Option<Error> {

@@ -180,9 +180,12 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
             return true;
         }
         if self.cancel_requested.get() {
-            let drop_panic = self.set_stage(Stage::Gone);
-            let _ = drop_panic;
-            self.finish(Status::Cancelled, Some(Error::cancelled()));
+            // Dropping the future is its `finally`: a panic there ends the task with that
+            // panic (as a raising `finally` does in asyncio) instead of vanishing.
+            match self.set_stage(Stage::Gone) {
+                Some(err) => self.finish(Status::Failed, Some(err)),
+                None => self.finish(Status::Cancelled, Some(Error::cancelled())),
+            }
             return true;
         }
         let waker = waker_ref(&self.header);

@@ -85,8 +85,12 @@ pub fn default_watcher() -> Arc<dyn ChildWatcher> {
     }
 }
 
+mod fast;
 mod pidfd;
+mod safe;
 mod threaded;
 
+pub use fast::FastChildWatcher;
 pub use pidfd::PidfdChildWatcher;
+pub use safe::SafeChildWatcher;
 pub use threaded::ThreadedChildWatcher;

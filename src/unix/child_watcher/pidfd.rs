@@ -84,6 +84,15 @@ impl PidfdChildWatcher {
     }
 }
 
+impl std::fmt::Debug for PidfdChildWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PidfdChildWatcher")
+            .field("watched", &self.inner.lock().entries.len())
+            .field("closed", &self.inner.closed.load(Ordering::Acquire))
+            .finish()
+    }
+}
+
 /// Registers `pidfd` on the running loop of this thread.
 fn register(inner: Arc<Inner>, lp: &EventLoop, pid: i32, pidfd: OwnedFd) -> Result<()> {
     let fd = pidfd.as_raw_fd();

@@ -53,6 +53,15 @@ impl ThreadedChildWatcher {
     }
 }
 
+impl std::fmt::Debug for ThreadedChildWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadedChildWatcher")
+            .field("waiting", &self.waiting_count())
+            .field("closed", &self.inner.closed.load(Ordering::Acquire))
+            .finish()
+    }
+}
+
 fn wait_blocking(pid: i32) -> i32 {
     let Some(p) = Pid::from_raw(pid) else {
         return reaped_elsewhere(pid);

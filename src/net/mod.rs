@@ -1,0 +1,546 @@
+//! The loop's networking coroutines: `create_connection`, `create_unix_connection`,
+//! `connect_accepted_socket`, `create_datagram_endpoint`, and name resolution
+//! (`getaddrinfo`, `getnameinfo`). Servers are in [`server`](crate::server).
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::rc::Rc;
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocols::{BufferedProtocol, DatagramProtocol, Protocol};
+use crate::runtime::core::EventLoop;
+use crate::transports::{is_retry, DatagramTransport, ProtocolRefs, Transport};
+
+mod dns;
+
+pub use dns::{AddrInfo, AddrInfoHints};
+
+/// Options of [`create_connection`](EventLoop::create_connection) (asyncio's keyword
+/// arguments). Build with [`ConnectOptions::new`] and the setters.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// Address family for resolution (`libc::AF_INET`, `libc::AF_INET6`, 0 for any).
+    pub family: i32,
+    /// Protocol number for resolution (0 for any).
+    pub proto: i32,
+    /// `libc::AI_*` flags for resolution.
+    pub flags: i32,
+    /// Local `(host, port)` to bind to before connecting.
+    pub local_addr: Option<(String, u16)>,
+    /// An already connected stream socket to use instead of connecting.
+    pub sock: Option<OwnedFd>,
+}
+
+impl ConnectOptions {
+    /// The defaults: any family, no local address, no socket.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the address family.
+    pub fn family(mut self, family: i32) -> Self {
+        self.family = family;
+        self
+    }
+
+    /// Sets the protocol number used for resolution.
+    pub fn proto(mut self, proto: i32) -> Self {
+        self.proto = proto;
+        self
+    }
+
+    /// Sets the `getaddrinfo` flags.
+    pub fn flags(mut self, flags: i32) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// Binds the socket to this local host and port before connecting.
+    pub fn local_addr(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.local_addr = Some((host.into(), port));
+        self
+    }
+
+    /// Uses this connected socket (a `TcpStream` or `UnixStream` converts into `OwnedFd`).
+    pub fn sock(mut self, sock: impl Into<OwnedFd>) -> Self {
+        self.sock = Some(sock.into());
+        self
+    }
+}
+
+/// Options of [`create_datagram_endpoint`](EventLoop::create_datagram_endpoint).
+#[derive(Debug, Default, Clone, Copy)]
+#[non_exhaustive]
+pub struct DatagramOptions {
+    /// Sets `SO_REUSEPORT` before binding.
+    pub reuse_port: bool,
+    /// Sets `SO_BROADCAST`.
+    pub allow_broadcast: bool,
+}
+
+impl DatagramOptions {
+    /// The defaults: no `SO_REUSEPORT`, no broadcast.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `SO_REUSEPORT`.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
+    /// Sets `SO_BROADCAST`.
+    pub fn allow_broadcast(mut self, on: bool) -> Self {
+        self.allow_broadcast = on;
+        self
+    }
+}
+
+/// Removes a writer when dropped (a cancelled connect).
+struct WriterGuard<'a> {
+    lp: &'a EventLoop,
+    fd: RawFd,
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        self.lp.remove_writer(self.fd);
+    }
+}
+
+/// Aborts a transport when dropped unless disarmed (a cancelled `create_connection`).
+struct AbortGuard(Option<Transport>);
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.abort();
+        }
+    }
+}
+
+/// Connects a nonblocking socket, waiting for writability through the loop.
+pub(crate) async fn sock_connect(lp: &EventLoop, sock: &Socket, addr: &SockAddr) -> Result<()> {
+    match sock.connect(addr) {
+        Ok(()) => return Ok(()),
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINPROGRESS)
+                || e.kind() == std::io::ErrorKind::Interrupted => {}
+        Err(e) => return Err(e.into()),
+    }
+    let fd = sock.as_raw_fd();
+    let fut = lp.create_future::<()>();
+    let f2 = fut.clone();
+    lp.add_writer(fd, move || {
+        if !f2.done() {
+            let _ = f2.set_result(());
+        }
+    })?;
+    let guard = WriterGuard { lp, fd };
+    fut.await?;
+    drop(guard);
+    match sock.take_error()? {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// asyncio's rule for reporting several failed attempts: one error as is, identical ones as
+/// the first, else "Multiple exceptions: ...".
+fn combine(mut errors: Vec<Error>) -> Error {
+    if errors.len() == 1
+        || errors
+            .iter()
+            .all(|e| e.to_string() == errors[0].to_string())
+    {
+        return errors.swap_remove(0);
+    }
+    let text = errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let first = errors.swap_remove(0);
+    let mut err = Error::new(ErrorKind::Io, format!("Multiple exceptions: {text}"));
+    if let Some(src) = std::error::Error::source(&first)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .and_then(|e| e.raw_os_error())
+    {
+        err = err.with_source(std::io::Error::from_raw_os_error(src));
+    }
+    err
+}
+
+fn stream_socket_from(fd: OwnedFd) -> Result<Socket> {
+    let sock = Socket::from(fd);
+    if sock.r#type()? != Type::STREAM {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "A Stream Socket was expected",
+        ));
+    }
+    sock.set_nonblocking(true)?;
+    Ok(sock)
+}
+
+/// Sets `TCP_NODELAY` on internet stream sockets, as asyncio does.
+pub(crate) fn set_nodelay(sock: &Socket) {
+    if matches!(sock.domain(), Ok(d) if d == Domain::IPV4 || d == Domain::IPV6) {
+        let _ = sock.set_tcp_nodelay(true);
+    }
+}
+
+impl EventLoop {
+    async fn open_tcp_socket(
+        &self,
+        host: Option<&str>,
+        port: Option<u16>,
+        options: ConnectOptions,
+    ) -> Result<Socket> {
+        if let Some(fd) = options.sock {
+            if host.is_some() || port.is_some() || options.local_addr.is_some() {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "host/port and sock can not be specified at the same time",
+                ));
+            }
+            return stream_socket_from(fd);
+        }
+        let (Some(host), Some(port)) = (host, port) else {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "host and port was not specified and no sock specified",
+            ));
+        };
+        let hints = AddrInfoHints {
+            family: options.family,
+            socktype: libc::SOCK_STREAM,
+            protocol: options.proto,
+            flags: options.flags,
+        };
+        let infos = self.getaddrinfo(Some(host), Some(port), hints).await?;
+        if infos.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Io,
+                "getaddrinfo() returned empty list",
+            ));
+        }
+        let local = match &options.local_addr {
+            Some((h, p)) => {
+                let l = self.getaddrinfo(Some(h), Some(*p), hints).await?;
+                if l.is_empty() {
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        "getaddrinfo() returned empty list",
+                    ));
+                }
+                Some(l)
+            }
+            None => None,
+        };
+        let mut errors = Vec::new();
+        for info in infos {
+            match self.try_connect(&info, local.as_deref()).await {
+                Ok(sock) => return Ok(sock),
+                Err(e) => errors.push(e),
+            }
+        }
+        Err(combine(errors))
+    }
+
+    async fn try_connect(&self, info: &AddrInfo, local: Option<&[AddrInfo]>) -> Result<Socket> {
+        let proto = (info.protocol != 0).then(|| socket2::Protocol::from(info.protocol));
+        let sock = Socket::new(Domain::from(info.family), Type::STREAM, proto)?;
+        sock.set_nonblocking(true)?;
+        if let Some(local) = local {
+            let mut bound = false;
+            let mut last = None;
+            for l in local.iter().filter(|l| l.family == info.family) {
+                match sock.bind(&SockAddr::from(l.addr)) {
+                    Ok(()) => {
+                        bound = true;
+                        break;
+                    }
+                    Err(e) => {
+                        let text =
+                            format!("error while attempting to bind on address {}: {e}", l.addr);
+                        last = Some(Error::new(ErrorKind::Io, text).with_source(e));
+                    }
+                }
+            }
+            if !bound {
+                return Err(last.unwrap_or_else(|| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "no matching local address with family={} found",
+                            info.family
+                        ),
+                    )
+                }));
+            }
+        }
+        sock_connect(self, &sock, &SockAddr::from(info.addr)).await?;
+        Ok(sock)
+    }
+
+    /// Makes the protocol, starts the transport and waits for `connection_made`.
+    async fn finish_connection<P: 'static>(
+        &self,
+        sock: Socket,
+        protocol: P,
+        refs: fn(&Rc<RefCell<P>>) -> ProtocolRefs,
+    ) -> Result<(Transport, Rc<RefCell<P>>)> {
+        set_nodelay(&sock);
+        let protocol = Rc::new(RefCell::new(protocol));
+        let waiter = self.create_future::<()>();
+        let transport = Transport::start(self, sock, refs(&protocol), Some(waiter.clone()), None)?;
+        let mut guard = AbortGuard(Some(transport.clone()));
+        waiter.await?;
+        guard.0 = None;
+        Ok((transport, protocol))
+    }
+
+    /// Opens a TCP connection to `host`:`port` (asyncio's `loop.create_connection`) and returns
+    /// the transport and the protocol made by `protocol_factory`, once `connection_made` ran.
+    ///
+    /// The host is resolved with [`getaddrinfo`](EventLoop::getaddrinfo) and every address is
+    /// tried in order; `options` may give a local address to bind, or an already connected
+    /// socket instead of `host` and `port`. The transport sets `TCP_NODELAY`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for a bad combination of `host`, `port` and
+    /// `options.sock`; [`ErrorKind::Io`] when resolution or every attempt fails (one failure is
+    /// returned as is, so a refused connection has `io_error_kind()`
+    /// `Some(ConnectionRefused)`; several different failures give "Multiple exceptions: ...");
+    /// [`ErrorKind::Closed`] on a closed loop.
+    ///
+    /// # Cancel safety
+    /// Dropping the future closes the socket being connected (or aborts the new transport);
+    /// `connection_lost` is not called for a protocol whose `connection_made` did not run.
+    ///
+    /// ```
+    /// use asyncio::{BaseProtocol, ConnectOptions, EventLoop, Protocol, ServerOptions};
+    ///
+    /// struct Quiet;
+    /// impl BaseProtocol for Quiet {}
+    /// impl Protocol for Quiet {}
+    ///
+    /// let event_loop = EventLoop::new()?;
+    /// let lp = event_loop.clone();
+    /// event_loop.run_until_complete(async move {
+    ///     let server = lp
+    ///         .create_server(|| Quiet, &["127.0.0.1"], Some(0), ServerOptions::new())
+    ///         .await?;
+    ///     let port = server.sockets()[0].address.as_ref().unwrap().as_inet().unwrap().port();
+    ///     let (transport, _protocol) = lp
+    ///         .create_connection(|| Quiet, Some("127.0.0.1"), Some(port), ConnectOptions::new())
+    ///         .await?;
+    ///     transport.close();
+    ///     server.close();
+    ///     Ok::<_, asyncio::Error>(())
+    /// })??;
+    /// event_loop.close()?;
+    /// # Ok::<(), asyncio::Error>(())
+    /// ```
+    pub async fn create_connection<P, F>(
+        &self,
+        protocol_factory: F,
+        host: Option<&str>,
+        port: Option<u16>,
+        options: ConnectOptions,
+    ) -> Result<(Transport, Rc<RefCell<P>>)>
+    where
+        F: FnOnce() -> P,
+        P: Protocol + 'static,
+    {
+        self.check_closed()?;
+        let sock = self.open_tcp_socket(host, port, options).await?;
+        self.finish_connection(sock, protocol_factory(), ProtocolRefs::plain)
+            .await
+    }
+
+    /// [`create_connection`](EventLoop::create_connection) for a [`BufferedProtocol`].
+    ///
+    /// # Errors
+    /// As [`create_connection`](EventLoop::create_connection).
+    ///
+    /// # Cancel safety
+    /// As [`create_connection`](EventLoop::create_connection).
+    pub async fn create_connection_buffered<P, F>(
+        &self,
+        protocol_factory: F,
+        host: Option<&str>,
+        port: Option<u16>,
+        options: ConnectOptions,
+    ) -> Result<(Transport, Rc<RefCell<P>>)>
+    where
+        F: FnOnce() -> P,
+        P: BufferedProtocol + 'static,
+    {
+        self.check_closed()?;
+        let sock = self.open_tcp_socket(host, port, options).await?;
+        self.finish_connection(sock, protocol_factory(), ProtocolRefs::buffered)
+            .await
+    }
+
+    /// Opens a Unix-socket connection to `path`, or wraps the connected `sock` (asyncio's
+    /// `loop.create_unix_connection`); give exactly one of the two.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when both or neither of `path` and `sock` are given, or
+    /// `sock` is not a stream socket; [`ErrorKind::Io`] when connecting fails (a missing path is
+    /// `NotFound`, a path nobody listens on `ConnectionRefused`; a listener whose backlog is full
+    /// gives `WouldBlock`); [`ErrorKind::Closed`] on a closed loop.
+    ///
+    /// # Cancel safety
+    /// As [`create_connection`](EventLoop::create_connection).
+    pub async fn create_unix_connection<P, F>(
+        &self,
+        protocol_factory: F,
+        path: Option<&Path>,
+        sock: Option<OwnedFd>,
+    ) -> Result<(Transport, Rc<RefCell<P>>)>
+    where
+        F: FnOnce() -> P,
+        P: Protocol + 'static,
+    {
+        self.check_closed()?;
+        let sock = match (path, sock) {
+            (Some(_), Some(_)) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "path and sock can not be specified at the same time",
+                ))
+            }
+            (None, None) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "no path and sock were specified",
+                ))
+            }
+            (None, Some(fd)) => stream_socket_from(fd)?,
+            (Some(path), None) => {
+                let sock = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+                sock.set_nonblocking(true)?;
+                sock_connect(self, &sock, &SockAddr::unix(path)?).await?;
+                sock
+            }
+        };
+        self.finish_connection(sock, protocol_factory(), ProtocolRefs::plain)
+            .await
+    }
+
+    /// Wraps a socket accepted elsewhere (asyncio's `loop.connect_accepted_socket`): the
+    /// protocol is made and connected as a server's would be.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] if `sock` is not a stream socket; [`ErrorKind::Io`] if it
+    /// cannot be made nonblocking; [`ErrorKind::Closed`] on a closed loop.
+    ///
+    /// # Cancel safety
+    /// Dropping the future aborts the new transport.
+    pub async fn connect_accepted_socket<P, F>(
+        &self,
+        protocol_factory: F,
+        sock: impl Into<OwnedFd>,
+    ) -> Result<(Transport, Rc<RefCell<P>>)>
+    where
+        F: FnOnce() -> P,
+        P: Protocol + 'static,
+    {
+        self.check_closed()?;
+        let sock = stream_socket_from(sock.into())?;
+        self.finish_connection(sock, protocol_factory(), ProtocolRefs::plain)
+            .await
+    }
+
+    /// Creates a UDP endpoint (asyncio's `loop.create_datagram_endpoint`): bound to
+    /// `local_addr` if given (else to an ephemeral port), connected to `remote_addr` if given.
+    /// Give at least one of the two.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when neither address is given or their families differ;
+    /// [`ErrorKind::Io`] when the socket cannot be created, bound or connected;
+    /// [`ErrorKind::Closed`] on a closed loop.
+    ///
+    /// # Cancel safety
+    /// Dropping the future aborts the new transport.
+    pub async fn create_datagram_endpoint<P, F>(
+        &self,
+        protocol_factory: F,
+        local_addr: Option<SocketAddr>,
+        remote_addr: Option<SocketAddr>,
+        options: DatagramOptions,
+    ) -> Result<(DatagramTransport, Rc<RefCell<P>>)>
+    where
+        F: FnOnce() -> P,
+        P: DatagramProtocol + 'static,
+    {
+        self.check_closed()?;
+        let family_of = |a: &SocketAddr| {
+            if a.is_ipv4() {
+                Domain::IPV4
+            } else {
+                Domain::IPV6
+            }
+        };
+        let domain = match (&local_addr, &remote_addr) {
+            (None, None) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "unexpected address family: give local_addr or remote_addr",
+                ))
+            }
+            (Some(l), Some(r)) if l.is_ipv4() != r.is_ipv4() => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "local_addr and remote_addr have different address families",
+                ))
+            }
+            (Some(l), _) => family_of(l),
+            (None, Some(r)) => family_of(r),
+        };
+        let sock = Socket::new(domain, Type::DGRAM, None)?;
+        sock.set_nonblocking(true)?;
+        if options.reuse_port {
+            sock.set_reuse_port(true)?;
+        }
+        if options.allow_broadcast {
+            sock.set_broadcast(true)?;
+        }
+        if let Some(l) = local_addr {
+            sock.bind(&SockAddr::from(l))?;
+        }
+        if let Some(r) = remote_addr {
+            match sock.connect(&SockAddr::from(r)) {
+                Ok(()) => {}
+                Err(e) if is_retry(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let udp: std::net::UdpSocket = sock.into();
+        let protocol = Rc::new(RefCell::new(protocol_factory()));
+        let waiter = self.create_future::<()>();
+        let transport =
+            DatagramTransport::start(self, udp, protocol.clone(), remote_addr, waiter.clone())?;
+        struct Guard(Option<DatagramTransport>);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                if let Some(t) = self.0.take() {
+                    t.abort();
+                }
+            }
+        }
+        let mut guard = Guard(Some(transport.clone()));
+        waiter.await?;
+        guard.0 = None;
+        Ok((transport, protocol))
+    }
+}

@@ -1,0 +1,381 @@
+//! The UDP transport (asyncio's `_SelectorDatagramTransport`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use super::{is_retry, Address, ExtraInfo, DEFAULT_HIGH_WATER};
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::{log_warning, ExceptionContext};
+use crate::protocols::DatagramProtocol;
+use crate::runtime::core::EventLoop;
+use crate::task::LoopFuture;
+
+/// The largest UDP datagram.
+const MAX_DATAGRAM: usize = 64 * 1024;
+
+struct DgramInner {
+    lp: EventLoop,
+    fd: RawFd,
+    sock: RefCell<Option<UdpSocket>>,
+    protocol: RefCell<Option<Rc<RefCell<dyn DatagramProtocol>>>>,
+    remote: Option<SocketAddr>,
+    sockname: Option<SocketAddr>,
+    buffer: RefCell<VecDeque<(Vec<u8>, Option<SocketAddr>)>>,
+    buffer_size: Cell<usize>,
+    closing: Cell<bool>,
+    conn_lost: Cell<u32>,
+    finalized: Cell<bool>,
+    writer_added: Cell<bool>,
+    protocol_paused: Cell<bool>,
+    high_water: Cell<usize>,
+    low_water: Cell<usize>,
+}
+
+/// A datagram (UDP) transport, from
+/// [`create_datagram_endpoint`](crate::EventLoop::create_datagram_endpoint).
+///
+/// Cheap to clone, `!Send`. [`sendto`](DatagramTransport::sendto) sends at once or queues
+/// the datagram until the socket is writable; errors of individual datagrams go to the
+/// protocol's `error_received` and do not end the endpoint.
+#[derive(Clone)]
+pub struct DatagramTransport {
+    inner: Rc<DgramInner>,
+}
+
+impl DatagramTransport {
+    pub(crate) fn start(
+        lp: &EventLoop,
+        sock: UdpSocket,
+        protocol: Rc<RefCell<dyn DatagramProtocol>>,
+        remote: Option<SocketAddr>,
+        waiter: LoopFuture<()>,
+    ) -> Result<DatagramTransport> {
+        lp.check_closed()?;
+        let inner = Rc::new(DgramInner {
+            lp: lp.clone(),
+            fd: sock.as_raw_fd(),
+            sockname: sock.local_addr().ok(),
+            sock: RefCell::new(Some(sock)),
+            protocol: RefCell::new(Some(protocol.clone())),
+            remote,
+            buffer: RefCell::new(VecDeque::new()),
+            buffer_size: Cell::new(0),
+            closing: Cell::new(false),
+            conn_lost: Cell::new(0),
+            finalized: Cell::new(false),
+            writer_added: Cell::new(false),
+            protocol_paused: Cell::new(false),
+            high_water: Cell::new(DEFAULT_HIGH_WATER),
+            low_water: Cell::new(DEFAULT_HIGH_WATER / 4),
+        });
+        let t = DatagramTransport { inner };
+        let t2 = t.clone();
+        lp.call_soon(move || {
+            let made = catch_unwind(AssertUnwindSafe(|| {
+                protocol.borrow_mut().connection_made(t2.clone())
+            }));
+            if let Err(payload) = made {
+                let err = Error::from_panic(&*payload);
+                let _ = waiter.set_exception(err.clone());
+                t2.inner
+                    .fatal(err, "Fatal error: protocol.connection_made() call failed.");
+                return;
+            }
+            let me = t2.inner.clone();
+            if !me.closing.get() {
+                let r = me.clone();
+                if let Err(e) = me.lp.add_reader(me.fd, move || r.read_ready()) {
+                    let _ = waiter.set_exception(e.clone());
+                    me.fatal(e, "Fatal error: could not watch the socket for reading");
+                    return;
+                }
+            }
+            let _ = waiter.set_result(());
+        })?;
+        Ok(t)
+    }
+
+    /// Sends `data` to `addr` (or to the connected remote address when `addr` is `None`).
+    /// Queues the datagram if the socket is not writable now. A send error other than "try
+    /// again" goes to the protocol's `error_received`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] if the endpoint is connected and `addr` is another
+    /// address, or if it is not connected and `addr` is `None`.
+    pub fn sendto(&self, data: &[u8], addr: Option<SocketAddr>) -> Result<()> {
+        let inner = &self.inner;
+        match (inner.remote, addr) {
+            (Some(r), Some(a)) if r != a => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("Invalid address: must be None or {r}"),
+                ))
+            }
+            (None, None) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "Invalid address: must not be None on an unconnected endpoint",
+                ))
+            }
+            _ => {}
+        }
+        let lost = inner.conn_lost.get();
+        if lost > 0 {
+            if lost == 5 {
+                log_warning("socket.sendto() raised exception.");
+            }
+            inner.conn_lost.set(lost.saturating_add(1));
+            return Ok(());
+        }
+        if inner.buffer.borrow().is_empty() {
+            match inner.send_one(data, addr) {
+                Ok(_) => return Ok(()),
+                Err(e) if is_retry(&e) => {
+                    let r = inner.clone();
+                    if !inner.writer_added.replace(true) {
+                        inner.lp.add_writer(inner.fd, move || r.write_ready())?;
+                    }
+                }
+                Err(e) => {
+                    inner.error_received(e.into());
+                    return Ok(());
+                }
+            }
+        }
+        inner.buffer.borrow_mut().push_back((data.to_vec(), addr));
+        inner.buffer_size.set(inner.buffer_size.get() + data.len());
+        inner.maybe_pause();
+        Ok(())
+    }
+
+    /// Closes the endpoint once the queued datagrams are sent; `connection_lost(None)`
+    /// follows through `call_soon`. Idempotent.
+    pub fn close(&self) {
+        let inner = &self.inner;
+        if inner.closing.replace(true) {
+            return;
+        }
+        inner.lp.remove_reader(inner.fd);
+        if inner.buffer.borrow().is_empty() {
+            inner.conn_lost.set(inner.conn_lost.get() + 1);
+            inner.schedule_lost(None);
+        }
+    }
+
+    /// Closes at once, dropping queued datagrams. Idempotent.
+    pub fn abort(&self) {
+        self.inner.force_close(None);
+    }
+
+    /// Whether the endpoint is closing or closed.
+    pub fn is_closing(&self) -> bool {
+        self.inner.closing.get()
+    }
+
+    /// How many bytes of queued datagrams wait to be sent.
+    pub fn get_write_buffer_size(&self) -> usize {
+        self.inner.buffer_size.get()
+    }
+
+    /// `"sockname"`, `"peername"` (connected endpoints) or `"socket"`.
+    pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+        match name {
+            "sockname" => self
+                .inner
+                .sockname
+                .map(|a| ExtraInfo::Address(Address::Inet(a))),
+            "peername" => self
+                .inner
+                .remote
+                .map(|a| ExtraInfo::Address(Address::Inet(a))),
+            "socket" => self
+                .inner
+                .sock
+                .borrow()
+                .as_ref()
+                .map(|s| ExtraInfo::Fd(s.as_raw_fd())),
+            _ => None,
+        }
+    }
+
+    /// The local address.
+    pub fn sockname(&self) -> Option<SocketAddr> {
+        self.inner.sockname
+    }
+}
+
+impl fmt::Debug for DatagramTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatagramTransport")
+            .field("fd", &self.inner.fd)
+            .field("sockname", &self.inner.sockname)
+            .field("closing", &self.inner.closing.get())
+            .finish()
+    }
+}
+
+impl DgramInner {
+    fn send_one(&self, data: &[u8], addr: Option<SocketAddr>) -> std::io::Result<usize> {
+        let sock = self.sock.borrow();
+        let Some(s) = sock.as_ref() else {
+            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+        };
+        match addr {
+            Some(a) if self.remote.is_none() => s.send_to(data, a),
+            _ => s.send(data),
+        }
+    }
+
+    fn protocol(&self) -> Option<Rc<RefCell<dyn DatagramProtocol>>> {
+        self.protocol.borrow().clone()
+    }
+
+    fn with_protocol(
+        self: &Rc<Self>,
+        what: &'static str,
+        f: impl FnOnce(&mut dyn DatagramProtocol) + 'static,
+    ) {
+        let Some(p) = self.protocol() else { return };
+        let res = match p.try_borrow_mut() {
+            Ok(mut p) => catch_unwind(AssertUnwindSafe(|| f(&mut *p))),
+            Err(_) => {
+                let me = self.clone();
+                let _ = self.lp.call_soon(move || me.with_protocol(what, f));
+                return;
+            }
+        };
+        if let Err(payload) = res {
+            self.lp.call_exception_handler(
+                &ExceptionContext::new(format!("protocol.{what}() failed"))
+                    .with_exception(Error::from_panic(&*payload)),
+            );
+        }
+    }
+
+    fn error_received(self: &Rc<Self>, err: Error) {
+        self.with_protocol("error_received", move |p| p.error_received(err));
+    }
+
+    fn read_ready(self: &Rc<Self>) {
+        if self.conn_lost.get() > 0 {
+            return;
+        }
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let res = match self.sock.borrow().as_ref() {
+            Some(s) => s.recv_from(&mut buf),
+            None => return,
+        };
+        match res {
+            Ok((n, addr)) => {
+                buf.truncate(n);
+                self.with_protocol("datagram_received", move |p| {
+                    p.datagram_received(&buf, addr)
+                });
+            }
+            Err(e) if is_retry(&e) => {}
+            Err(e) => self.error_received(e.into()),
+        }
+    }
+
+    fn write_ready(self: &Rc<Self>) {
+        loop {
+            let Some((data, addr)) = self.buffer.borrow_mut().pop_front() else {
+                break;
+            };
+            self.buffer_size.set(self.buffer_size.get() - data.len());
+            match self.send_one(&data, addr) {
+                Ok(_) => {}
+                Err(e) if is_retry(&e) => {
+                    self.buffer_size.set(self.buffer_size.get() + data.len());
+                    self.buffer.borrow_mut().push_front((data, addr));
+                    break;
+                }
+                Err(e) => {
+                    self.error_received(e.into());
+                    return;
+                }
+            }
+        }
+        self.maybe_resume();
+        if self.buffer.borrow().is_empty() {
+            if self.writer_added.replace(false) {
+                self.lp.remove_writer(self.fd);
+            }
+            if self.closing.get() && self.conn_lost.get() == 0 {
+                self.conn_lost.set(1);
+                self.schedule_lost(None);
+            }
+        }
+    }
+
+    fn maybe_pause(self: &Rc<Self>) {
+        if self.buffer_size.get() > self.high_water.get() && !self.protocol_paused.replace(true) {
+            self.with_protocol("pause_writing", |p| p.pause_writing());
+        }
+    }
+
+    fn maybe_resume(self: &Rc<Self>) {
+        if self.protocol_paused.get() && self.buffer_size.get() <= self.low_water.get() {
+            self.protocol_paused.set(false);
+            self.with_protocol("resume_writing", |p| p.resume_writing());
+        }
+    }
+
+    fn fatal(self: &Rc<Self>, err: Error, message: &str) {
+        self.lp.call_exception_handler(
+            &ExceptionContext::new(message)
+                .with_exception(err.clone())
+                .with("transport", format!("fd {}", self.fd)),
+        );
+        self.force_close(Some(err));
+    }
+
+    fn force_close(self: &Rc<Self>, exc: Option<Error>) {
+        if self.conn_lost.get() > 0 {
+            return;
+        }
+        self.buffer.borrow_mut().clear();
+        self.buffer_size.set(0);
+        if self.writer_added.replace(false) {
+            self.lp.remove_writer(self.fd);
+        }
+        if !self.closing.replace(true) {
+            self.lp.remove_reader(self.fd);
+        }
+        self.conn_lost.set(1);
+        self.schedule_lost(exc);
+    }
+
+    fn schedule_lost(self: &Rc<Self>, exc: Option<Error>) {
+        let me = self.clone();
+        let scheduled = self.lp.call_soon(move || {
+            me.with_protocol("connection_lost", move |p| p.connection_lost(exc));
+            let me2 = me.clone();
+            // After connection_lost ran (it may have been deferred one iteration).
+            let _ = me.lp.call_soon(move || me2.finalize());
+        });
+        if scheduled.is_err() {
+            self.finalize();
+        }
+    }
+
+    fn finalize(&self) {
+        if self.finalized.replace(true) {
+            return;
+        }
+        self.closing.set(true);
+        self.lp.remove_reader(self.fd);
+        if self.writer_added.replace(false) {
+            self.lp.remove_writer(self.fd);
+        }
+        let sock = self.sock.borrow_mut().take();
+        drop(sock);
+        let p = self.protocol.borrow_mut().take();
+        drop(p);
+    }
+}

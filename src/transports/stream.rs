@@ -1,0 +1,814 @@
+//! The stream-socket transport shared by TCP and Unix sockets (asyncio's
+//! `_SelectorSocketTransport`).
+//!
+//! Reading: a reader is registered with the loop while reading is not paused; each readiness
+//! event reads up to [`MAX_READ_SIZE`] bytes and hands them to the protocol. Writing: `write`
+//! tries the socket at once, buffers what the kernel did not take, and registers a writer until
+//! the buffer drains. The buffer's high- and low-water marks drive the protocol's
+//! `pause_writing` / `resume_writing`.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io::Read;
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use socket2::Socket;
+
+use super::{
+    is_connection_error, is_retry, Address, ExtraInfo, DEFAULT_HIGH_WATER, MAX_READ_SIZE,
+    SEND_FLAGS,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::{log_warning, ExceptionContext};
+use crate::protocols::{BaseProtocol, BufferedProtocol, Protocol};
+use crate::runtime::core::EventLoop;
+use crate::task::LoopFuture;
+
+/// After this many writes to a lost connection, `write` logs a warning (once).
+const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
+
+thread_local! {
+    /// One read buffer per thread, shared by every transport of the thread's loop.
+    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The two kinds of stream protocol a transport can drive.
+#[derive(Clone)]
+pub(crate) enum StreamKind {
+    Plain(Rc<RefCell<dyn Protocol>>),
+    Buffered(Rc<RefCell<dyn BufferedProtocol>>),
+}
+
+/// The transport's views of its protocol: the base-protocol view for the common callbacks and
+/// the stream view for reads. Both point at the same `RefCell`.
+#[derive(Clone)]
+pub(crate) struct ProtocolRefs {
+    base: Rc<RefCell<dyn BaseProtocol>>,
+    kind: StreamKind,
+}
+
+impl ProtocolRefs {
+    /// The views of a [`Protocol`].
+    pub(crate) fn plain<P: Protocol + 'static>(p: &Rc<RefCell<P>>) -> Self {
+        ProtocolRefs {
+            base: p.clone(),
+            kind: StreamKind::Plain(p.clone()),
+        }
+    }
+
+    /// The views of a [`BufferedProtocol`].
+    pub(crate) fn buffered<P: BufferedProtocol + 'static>(p: &Rc<RefCell<P>>) -> Self {
+        ProtocolRefs {
+            base: p.clone(),
+            kind: StreamKind::Buffered(p.clone()),
+        }
+    }
+}
+
+type LostHook = Box<dyn FnOnce()>;
+
+pub(crate) struct StreamInner {
+    lp: EventLoop,
+    fd: RawFd,
+    sock: RefCell<Option<Socket>>,
+    protocol: RefCell<Option<ProtocolRefs>>,
+    protocol_connected: Cell<bool>,
+    buffer: RefCell<Vec<u8>>,
+    buffer_start: Cell<usize>,
+    closing: Cell<bool>,
+    eof: Cell<bool>,
+    conn_lost: Cell<u32>,
+    finalized: Cell<bool>,
+    paused: Cell<bool>,
+    writer_added: Cell<bool>,
+    protocol_paused: Cell<bool>,
+    high_water: Cell<usize>,
+    low_water: Cell<usize>,
+    peername: Option<Address>,
+    sockname: Option<Address>,
+    on_lost: RefCell<Option<LostHook>>,
+}
+
+/// A stream-socket transport (TCP or Unix): asyncio's `Transport` for sockets.
+///
+/// Cheap to clone (all clones are the same transport) and `!Send`. The protocol's
+/// `connection_made` receives one; keep it to write. The transport owns the socket and closes
+/// it after `connection_lost`.
+///
+/// - `close()` stops reading, flushes the write buffer, then calls
+///   `connection_lost(None)`; `abort()` drops the buffer and does the same at once.
+/// - The peer's EOF calls `eof_received`: `true` keeps the transport half-open, `false` closes
+///   it.
+/// - An I/O error (such as a reset by the peer) closes the transport and calls
+///   `connection_lost(Some(error))`.
+/// - Writes after the connection is lost are dropped; after a few, a warning is logged once
+///   ("socket.send() raised exception.", asyncio's text).
+#[derive(Clone)]
+pub struct Transport {
+    inner: Rc<StreamInner>,
+}
+
+impl Transport {
+    /// Wraps a connected nonblocking socket and schedules `connection_made`, then reading, then
+    /// `waiter`'s result, each with `call_soon`.
+    pub(crate) fn start(
+        lp: &EventLoop,
+        sock: Socket,
+        protocol: ProtocolRefs,
+        waiter: Option<LoopFuture<()>>,
+        on_lost: Option<LostHook>,
+    ) -> Result<Transport> {
+        lp.check_closed()?;
+        let fd = sock.as_raw_fd();
+        let peername = sock
+            .peer_addr()
+            .ok()
+            .and_then(|a| Address::from_sockaddr(&a));
+        let sockname = sock
+            .local_addr()
+            .ok()
+            .and_then(|a| Address::from_sockaddr(&a));
+        let inner = Rc::new(StreamInner {
+            lp: lp.clone(),
+            fd,
+            sock: RefCell::new(Some(sock)),
+            protocol: RefCell::new(Some(protocol)),
+            protocol_connected: Cell::new(true),
+            buffer: RefCell::new(Vec::new()),
+            buffer_start: Cell::new(0),
+            closing: Cell::new(false),
+            eof: Cell::new(false),
+            conn_lost: Cell::new(0),
+            finalized: Cell::new(false),
+            paused: Cell::new(false),
+            writer_added: Cell::new(false),
+            protocol_paused: Cell::new(false),
+            high_water: Cell::new(DEFAULT_HIGH_WATER),
+            low_water: Cell::new(DEFAULT_HIGH_WATER / 4),
+            peername,
+            sockname,
+            on_lost: RefCell::new(on_lost),
+        });
+        let transport = Transport {
+            inner: inner.clone(),
+        };
+        let t = transport.clone();
+        lp.call_soon(move || t.inner.clone().connection_made(t, waiter))?;
+        Ok(transport)
+    }
+
+    /// Writes `data`: sends what the socket takes now and buffers the rest, to be sent when the
+    /// socket is writable. Never blocks. Crossing the high-water mark calls the protocol's
+    /// `pause_writing`.
+    ///
+    /// Writing to a transport whose connection is lost (closed, aborted or failed) does nothing.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`] ("Cannot call write() after write_eof()") after
+    /// [`write_eof`](Transport::write_eof).
+    pub fn write(&self, data: &[u8]) -> Result<()> {
+        self.inner.write(data)
+    }
+
+    /// Writes each buffer of `list` in turn, as one [`write`](Transport::write) of their
+    /// concatenation.
+    ///
+    /// # Errors
+    /// As [`write`](Transport::write).
+    pub fn writelines<I, B>(&self, list: I) -> Result<()>
+    where
+        I: IntoIterator<Item = B>,
+        B: AsRef<[u8]>,
+    {
+        let mut all = Vec::new();
+        for b in list {
+            all.extend_from_slice(b.as_ref());
+        }
+        self.write(&all)
+    }
+
+    /// Shuts down the write side of the socket once the buffered data is sent; reading goes
+    /// on. Does nothing on a closing transport or a second time.
+    pub fn write_eof(&self) {
+        let inner = &self.inner;
+        if inner.closing.get() || inner.eof.get() {
+            return;
+        }
+        inner.eof.set(true);
+        if inner.buffered() == 0 {
+            inner.shutdown_write();
+        }
+    }
+
+    /// Whether [`write_eof`](Transport::write_eof) is supported: always `true` for sockets.
+    pub fn can_write_eof(&self) -> bool {
+        true
+    }
+
+    /// Closes the transport: stops reading, sends the buffered data, then calls the protocol's
+    /// `connection_lost(None)` (through `call_soon`) and closes the socket. Idempotent.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Closes the transport at once: drops the buffered data and calls
+    /// `connection_lost(None)` (through `call_soon`). Idempotent.
+    pub fn abort(&self) {
+        self.inner.force_close(None);
+    }
+
+    /// Whether the transport is closing or closed.
+    pub fn is_closing(&self) -> bool {
+        self.inner.closing.get()
+    }
+
+    /// Whether the transport is reading (not paused and not closing).
+    pub fn is_reading(&self) -> bool {
+        !self.inner.paused.get() && !self.inner.closing.get()
+    }
+
+    /// Stops reading: the protocol receives no data until
+    /// [`resume_reading`](Transport::resume_reading). Does nothing if already paused or
+    /// closing.
+    pub fn pause_reading(&self) {
+        let inner = &self.inner;
+        if inner.closing.get() || inner.paused.get() {
+            return;
+        }
+        inner.paused.set(true);
+        inner.lp.remove_reader(inner.fd);
+    }
+
+    /// Resumes reading after [`pause_reading`](Transport::pause_reading).
+    pub fn resume_reading(&self) {
+        let inner = &self.inner;
+        if inner.closing.get() || !inner.paused.get() {
+            return;
+        }
+        inner.paused.set(false);
+        inner.add_reader();
+    }
+
+    /// asyncio's `get_extra_info`: `"peername"`, `"sockname"` (an [`Address`]) and `"socket"`
+    /// (the fd). `None` for any other name, and for `"socket"` once the socket is closed.
+    pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+        match name {
+            "peername" => self.peername().map(ExtraInfo::Address),
+            "sockname" => self.sockname().map(ExtraInfo::Address),
+            "socket" => self.fd().map(ExtraInfo::Fd),
+            _ => None,
+        }
+    }
+
+    /// The remote address.
+    pub fn peername(&self) -> Option<Address> {
+        self.inner.peername.clone()
+    }
+
+    /// The local address.
+    pub fn sockname(&self) -> Option<Address> {
+        self.inner.sockname.clone()
+    }
+
+    /// The socket's file descriptor while it is open.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.inner.sock.borrow().as_ref().map(|s| s.as_raw_fd())
+    }
+
+    /// Sets the write buffer's water marks. `high` defaults to `4 * low` when only `low` is
+    /// given, else to 64 KiB; `low` defaults to `high / 4`. May call `pause_writing` at once.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `high < low`.
+    pub fn set_write_buffer_limits(&self, high: Option<usize>, low: Option<usize>) -> Result<()> {
+        let high = match (high, low) {
+            (Some(h), _) => h,
+            (None, Some(l)) => l.saturating_mul(4),
+            (None, None) => DEFAULT_HIGH_WATER,
+        };
+        let low = low.unwrap_or(high / 4);
+        if high < low {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("high ({high}) must be >= low ({low}) must be >= 0"),
+            ));
+        }
+        self.inner.high_water.set(high);
+        self.inner.low_water.set(low);
+        self.inner.maybe_pause_protocol();
+        Ok(())
+    }
+
+    /// The write buffer's `(low, high)` water marks.
+    pub fn get_write_buffer_limits(&self) -> (usize, usize) {
+        (self.inner.low_water.get(), self.inner.high_water.get())
+    }
+
+    /// How many bytes wait in the write buffer.
+    pub fn get_write_buffer_size(&self) -> usize {
+        self.inner.buffered()
+    }
+
+    /// The loop the transport runs on.
+    pub fn get_loop(&self) -> EventLoop {
+        self.inner.lp.clone()
+    }
+
+    /// Whether two handles are the same transport.
+    pub fn ptr_eq(&self, other: &Transport) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        let state = if inner.finalized.get() {
+            "closed"
+        } else if inner.closing.get() {
+            "closing"
+        } else {
+            "open"
+        };
+        f.debug_struct("Transport")
+            .field("fd", &inner.fd)
+            .field("state", &state)
+            .field("peername", &inner.peername)
+            .field("write_buffer", &inner.buffered())
+            .finish()
+    }
+}
+
+impl StreamInner {
+    fn buffered(&self) -> usize {
+        self.buffer.borrow().len() - self.buffer_start.get()
+    }
+
+    fn clear_buffer(&self) {
+        self.buffer.borrow_mut().clear();
+        self.buffer_start.set(0);
+    }
+
+    fn consume(&self, n: usize) {
+        let mut buf = self.buffer.borrow_mut();
+        let start = self.buffer_start.get() + n;
+        if start >= buf.len() {
+            buf.clear();
+            self.buffer_start.set(0);
+        } else if start > 64 * 1024 && start * 2 > buf.len() {
+            buf.drain(..start);
+            self.buffer_start.set(0);
+        } else {
+            self.buffer_start.set(start);
+        }
+    }
+
+    fn send(&self, data: &[u8]) -> std::io::Result<usize> {
+        match self.sock.borrow().as_ref() {
+            Some(s) => s.send_with_flags(data, SEND_FLAGS),
+            None => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
+        }
+    }
+
+    fn shutdown_write(&self) {
+        if let Some(s) = self.sock.borrow().as_ref() {
+            let _ = s.shutdown(std::net::Shutdown::Write);
+        }
+    }
+
+    fn add_reader(self: &Rc<Self>) {
+        if self.paused.get() || self.closing.get() {
+            return;
+        }
+        let me = self.clone();
+        if let Err(e) = self.lp.add_reader(self.fd, move || me.read_ready()) {
+            self.fatal_error(e, "Fatal error: could not watch the socket for reading");
+        }
+    }
+
+    fn add_writer(self: &Rc<Self>) {
+        if self.writer_added.replace(true) {
+            return;
+        }
+        let me = self.clone();
+        if let Err(e) = self.lp.add_writer(self.fd, move || me.write_ready()) {
+            self.writer_added.set(false);
+            self.clear_buffer();
+            self.fatal_error(e, "Fatal error: could not watch the socket for writing");
+        }
+    }
+
+    fn remove_writer(&self) {
+        if self.writer_added.replace(false) {
+            self.lp.remove_writer(self.fd);
+        }
+    }
+
+    fn base(&self) -> Option<Rc<RefCell<dyn BaseProtocol>>> {
+        self.protocol.borrow().as_ref().map(|p| p.base.clone())
+    }
+
+    fn connection_made(self: Rc<Self>, transport: Transport, waiter: Option<LoopFuture<()>>) {
+        let Some(refs) = self.protocol.borrow().clone() else {
+            return;
+        };
+        if self.conn_lost.get() > 0 && self.finalized.get() {
+            return;
+        }
+        let res = match &refs.kind {
+            StreamKind::Plain(p) => match p.try_borrow_mut() {
+                Ok(mut p) => {
+                    catch_unwind(AssertUnwindSafe(|| p.connection_made(transport.clone())))
+                }
+                Err(_) => return self.defer(move |me| me.connection_made(transport, waiter)),
+            },
+            StreamKind::Buffered(p) => match p.try_borrow_mut() {
+                Ok(mut p) => {
+                    catch_unwind(AssertUnwindSafe(|| p.connection_made(transport.clone())))
+                }
+                Err(_) => return self.defer(move |me| me.connection_made(transport, waiter)),
+            },
+        };
+        if let Err(payload) = res {
+            let err = Error::from_panic(&*payload);
+            self.fatal_error(
+                err.clone(),
+                "Fatal error: protocol.connection_made() call failed.",
+            );
+            if let Some(w) = waiter {
+                let _ = w.set_exception(err);
+            }
+            return;
+        }
+        self.add_reader();
+        if let Some(w) = waiter {
+            if !w.done() {
+                let _ = w.set_result(());
+            }
+        }
+    }
+
+    /// Runs `f` on the next iteration: the protocol was busy (borrowed).
+    fn defer(self: &Rc<Self>, f: impl FnOnce(Rc<Self>) + 'static) {
+        let me = self.clone();
+        if self.lp.call_soon(move || f(me)).is_err() {
+            // The loop is closed: nothing more will run; release what we hold.
+            self.finalize();
+        }
+    }
+
+    /// Calls a base-protocol method, deferring it when the protocol is busy.
+    fn call_base(self: &Rc<Self>, what: &'static str, f: fn(&mut dyn BaseProtocol)) {
+        let Some(base) = self.base() else { return };
+        let res = match base.try_borrow_mut() {
+            Ok(mut p) => catch_unwind(AssertUnwindSafe(|| f(&mut *p))),
+            Err(_) => return self.defer(move |me| me.call_base(what, f)),
+        };
+        if let Err(payload) = res {
+            self.lp.call_exception_handler(
+                &ExceptionContext::new(format!("protocol.{what}() failed"))
+                    .with_exception(Error::from_panic(&*payload))
+                    .with(
+                        "transport",
+                        format!(
+                            "{:?}",
+                            Transport {
+                                inner: self.clone()
+                            }
+                        ),
+                    ),
+            );
+        }
+    }
+
+    fn read_ready(self: &Rc<Self>) {
+        if self.conn_lost.get() > 0 || self.closing.get() {
+            return;
+        }
+        let Some(refs) = self.protocol.borrow().clone() else {
+            return;
+        };
+        match refs.kind {
+            StreamKind::Plain(p) => self.read_plain(&p),
+            StreamKind::Buffered(p) => self.read_buffered(&p),
+        }
+    }
+
+    fn read_plain(self: &Rc<Self>, p: &Rc<RefCell<dyn Protocol>>) {
+        // A busy protocol (borrowed across an await by user code) is not read into: the
+        // level-triggered reader fires again on the next iteration.
+        let Ok(mut proto) = p.try_borrow_mut() else {
+            return;
+        };
+        let mut buf = READ_BUF.with(|b| {
+            b.try_borrow_mut()
+                .map(|mut b| std::mem::take(&mut *b))
+                .unwrap_or_default()
+        });
+        if buf.len() < MAX_READ_SIZE {
+            buf.resize(MAX_READ_SIZE, 0);
+        }
+        let res = match self.sock.borrow().as_ref() {
+            Some(s) => (&*s).read(&mut buf),
+            None => return,
+        };
+        let outcome = match res {
+            Ok(0) => None,
+            Ok(n) => Some(catch_unwind(AssertUnwindSafe(|| {
+                proto.data_received(&buf[..n])
+            }))),
+            Err(e) if is_retry(&e) => Some(Ok(())),
+            Err(e) => {
+                READ_BUF.with(|b| {
+                    if let Ok(mut b) = b.try_borrow_mut() {
+                        *b = buf;
+                    }
+                });
+                drop(proto);
+                self.fatal_error(e.into(), "Fatal read error on socket transport");
+                return;
+            }
+        };
+        READ_BUF.with(|b| {
+            if let Ok(mut b) = b.try_borrow_mut() {
+                *b = buf;
+            }
+        });
+        match outcome {
+            None => {
+                let keep = catch_unwind(AssertUnwindSafe(|| proto.eof_received()));
+                drop(proto);
+                self.after_eof(keep);
+            }
+            Some(Ok(())) => {}
+            Some(Err(payload)) => {
+                drop(proto);
+                self.fatal_error(
+                    Error::from_panic(&*payload),
+                    "Fatal error: protocol.data_received() call failed.",
+                );
+            }
+        }
+    }
+
+    fn read_buffered(self: &Rc<Self>, p: &Rc<RefCell<dyn BufferedProtocol>>) {
+        let Ok(mut proto) = p.try_borrow_mut() else {
+            return;
+        };
+        let step = catch_unwind(AssertUnwindSafe(|| {
+            let buf = proto.get_buffer(MAX_READ_SIZE);
+            if buf.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "get_buffer() returned an empty buffer",
+                ));
+            }
+            let res = match self.sock.borrow().as_ref() {
+                Some(s) => (&*s).read(buf),
+                None => return Ok(None),
+            };
+            match res {
+                Ok(0) => Ok(Some(0)),
+                Ok(n) => {
+                    proto.buffer_updated(n);
+                    Ok(None)
+                }
+                Err(e) if is_retry(&e) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }));
+        match step {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(_))) => {
+                let keep = catch_unwind(AssertUnwindSafe(|| proto.eof_received()));
+                drop(proto);
+                self.after_eof(keep);
+            }
+            Ok(Err(e)) => {
+                drop(proto);
+                self.fatal_error(e, "Fatal read error on socket transport");
+            }
+            Err(payload) => {
+                drop(proto);
+                self.fatal_error(
+                    Error::from_panic(&*payload),
+                    "Fatal error: protocol.buffer_updated() call failed.",
+                );
+            }
+        }
+    }
+
+    fn after_eof(self: &Rc<Self>, keep: std::thread::Result<bool>) {
+        match keep {
+            Ok(true) => {
+                // Half-open: stop reading, keep writing.
+                self.lp.remove_reader(self.fd);
+            }
+            Ok(false) => self.close(),
+            Err(payload) => self.fatal_error(
+                Error::from_panic(&*payload),
+                "Fatal error: protocol.eof_received() call failed.",
+            ),
+        }
+    }
+
+    fn write(self: &Rc<Self>, data: &[u8]) -> Result<()> {
+        if self.eof.get() {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "Cannot call write() after write_eof()",
+            ));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let lost = self.conn_lost.get();
+        if lost > 0 {
+            if lost == LOG_THRESHOLD_FOR_CONNLOST_WRITES {
+                log_warning("socket.send() raised exception.");
+            }
+            self.conn_lost.set(lost.saturating_add(1));
+            return Ok(());
+        }
+        let mut data = data;
+        if self.buffered() == 0 {
+            match self.send(data) {
+                Ok(n) => {
+                    data = &data[n..];
+                    if data.is_empty() {
+                        return Ok(());
+                    }
+                }
+                Err(e) if is_retry(&e) => {}
+                Err(e) => {
+                    self.fatal_error(e.into(), "Fatal write error on socket transport");
+                    return Ok(());
+                }
+            }
+            self.add_writer();
+            if self.conn_lost.get() > 0 {
+                return Ok(());
+            }
+        }
+        self.buffer.borrow_mut().extend_from_slice(data);
+        self.maybe_pause_protocol();
+        Ok(())
+    }
+
+    fn write_ready(self: &Rc<Self>) {
+        if self.conn_lost.get() > 0 {
+            return;
+        }
+        let res = {
+            let buf = self.buffer.borrow();
+            let pending = &buf[self.buffer_start.get()..];
+            if pending.is_empty() {
+                Ok(0)
+            } else {
+                self.send(pending)
+            }
+        };
+        match res {
+            Ok(n) => {
+                self.consume(n);
+                self.maybe_resume_protocol();
+                if self.buffered() == 0 {
+                    self.remove_writer();
+                    if self.closing.get() {
+                        self.conn_lost.set(self.conn_lost.get() + 1);
+                        self.call_connection_lost(None);
+                    } else if self.eof.get() {
+                        self.shutdown_write();
+                    }
+                }
+            }
+            Err(e) if is_retry(&e) => {}
+            Err(e) => {
+                self.remove_writer();
+                self.clear_buffer();
+                self.fatal_error(e.into(), "Fatal write error on socket transport");
+            }
+        }
+    }
+
+    fn maybe_pause_protocol(self: &Rc<Self>) {
+        if self.buffered() <= self.high_water.get() || self.protocol_paused.get() {
+            return;
+        }
+        self.protocol_paused.set(true);
+        self.call_base("pause_writing", |p| p.pause_writing());
+    }
+
+    fn maybe_resume_protocol(self: &Rc<Self>) {
+        if self.protocol_paused.get() && self.buffered() <= self.low_water.get() {
+            self.protocol_paused.set(false);
+            self.call_base("resume_writing", |p| p.resume_writing());
+        }
+    }
+
+    fn close(self: &Rc<Self>) {
+        if self.closing.replace(true) {
+            return;
+        }
+        self.lp.remove_reader(self.fd);
+        if self.buffered() == 0 {
+            self.conn_lost.set(self.conn_lost.get() + 1);
+            self.remove_writer();
+            self.schedule_connection_lost(None);
+        }
+    }
+
+    fn force_close(self: &Rc<Self>, exc: Option<Error>) {
+        if self.conn_lost.get() > 0 {
+            return;
+        }
+        if self.buffered() > 0 {
+            self.clear_buffer();
+            self.remove_writer();
+        }
+        if !self.closing.replace(true) {
+            self.lp.remove_reader(self.fd);
+        }
+        self.conn_lost.set(self.conn_lost.get() + 1);
+        self.schedule_connection_lost(exc);
+    }
+
+    fn schedule_connection_lost(self: &Rc<Self>, exc: Option<Error>) {
+        let me = self.clone();
+        if self
+            .lp
+            .call_soon(move || me.call_connection_lost(exc))
+            .is_err()
+        {
+            self.finalize();
+        }
+    }
+
+    fn fatal_error(self: &Rc<Self>, err: Error, message: &str) {
+        if !is_connection_error(&err) {
+            self.lp.call_exception_handler(
+                &ExceptionContext::new(message)
+                    .with_exception(err.clone())
+                    .with(
+                        "transport",
+                        format!(
+                            "{:?}",
+                            Transport {
+                                inner: self.clone()
+                            }
+                        ),
+                    ),
+            );
+        } else if self.lp.get_debug() {
+            log::debug!(target: "asyncio", "{message}: {err}");
+        }
+        self.force_close(Some(err));
+    }
+
+    fn call_connection_lost(self: &Rc<Self>, exc: Option<Error>) {
+        if self.finalized.get() {
+            return;
+        }
+        if self.protocol_connected.get() {
+            if let Some(base) = self.base() {
+                let res = match base.try_borrow_mut() {
+                    Ok(mut p) => catch_unwind(AssertUnwindSafe(|| p.connection_lost(exc))),
+                    Err(_) => return self.defer(move |me| me.call_connection_lost(exc)),
+                };
+                self.protocol_connected.set(false);
+                if let Err(payload) = res {
+                    self.lp.call_exception_handler(
+                        &ExceptionContext::new("protocol.connection_lost() failed")
+                            .with_exception(Error::from_panic(&*payload)),
+                    );
+                }
+            }
+        }
+        self.finalize();
+    }
+
+    /// Stops watching the fd, closes the socket, drops the protocol (breaking the usual
+    /// protocol <-> transport cycle) and tells the server, if any.
+    fn finalize(self: &Rc<Self>) {
+        if self.finalized.replace(true) {
+            return;
+        }
+        self.closing.set(true);
+        if self.conn_lost.get() == 0 {
+            self.conn_lost.set(1);
+        }
+        self.lp.remove_reader(self.fd);
+        self.remove_writer();
+        let sock = self.sock.borrow_mut().take();
+        drop(sock);
+        let protocol = self.protocol.borrow_mut().take();
+        drop(protocol);
+        self.clear_buffer();
+        let hook = self.on_lost.borrow_mut().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Helpers shared by the `loop_*` integration tests: a watchdog, a virtual-clock loop, a call
+//! recorder, drop counters, a counting selector, a thread-local capturing logger and `yield_now`.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, Once};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use asyncio::{
+    EventLoop, Interest, PollingSelector, ReadyEvent, Selector, SelectorWaker, VirtualClock,
+};
+
+/// The hard bound of every test.
+pub const WATCHDOG: Duration = Duration::from_secs(20);
+
+/// Runs `body` on its own thread and fails the test if it does not finish within [`WATCHDOG`].
+/// A panic in `body` is re-raised here with its original payload.
+pub fn watchdog<F: FnOnce() + Send + 'static>(body: F) {
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("loop-test")
+        .to_owned();
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            body();
+            let _ = tx.send(());
+        })
+        .expect("spawn the test thread");
+    match rx.recv_timeout(WATCHDOG) {
+        Ok(()) => thread.join().expect("test thread"),
+        Err(RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(payload) => std::panic::resume_unwind(payload),
+            Ok(()) => unreachable!("the test thread ended without reporting"),
+        },
+        Err(RecvTimeoutError::Timeout) => {
+            panic!("watchdog: `{name}` did not finish within {WATCHDOG:?} (hang)")
+        }
+    }
+}
+
+/// A loop on a fresh [`VirtualClock`] (time starts at 0 and jumps to the next timer when idle).
+pub fn virtual_loop() -> (EventLoop, VirtualClock) {
+    let clock = VirtualClock::new();
+    let event_loop = EventLoop::builder()
+        .clock(Rc::new(clock.clone()))
+        .debug(false)
+        .build()
+        .expect("build a loop");
+    (event_loop, clock)
+}
+
+/// A shared list of what ran, in order.
+#[derive(Clone, Default)]
+pub struct Recorder(Rc<RefCell<Vec<String>>>);
+
+impl Recorder {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `what`.
+    pub fn push(&self, what: impl Into<String>) {
+        self.0.borrow_mut().push(what.into());
+    }
+
+    /// A closure that appends `what` when called.
+    pub fn cb(&self, what: impl Into<String>) -> impl FnOnce() + 'static {
+        let me = self.clone();
+        let what = what.into();
+        move || me.push(what)
+    }
+
+    /// Everything recorded so far.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.borrow_mut())
+    }
+
+    /// A copy of everything recorded so far.
+    pub fn get(&self) -> Vec<String> {
+        self.0.borrow().clone()
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+}
+
+/// `["a", "b"]` as owned strings, for comparisons with [`Recorder::get`].
+pub fn strs(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Counts drops of its tokens (thread-safe).
+#[derive(Clone, Default)]
+pub struct DropCounter(Arc<AtomicUsize>);
+
+impl DropCounter {
+    /// A counter at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A token that increments the counter when dropped.
+    pub fn token(&self) -> DropToken {
+        DropToken(self.0.clone())
+    }
+
+    /// How many tokens were dropped.
+    pub fn dropped(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Increments its [`DropCounter`] on drop.
+pub struct DropToken(Arc<AtomicUsize>);
+
+impl Drop for DropToken {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// What a [`CountingSelector`] saw.
+#[derive(Default)]
+pub struct SelectStats {
+    /// Number of `select` calls.
+    pub selects: AtomicUsize,
+    /// The timeout of every `select` call, in order.
+    pub timeouts: Mutex<Vec<Option<Duration>>>,
+}
+
+impl SelectStats {
+    /// Number of `select` calls so far.
+    pub fn count(&self) -> usize {
+        self.selects.load(Ordering::SeqCst)
+    }
+
+    /// The timeouts passed so far.
+    pub fn timeouts(&self) -> Vec<Option<Duration>> {
+        self.timeouts.lock().unwrap().clone()
+    }
+}
+
+/// A [`PollingSelector`] that counts its `select` calls.
+pub struct CountingSelector {
+    inner: PollingSelector,
+    stats: Arc<SelectStats>,
+}
+
+impl CountingSelector {
+    /// A counting selector and its statistics.
+    pub fn new() -> (Box<dyn Selector>, Arc<SelectStats>) {
+        let stats = Arc::new(SelectStats::default());
+        let sel = CountingSelector {
+            inner: PollingSelector::new().expect("poller"),
+            stats: stats.clone(),
+        };
+        (Box::new(sel), stats)
+    }
+}
+
+impl Selector for CountingSelector {
+    fn register(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        self.inner.register(fd, interest)
+    }
+    fn modify(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        self.inner.modify(fd, interest)
+    }
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+        self.inner.deregister(fd)
+    }
+    fn select(
+        &mut self,
+        events: &mut Vec<ReadyEvent>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        self.stats.selects.fetch_add(1, Ordering::SeqCst);
+        self.stats.timeouts.lock().unwrap().push(timeout);
+        self.inner.select(events, timeout)
+    }
+    fn waker(&self) -> Arc<dyn SelectorWaker> {
+        self.inner.waker()
+    }
+}
+
+/// Yields once: wakes itself and returns `Pending` the first time (one loop iteration).
+pub fn yield_now() -> YieldNow {
+    YieldNow(false)
+}
+
+/// The future of [`yield_now`].
+pub struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+/// A future that never completes (and holds a drop token).
+pub struct Never(pub Option<DropToken>);
+
+impl Future for Never {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+}
+
+thread_local! {
+    static CAPTURED: RefCell<Vec<(log::Level, String, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A `log` logger that records every record in a buffer of the thread that logged it, so that
+/// tests running in parallel do not see each other's lines.
+struct ThreadLocalLogger;
+
+impl log::Log for ThreadLocalLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = (
+            record.level(),
+            record.target().to_owned(),
+            record.args().to_string(),
+        );
+        let _ = CAPTURED.try_with(|c| c.borrow_mut().push(line));
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: ThreadLocalLogger = ThreadLocalLogger;
+static INSTALL: Once = Once::new();
+
+/// Installs the capturing logger (once per test binary) at the most verbose level.
+pub fn install_capturing_logger() {
+    INSTALL.call_once(|| {
+        log::set_logger(&LOGGER).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+    });
+}
+
+/// Takes the records logged by this thread so far: (level, target, message).
+pub fn take_logs() -> Vec<(log::Level, String, String)> {
+    CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()))
+}

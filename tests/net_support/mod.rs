@@ -1,0 +1,127 @@
+//! Shared helpers of the `net_*` tests: a watchdog, a bounded wait, and recording protocols.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use asyncio::{BaseProtocol, Error, EventLoop, Protocol, Transport};
+
+/// Runs `body` on its own thread (with its own loop) and fails if it takes over 60 s.
+pub fn watchdog<F: FnOnce() + Send + 'static>(body: F) {
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        body();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(()) => t.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(p) = t.join() {
+                std::panic::resume_unwind(p);
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("watchdog: test hung"),
+    }
+}
+
+/// Runs `f` to completion on a fresh loop, then closes the loop.
+pub fn run<T, Fut>(f: impl FnOnce(EventLoop) -> Fut) -> T
+where
+    Fut: std::future::Future<Output = T> + 'static,
+    T: 'static,
+{
+    let lp = EventLoop::new().unwrap();
+    let out = lp.run_until_complete(f(lp.clone())).unwrap();
+    lp.close().unwrap();
+    out
+}
+
+/// Waits (yielding to the loop 1 ms at a time, at most ~20 s) until `cond` holds.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..20_000 {
+        if cond() {
+            return;
+        }
+        asyncio::sleep(0.001).await.unwrap();
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Lets the loop run a few iterations.
+pub async fn spin(n: usize) {
+    for _ in 0..n {
+        asyncio::sleep(0.0).await.unwrap();
+    }
+}
+
+/// What a [`Recorder`] saw.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub transport: Option<Transport>,
+    pub data: Vec<u8>,
+    pub eof: u32,
+    pub lost: Option<Option<Error>>,
+    pub lost_calls: u32,
+    pub paused: u32,
+    pub resumed: u32,
+}
+
+/// A protocol that records every callback; `keep_open` is what `eof_received` returns, and
+/// `echo` writes received data back.
+#[derive(Clone, Debug, Default)]
+pub struct Recorder {
+    pub seen: Rc<RefCell<Seen>>,
+    pub keep_open: bool,
+    pub echo: bool,
+}
+
+impl Recorder {
+    pub fn echo() -> Self {
+        Recorder {
+            echo: true,
+            ..Default::default()
+        }
+    }
+    pub fn transport(&self) -> Transport {
+        self.seen.borrow().transport.clone().unwrap()
+    }
+    pub fn len(&self) -> usize {
+        self.seen.borrow().data.len()
+    }
+    pub fn lost(&self) -> bool {
+        self.seen.borrow().lost.is_some()
+    }
+}
+
+impl BaseProtocol for Recorder {
+    fn connection_lost(&mut self, exc: Option<Error>) {
+        let mut s = self.seen.borrow_mut();
+        s.lost = Some(exc);
+        s.lost_calls += 1;
+    }
+    fn pause_writing(&mut self) {
+        self.seen.borrow_mut().paused += 1;
+    }
+    fn resume_writing(&mut self) {
+        self.seen.borrow_mut().resumed += 1;
+    }
+}
+
+impl Protocol for Recorder {
+    fn connection_made(&mut self, transport: Transport) {
+        self.seen.borrow_mut().transport = Some(transport);
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        self.seen.borrow_mut().data.extend_from_slice(data);
+        if self.echo {
+            let t = self.transport();
+            t.write(data).unwrap();
+        }
+    }
+    fn eof_received(&mut self) -> bool {
+        self.seen.borrow_mut().eof += 1;
+        self.keep_open
+    }
+}
