@@ -57,6 +57,13 @@ pub enum ErrorKind {
     /// An operating-system I/O error; [`Error::io_error_kind`] and [`Error::raw_os_error`] say
     /// which.
     Io,
+    /// A stream ended before the requested bytes arrived (asyncio's `IncompleteReadError`);
+    /// the partial data is in an [`IncompleteReadError`](crate::streams::IncompleteReadError)
+    /// source.
+    IncompleteRead,
+    /// A stream's buffer limit was reached while looking for a separator (asyncio's
+    /// `LimitOverrunError`); see [`LimitOverrunError`](crate::streams::LimitOverrunError).
+    LimitOverrun,
 }
 
 impl ErrorKind {
@@ -78,6 +85,8 @@ impl ErrorKind {
             ErrorKind::ExecutorShutdown => "executor shut down",
             ErrorKind::NotSupported => "not supported",
             ErrorKind::Io => "I/O error",
+            ErrorKind::IncompleteRead => "incomplete read",
+            ErrorKind::LimitOverrun => "limit overrun",
         }
     }
 }

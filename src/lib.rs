@@ -46,6 +46,7 @@ mod runners;
 pub mod runtime;
 pub mod selector;
 pub mod server;
+pub mod streams;
 pub mod task;
 pub mod transports;
 #[cfg(unix)]

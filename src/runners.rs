@@ -225,6 +225,9 @@ fn shutdown(event_loop: &EventLoop) -> Result<()> {
     let tasks = event_loop.all_tasks();
     if !tasks.is_empty() {
         for t in &tasks {
+            // As asyncio's gather(return_exceptions=True) here: the shutdown owns the outcome,
+            // so a failure is reported once, below, and not as "never retrieved".
+            t.mark_retrieved();
             t.cancel();
         }
         let remaining = std::rc::Rc::new(std::cell::Cell::new(tasks.len()));
@@ -241,10 +244,6 @@ fn shutdown(event_loop: &EventLoop) -> Result<()> {
         }
         let _ = event_loop.run_until_complete(all_done);
         for t in &tasks {
-            // A failure already reported as "never retrieved" is not reported twice.
-            if t.retrieved() {
-                continue;
-            }
             if let Some(e) = t.exception() {
                 if !e.is_cancelled() {
                     let mut ctx =

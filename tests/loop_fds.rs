@@ -347,7 +347,7 @@ fn cancelling_a_reader_handle_stops_and_unregisters_it() {
     // CPython's _process_events removes a reader whose handle was cancelled, so a cancelled
     // watcher on a ready fd neither runs nor keeps waking the selector.
     watchdog(|| {
-        let (sel, stats) = CountingSelector::new();
+        let (sel, stats) = CountingSelector::boxed();
         let lp = EventLoop::builder().selector(sel).build().unwrap();
         let (a, _b) = pair_with_data();
         let fd = a.as_raw_fd();
@@ -378,7 +378,7 @@ fn cancelling_a_reader_handle_stops_and_unregisters_it() {
 #[test]
 fn cancelling_a_writer_handle_stops_and_unregisters_it() {
     watchdog(|| {
-        let (sel, stats) = CountingSelector::new();
+        let (sel, stats) = CountingSelector::boxed();
         let lp = EventLoop::builder().selector(sel).build().unwrap();
         let (a, _b) = UnixStream::pair().unwrap();
         let fd = a.as_raw_fd();

@@ -75,7 +75,7 @@ fn a_pre_stopped_idle_loop_does_not_block() {
     // A real clock, a far timer and nothing ready: the pre-stopped iteration polls with a zero
     // timeout instead of sleeping until the timer.
     watchdog(|| {
-        let (sel, stats) = CountingSelector::new();
+        let (sel, stats) = CountingSelector::boxed();
         let lp = EventLoop::builder().selector(sel).build().unwrap();
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
@@ -573,6 +573,58 @@ fn drop_code_that_touches_the_closing_loop_gets_errors_not_panics() {
                 "soon:Err(Closed) later:Err(Closed) task:Err(Closed) reader:false".to_owned(),
                 "tasks:0 close:Ok(())".to_owned(),
             ]
+        );
+    });
+}
+
+#[test]
+fn a_panicking_drop_does_not_stop_close_from_releasing_the_rest() {
+    // CPython ignores exceptions raised while close() drops its queues; here the panic goes to
+    // the exception handler and everything else is still released.
+    watchdog(|| {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("drop bomb");
+            }
+        }
+        let (lp, _) = virtual_loop();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        let handler: ExceptionHandler = Rc::new(move |_, ctx| {
+            s.borrow_mut().push((
+                ctx.message.clone(),
+                ctx.exception.as_ref().map(|e| e.message().to_owned()),
+            ))
+        });
+        lp.set_exception_handler(Some(handler));
+        let drops = DropCounter::new();
+        let bomb = Bomb;
+        lp.call_soon(move || {
+            let _b = &bomb;
+        })
+        .unwrap();
+        let t = drops.token();
+        lp.call_soon(move || drop(t)).unwrap();
+        let t = drops.token();
+        lp.call_later(1.0, move || drop(t)).unwrap();
+        let (l, t) = (lp.clone(), drops.token());
+        lp.create_task(async move {
+            let _t = t;
+            let _l = l;
+            Never(None).await
+        })
+        .unwrap();
+        lp.close().unwrap();
+        assert!(lp.is_closed());
+        assert_eq!(drops.dropped(), 3);
+        let seen = seen.borrow().clone();
+        assert!(
+            seen.contains(&(
+                "Exception while dropping the pending work of a closed loop".to_owned(),
+                Some("drop bomb".to_owned())
+            )),
+            "{seen:?}"
         );
     });
 }

@@ -277,3 +277,58 @@ fn a_task_woken_by_a_callback_runs_after_that_batch() {
         lp.close().unwrap();
     });
 }
+
+#[test]
+fn a_task_woken_while_its_loop_is_stopped_keeps_its_fifo_place() {
+    // asyncio's set_result schedules the task's wake-up with call_soon even between runs, so
+    // it runs before callbacks queued after it.
+    watchdog(|| {
+        let (lp, _) = virtual_loop();
+        let rec = Recorder::new();
+        let fut = lp.create_future::<u32>();
+        let (f, r) = (fut.clone(), rec.clone());
+        let t = lp
+            .create_task(async move {
+                f.await.unwrap();
+                r.push("task");
+            })
+            .unwrap();
+        lp.run_until_complete(asyncio::sleep(0.0)).unwrap().unwrap();
+        lp.call_soon(rec.cb("before")).unwrap();
+        fut.set_result(1).unwrap();
+        lp.call_soon(rec.cb("after")).unwrap();
+        lp.run_until_complete(t).unwrap().unwrap();
+        assert_eq!(rec.get(), strs(&["before", "task", "after"]));
+        lp.close().unwrap();
+    });
+}
+
+#[test]
+fn a_task_woken_from_another_loop_on_the_same_thread_keeps_its_fifo_place() {
+    watchdog(|| {
+        let (a, _) = virtual_loop();
+        let (b, _) = virtual_loop();
+        let rec = Recorder::new();
+        let fut = a.create_future::<u32>();
+        let (f, r) = (fut.clone(), rec.clone());
+        let t = a
+            .create_task(async move {
+                f.await.unwrap();
+                r.push("task-on-a");
+            })
+            .unwrap();
+        a.run_until_complete(asyncio::sleep(0.0)).unwrap().unwrap();
+        let (f, r, la) = (fut.clone(), rec.clone(), a.clone());
+        b.run_until_complete(async move {
+            la.call_soon(r.cb("a-before")).unwrap();
+            f.set_result(2).unwrap();
+            la.call_soon(r.cb("a-after")).unwrap();
+        })
+        .unwrap();
+        assert!(rec.get().is_empty());
+        a.run_until_complete(t).unwrap().unwrap();
+        assert_eq!(rec.get(), strs(&["a-before", "task-on-a", "a-after"]));
+        a.close().unwrap();
+        b.close().unwrap();
+    });
+}

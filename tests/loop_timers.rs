@@ -373,3 +373,35 @@ fn many_timers_fire_in_sorted_order() {
         lp.close().unwrap();
     });
 }
+
+#[test]
+fn a_frozen_virtual_clock_moves_only_when_advanced() {
+    watchdog(|| {
+        let (lp, clock) = virtual_loop();
+        clock.set_frozen(true);
+        let rec = Recorder::new();
+        for t in [1.0, 2.0, 3.0] {
+            lp.call_at(t, at(&lp, &rec, &format!("t{t}"))).unwrap();
+        }
+        // Nothing due: a pre-stopped iteration runs nothing and time stays put.
+        lp.stop();
+        lp.run_forever().unwrap();
+        assert!(rec.get().is_empty());
+        assert_eq!(lp.time(), 0.0);
+        clock.advance(2.0);
+        lp.stop();
+        lp.run_forever().unwrap();
+        assert_eq!(rec.take(), strs(&["t1@2", "t2@2"]));
+        clock.advance(0.5);
+        lp.stop();
+        lp.run_forever().unwrap();
+        assert!(rec.get().is_empty());
+        clock.set_frozen(false);
+        let l = lp.clone();
+        lp.call_at(10.0, move || l.stop()).unwrap();
+        lp.run_forever().unwrap();
+        assert_eq!(rec.take(), strs(&["t3@3"]));
+        assert_eq!(lp.time(), 10.0);
+        lp.close().unwrap();
+    });
+}

@@ -45,7 +45,7 @@ fn watch_a_child(policy: &DefaultEventLoopPolicy, watcher: Arc<dyn ChildWatcher>
     let out = lp
         .run_until_complete(async move {
             let child = std::process::Command::new("sleep")
-                .arg("0.2")
+                .arg("0.5")
                 .spawn()
                 .unwrap();
             let pid = i32::try_from(child.id()).unwrap();
@@ -55,8 +55,15 @@ fn watch_a_child(policy: &DefaultEventLoopPolicy, watcher: Arc<dyn ChildWatcher>
             watcher
                 .add_child_handler(pid, Box::new(move |pid, rc| tx.send((pid, rc)).unwrap()))
                 .unwrap();
+            // A new thread names itself once it runs: give it a moment (the child lives 0.5 s).
             #[cfg(target_os = "linux")]
-            let threaded = has_waitpid_thread();
+            let threaded = (0..100).any(|_| {
+                let seen = has_waitpid_thread();
+                if !seen {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                seen
+            });
             #[cfg(not(target_os = "linux"))]
             let threaded = !PidfdChildWatcher::is_supported();
             loop {

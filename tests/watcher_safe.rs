@@ -47,3 +47,57 @@ fn leaves_foreign_children_alone(kind: Kind) {
 fn foreign_children_are_left_to_their_owner() {
     watcher_support::check(KIND, leaves_foreign_children_alone);
 }
+
+// The book's child-watcher chapter includes this function (between the ANCHOR lines).
+// ANCHOR: usage
+/// Starts two children and reports their exits through a `SafeChildWatcher`.
+fn two_children_through_a_watcher() -> asyncio::Result<Vec<(i32, i32)>> {
+    use asyncio::EventLoop;
+    use std::process::Command;
+    use std::sync::Mutex;
+
+    let event_loop = EventLoop::new()?;
+    let watcher = SafeChildWatcher::new();
+    // Installs the watcher's SIGCHLD handler on this loop (so: call it on the loop's thread).
+    watcher.attach_loop(Some(&event_loop))?;
+
+    let exits = Arc::new(Mutex::new(Vec::new()));
+    for code in [0, 7] {
+        let child = Command::new("sh")
+            .args(["-c", &format!("exit {code}")])
+            .spawn()?;
+        let (exits, handle) = (exits.clone(), event_loop.handle());
+        // Any thread may register; the callback runs on the loop's thread. A child that has
+        // already exited is reported too.
+        watcher.add_child_handler(
+            child.id() as i32,
+            Box::new(move |pid, returncode| {
+                let mut exits = exits.lock().unwrap();
+                exits.push((pid, returncode));
+                if exits.len() == 2 {
+                    handle.stop();
+                }
+            }),
+        )?;
+    }
+    event_loop.run_forever()?;
+
+    watcher.close(); // removes the SIGCHLD handler from the loop
+    event_loop.close()?;
+    let exits = exits.lock().unwrap().clone();
+    Ok(exits)
+}
+// ANCHOR_END: usage
+
+#[test]
+fn the_book_example_reports_both_children() {
+    watcher_support::check(KIND, |_| {
+        let mut codes: Vec<i32> = two_children_through_a_watcher()
+            .unwrap()
+            .into_iter()
+            .map(|(_, rc)| rc)
+            .collect();
+        codes.sort_unstable();
+        assert_eq!(codes, [0, 7]);
+    });
+}

@@ -16,6 +16,7 @@ use crate::runtime::core::EventLoop;
 use crate::transports::{is_retry, DatagramTransport, ProtocolRefs, Transport};
 
 mod dns;
+mod sock;
 
 pub use dns::{AddrInfo, AddrInfoHints};
 

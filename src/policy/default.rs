@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 use crate::error::{Error, ErrorKind, Result};
 use crate::executor::Executor;
 use crate::policy::EventLoopPolicy;
-use crate::runtime::core::EventLoop;
+use crate::runtime::core::{EventLoop, EventLoopBuilder};
 use crate::unix::child_watcher::{default_watcher, ChildWatcher};
 use crate::unix::{fork_generation, is_main_thread, thread_display_name};
 
@@ -201,11 +201,18 @@ impl DefaultEventLoopPolicy {
     /// # Errors
     /// Loop creation errors.
     pub fn new_event_loop_with(&self, this: &dyn EventLoopPolicy) -> Result<EventLoop> {
+        self.loop_builder_with(this).build()
+    }
+
+    /// The builder the default `new_event_loop` uses: default selector and clock, and
+    /// `this.default_executor()` as a shared executor when it gives one. A wrapper that needs a
+    /// different clock or selector can start from it rather than repeat it.
+    pub fn loop_builder_with(&self, this: &dyn EventLoopPolicy) -> EventLoopBuilder {
         let mut builder = EventLoop::builder();
         if let Some(ex) = this.default_executor() {
             builder = builder.shared_executor(ex);
         }
-        builder.build()
+        builder
     }
 
     /// The default `get_child_watcher`: creates the default watcher on first use and, on the main

@@ -39,7 +39,7 @@ mod default;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 pub use default::{DefaultEventLoopPolicy, PolicyWrapper};
 
@@ -98,7 +98,8 @@ static POLICY: RwLock<Option<Arc<dyn EventLoopPolicy>>> = RwLock::new(None);
 static EPOCH: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    static CACHED: RefCell<Option<(u64, Arc<dyn EventLoopPolicy>)>> = const { RefCell::new(None) };
+    /// Weak, so that a replaced policy is not kept alive by threads that used it once.
+    static CACHED: RefCell<Option<(u64, Weak<dyn EventLoopPolicy>)>> = const { RefCell::new(None) };
 }
 
 fn load_policy() -> Arc<dyn EventLoopPolicy> {
@@ -110,14 +111,14 @@ fn load_policy() -> Arc<dyn EventLoopPolicy> {
         .clone()
 }
 
-/// Runs `f` with the process-wide policy, using this thread's cached copy while no
-/// `set_event_loop_policy` happened since (one atomic load, no lock, no reference count).
+/// Runs `f` with the process-wide policy, using this thread's cached reference while no
+/// `set_event_loop_policy` happened since (no lock; one weak-reference upgrade).
 fn with_policy<R>(f: impl FnOnce(&dyn EventLoopPolicy) -> R) -> R {
     let epoch = EPOCH.load(Ordering::Acquire);
     let cached = CACHED.try_with(|c| {
         let c = c.try_borrow().ok()?;
         match &*c {
-            Some((e, p)) if *e == epoch => Some(p.clone()),
+            Some((e, p)) if *e == epoch => p.upgrade(),
             _ => None,
         }
     });
@@ -127,7 +128,7 @@ fn with_policy<R>(f: impl FnOnce(&dyn EventLoopPolicy) -> R) -> R {
             let p = load_policy();
             let _ = CACHED.try_with(|c| {
                 if let Ok(mut c) = c.try_borrow_mut() {
-                    *c = Some((epoch, p.clone()));
+                    *c = Some((epoch, Arc::downgrade(&p)));
                 }
             });
             p

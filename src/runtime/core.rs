@@ -4,6 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::os::fd::RawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -140,39 +141,54 @@ impl Inner {
     }
 
     /// Releases everything the loop holds: queues, timers, fds, tasks. Runs on `close()` and on
-    /// drop; user `Drop` code may run, so no borrow is held while dropping.
-    pub(crate) fn release_all(&self) {
+    /// drop; user `Drop` code may run, so no borrow is held while dropping. A panicking `Drop`
+    /// does not stop the release (CPython ignores exceptions raised while finalizing): the
+    /// panics are returned, for the exception handler.
+    pub(crate) fn release_all(&self) -> Vec<Error> {
+        let mut panics = Vec::new();
         self.shared.inbox.close();
         let mut remote = Vec::new();
         while let Ok(item) = self.shared.inbox.pop() {
             remote.push(item);
         }
-        drop(remote);
+        drop_caught(remote, &mut panics);
         let ready = std::mem::take(&mut *self.ready.borrow_mut());
-        drop(ready);
+        drop_caught(ready, &mut panics);
         let timers = self.timers.borrow_mut().take_all();
-        drop(timers);
+        drop_caught(timers, &mut panics);
         let fds = std::mem::take(&mut *self.fds.borrow_mut());
         if let Ok(mut sel) = self.selector.try_borrow_mut() {
             for fd in fds.keys() {
                 let _ = sel.deregister(*fd);
             }
         }
-        drop(fds);
+        drop_caught(fds, &mut panics);
         // Signal handlers go with the loop (R42): dispositions are restored.
         let signals = self.signals.borrow_mut().take();
-        drop(signals);
+        drop_caught(signals, &mut panics);
         let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
         for (_, task) in tasks {
             task.destroy();
         }
+        panics
+    }
+}
+
+/// Drops `value`, catching a panic from user `Drop` code into `panics`.
+fn drop_caught<T>(value: T, panics: &mut Vec<Error>) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        panics.push(Error::from_panic(&*payload));
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
-        self.release_all();
+        for e in self.release_all() {
+            crate::events::log_error(&format!(
+                "Exception while dropping the pending work of a dropped event loop: {e}"
+            ));
+        }
         if let Some(ex) = self.default_executor.get_mut().take() {
             if self.executor_owned.get() {
                 ex.shutdown(false);
@@ -511,7 +527,12 @@ impl EventLoop {
             self.call_exception_handler(&ctx);
         }
         drop(pending);
-        self.inner.release_all();
+        for e in self.inner.release_all() {
+            let ctx =
+                ExceptionContext::new("Exception while dropping the pending work of a closed loop")
+                    .with_exception(e);
+            self.call_exception_handler(&ctx);
+        }
         let executor = self.inner.default_executor.borrow_mut().take();
         if let Some(ex) = executor {
             if self.inner.executor_owned.get() {

@@ -217,9 +217,9 @@ impl TaskRef {
         self.raw.error()
     }
 
-    /// Whether the task's outcome was already read or reported.
-    pub(crate) fn retrieved(&self) -> bool {
-        self.raw.retrieved()
+    /// Marks the task's outcome as taken care of (no "never retrieved" report).
+    pub(crate) fn mark_retrieved(&self) {
+        self.raw.mark_retrieved()
     }
 
     pub(crate) fn exception_peek(&self) -> Option<Error> {

@@ -20,7 +20,7 @@ use futures::task::{waker_ref, ArcWake};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::ExceptionContext;
 use crate::runtime::core::{EventLoop, Inner, Ready, Remote, Shared};
-use crate::runtime::running::with_running;
+use crate::runtime::running::{with_local, with_running};
 use crate::task::TaskRef;
 
 /// What a waker holds: enough to queue the task on its loop from any thread.
@@ -52,6 +52,19 @@ fn schedule(header: Arc<TaskHeader>) {
             }
         }
     });
+    if let Some(shared) = slot.as_ref().map(|h| h.shared.clone()) {
+        // Not running, but the loop lives on this thread: join its FIFO queue (R1, R10).
+        with_local(&shared, |inner| {
+            if inner.closed.get() {
+                // A closed loop has dropped its tasks already; the wake-up is moot.
+                slot = None;
+            } else if let Ok(mut ready) = inner.ready.try_borrow_mut() {
+                if let Some(h) = slot.take() {
+                    ready.push_back(Ready::Task(h));
+                }
+            }
+        });
+    }
     if let Some(h) = slot {
         let shared = h.shared.clone();
         // A closed loop has dropped its tasks already; the wake-up is moot.

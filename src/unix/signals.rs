@@ -125,8 +125,9 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     unsafe { *errno = saved };
 }
 
-/// Checks a signal number the way asyncio does (R36): in range, a real signal, catchable.
-fn check_signal(sig: i32) -> Result<()> {
+/// Checks that `sig` is a real signal number, as asyncio's `_check_signal` does for both add
+/// and remove (R36, R40).
+fn check_number(sig: i32) -> Result<()> {
     let valid = (1..32).contains(&sig) || (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig);
     if !valid || sig >= MAX_SIGNAL {
         return Err(Error::new(
@@ -134,6 +135,12 @@ fn check_signal(sig: i32) -> Result<()> {
             format!("invalid signal number {sig}"),
         ));
     }
+    Ok(())
+}
+
+/// Checks a signal number the way asyncio does (R36): in range, a real signal, catchable.
+fn check_signal(sig: i32) -> Result<()> {
+    check_number(sig)?;
     // Uncatchable, or synchronous faults that a loop callback cannot handle (the faulting
     // instruction would run again as soon as the C handler returns).
     if [
@@ -372,12 +379,7 @@ impl EventLoop {
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for an invalid signal number.
     pub fn remove_signal_handler(&self, signum: i32) -> Result<bool> {
-        if !(1..MAX_SIGNAL).contains(&signum) {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                format!("invalid signal number {signum}"),
-            ));
-        }
+        check_number(signum)?;
         let removed = {
             let mut sigs = self.inner.signals.borrow_mut();
             match sigs.as_mut() {

@@ -161,7 +161,7 @@ pub struct CountingSelector {
 
 impl CountingSelector {
     /// A counting selector and its statistics.
-    pub fn new() -> (Box<dyn Selector>, Arc<SelectStats>) {
+    pub fn boxed() -> (Box<dyn Selector>, Arc<SelectStats>) {
         let stats = Arc::new(SelectStats::default());
         let sel = CountingSelector {
             inner: PollingSelector::new().expect("poller"),

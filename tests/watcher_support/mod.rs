@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::process::{ChildStdin, Command, Stdio};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::ThreadId;
@@ -28,11 +28,18 @@ pub const WATCHDOG: Duration = Duration::from_secs(30);
 const DRIVE_LIMIT: usize = 10_000;
 
 static SERIAL: Mutex<()> = Mutex::new(());
+/// Set when a test hung: its thread still runs, holding children and signal handlers, so later
+/// tests in this process would only fail confusingly. They fail at once instead.
+static HUNG: AtomicBool = AtomicBool::new(false);
 
 /// Runs `body` on its own thread (never the main thread), one test at a time in this process,
 /// and fails if it does not finish within [`WATCHDOG`]. A panic in `body` is re-raised here.
 pub fn watchdog<F: FnOnce() + Send + 'static>(body: F) {
     let _serial: MutexGuard<'_, ()> = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    assert!(
+        !HUNG.load(Ordering::SeqCst),
+        "not run: an earlier test in this binary hung and still holds process-wide state"
+    );
     let name = std::thread::current()
         .name()
         .unwrap_or("watcher-test")
@@ -52,6 +59,7 @@ pub fn watchdog<F: FnOnce() + Send + 'static>(body: F) {
             Ok(()) => unreachable!("the test thread ended without reporting"),
         },
         Err(RecvTimeoutError::Timeout) => {
+            HUNG.store(true, Ordering::SeqCst);
             panic!("watchdog: `{name}` did not finish within {WATCHDOG:?} (hang)")
         }
     }
@@ -177,6 +185,7 @@ pub struct Gated {
 
 impl Gated {
     /// Spawns the gated child.
+    #[allow(clippy::zombie_processes)] // the watcher under test reaps it, not std
     pub fn spawn() -> Self {
         let mut child = Command::new("cat")
             .stdin(Stdio::piped())
@@ -202,6 +211,7 @@ impl Gated {
 }
 
 /// Spawns `sh -c 'exit CODE'` and returns its pid (std never waits for it).
+#[allow(clippy::zombie_processes)] // the watcher under test reaps it, not std
 pub fn spawn_exit(code: i32) -> i32 {
     let child = Command::new("sh")
         .args(["-c", &format!("exit {code}")])
@@ -213,6 +223,7 @@ pub fn spawn_exit(code: i32) -> i32 {
 
 /// `n` children that all exit together when the returned pipe end is dropped: each runs
 /// `sh -c 'read x; exit CODE'` on one shared pipe, `CODE` being `first_code + i`.
+#[allow(clippy::zombie_processes)] // the watcher under test reaps them, not std
 pub fn spawn_together(n: usize, first_code: i32) -> (Vec<(i32, i32)>, OwnedFd) {
     let (read, write) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe for the gate");

@@ -13,7 +13,8 @@
 //! returns whether it removed something; a child that exited before its handler was added is
 //! still reported once; exit code `n` is reported as `n`, death by signal `s` as `-s`, and a
 //! child reaped by someone else as 255 with a warning. Callbacks run on the loop thread: the loop
-//! running where `add_child_handler` was called, else the attached loop.
+//! running where `add_child_handler` was called, else the attached loop (for the `SIGCHLD`
+//! watchers, Safe and Fast, always the attached loop).
 
 use std::sync::Arc;
 

@@ -1,0 +1,620 @@
+//! Networking benchmark: a TCP echo server on loopback, written three ways and driven by one
+//! client in the same run.
+//!
+//! Run with `cargo bench --bench net`. The servers, each on its own thread, listen on
+//! `127.0.0.1` at an ephemeral port:
+//! - asyncio: this crate's [`asyncio::EventLoop`] with a [`asyncio::Protocol`] whose
+//!   `data_received` calls [`asyncio::Transport::write`] (the loop runs `run_forever`);
+//! - tokio: a `current_thread` runtime (`enable_all`), a `TcpListener` and one spawned task per
+//!   connection doing `read` / `write_all` with a 64 KiB buffer;
+//! - smol: a `LocalExecutor` driven by `smol::block_on` (which also runs async-io's reactor on
+//!   that thread), `smol::net::TcpListener`, one task per connection as for tokio.
+//!
+//! Every accepted socket has `TCP_NODELAY` (asyncio's transports set it; the tokio and smol
+//! servers set it explicitly, as does the client).
+//!
+//! The client is a multi-threaded tokio runtime on the main thread (`ASYNCIO_BENCH_CLIENT_THREADS`
+//! workers, default: the number of CPUs minus the one a server uses, at least 1). For each
+//! message size (64 B and 16 KiB):
+//! - throughput: 50 connections, each sending a message and reading the whole echo before the
+//!   next, a fixed number of round trips per connection; connections are opened before the clock
+//!   starts. The figure is messages (round trips) per second, the best of several repetitions
+//!   after a warm-up, the servers taking turns within each repetition;
+//! - latency: one connection ping-ponging the message; mean, median and p99 per round trip.
+//!
+//! Knobs (environment variables; the same words also work as arguments after `--`):
+//! - `ASYNCIO_BENCH_QUICK=1` (or `--quick`): round trips divided by 10, fewer repetitions (CI).
+//! - `ASYNCIO_BENCH_REPS=N`: measured repetitions per figure (default 5, quick 2).
+//! - `ASYNCIO_BENCH_RUNTIMES=asyncio,tokio,smol`: which servers to measure (for profiling one).
+//! - `ASYNCIO_BENCH_CLIENT_THREADS=N`: the client runtime's worker threads.
+//!
+//! Everything stops by itself: each client phase runs under a timeout (the process exits with an
+//! error if one is exceeded), and at the end the asyncio loop is stopped with
+//! [`asyncio::LoopHandle::stop`], the tokio and smol servers are told to stop and their runtimes
+//! dropped, and the server threads joined.
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use asyncio::{BaseProtocol, EventLoop, LoopHandle, Protocol, ServerOptions, Transport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Number of concurrent client connections in the throughput test.
+const CONNECTIONS: usize = 50;
+/// Read buffer of the tokio and smol echo tasks.
+const SERVER_BUF: usize = 64 * 1024;
+/// Bound on one client phase (a warm-up, a measured run, a latency run).
+const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+struct Config {
+    quick: bool,
+    reps: usize,
+    client_threads: usize,
+    servers: Vec<Kind>,
+}
+
+impl Config {
+    fn from_env() -> Config {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let arg_value = |k: &str| {
+            let prefix = format!("--{k}=");
+            args.iter()
+                .find_map(|a| a.strip_prefix(&prefix).map(str::to_owned))
+        };
+        let quick = args.iter().any(|a| a == "--quick")
+            || env("ASYNCIO_BENCH_QUICK").is_some_and(|v| v != "0");
+        let reps = arg_value("reps")
+            .or_else(|| env("ASYNCIO_BENCH_REPS"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if quick { 2 } else { 5 })
+            .max(1);
+        let cpus = thread::available_parallelism().map_or(2, usize::from);
+        let client_threads = arg_value("client-threads")
+            .or_else(|| env("ASYNCIO_BENCH_CLIENT_THREADS"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| cpus.saturating_sub(1).clamp(1, 4))
+            .max(1);
+        let runtimes = arg_value("runtimes").or_else(|| env("ASYNCIO_BENCH_RUNTIMES"));
+        let servers = Kind::ALL
+            .into_iter()
+            .filter(|k| {
+                runtimes
+                    .as_ref()
+                    .is_none_or(|r| r.split(',').any(|w| w.trim() == k.name()))
+            })
+            .collect();
+        Config {
+            quick,
+            reps,
+            client_threads,
+            servers,
+        }
+    }
+
+    fn scaled(&self, full: usize) -> usize {
+        if self.quick {
+            (full / 10).max(1)
+        } else {
+            full
+        }
+    }
+}
+
+/// One workload: a message size and its round-trip counts.
+struct Size {
+    label: &'static str,
+    bytes: usize,
+    /// Round trips per connection in the throughput test (full run).
+    trips_per_conn: usize,
+    /// Round trips in the latency test (full run).
+    latency_trips: usize,
+}
+
+const SIZES: [Size; 2] = [
+    Size {
+        label: "64 B",
+        bytes: 64,
+        trips_per_conn: 2_000,
+        latency_trips: 20_000,
+    },
+    Size {
+        label: "16 KiB",
+        bytes: 16 * 1024,
+        trips_per_conn: 400,
+        latency_trips: 5_000,
+    },
+];
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Asyncio,
+    Tokio,
+    Smol,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Asyncio, Kind::Tokio, Kind::Smol];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Asyncio => "asyncio",
+            Kind::Tokio => "tokio",
+            Kind::Smol => "smol",
+        }
+    }
+
+    fn start(self) -> EchoServer {
+        match self {
+            Kind::Asyncio => start_asyncio(),
+            Kind::Tokio => start_tokio(),
+            Kind::Smol => start_smol(),
+        }
+    }
+}
+
+/// How to tell a server thread to stop.
+enum Stop {
+    Asyncio(LoopHandle),
+    Tokio(tokio::sync::oneshot::Sender<()>),
+    Smol(smol::channel::Sender<()>),
+}
+
+/// A running echo server: its address, its thread and how to stop it.
+struct EchoServer {
+    kind: Kind,
+    addr: SocketAddr,
+    stop: Stop,
+    thread: JoinHandle<()>,
+}
+
+impl EchoServer {
+    fn shutdown(self) {
+        match self.stop {
+            Stop::Asyncio(handle) => handle.stop(),
+            Stop::Tokio(tx) => {
+                let _ = tx.send(());
+            }
+            Stop::Smol(tx) => {
+                let _ = tx.try_send(());
+            }
+        }
+        if self.thread.join().is_err() {
+            panic!("the {} server thread panicked", self.kind.name());
+        }
+    }
+}
+
+/// asyncio's echo protocol: every chunk received is written back at once.
+struct Echo {
+    transport: Option<Transport>,
+}
+
+impl BaseProtocol for Echo {
+    fn connection_lost(&mut self, _exc: Option<asyncio::Error>) {
+        // Break the transport <-> protocol cycle.
+        self.transport = None;
+    }
+}
+
+impl Protocol for Echo {
+    fn connection_made(&mut self, transport: Transport) {
+        self.transport = Some(transport);
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        if let Some(t) = &self.transport {
+            t.write(data).expect("asyncio echo write");
+        }
+    }
+}
+
+fn start_asyncio() -> EchoServer {
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::Builder::new()
+        .name("asyncio-echo".into())
+        .spawn(move || {
+            let lp = EventLoop::new().expect("asyncio loop");
+            let server = lp
+                .run_until_complete({
+                    let lp = lp.clone();
+                    async move {
+                        lp.create_server(
+                            || Echo { transport: None },
+                            &["127.0.0.1"],
+                            Some(0),
+                            ServerOptions::new().backlog(1024),
+                        )
+                        .await
+                    }
+                })
+                .expect("run_until_complete")
+                .expect("asyncio create_server");
+            let addr = server.sockets()[0]
+                .address
+                .as_ref()
+                .and_then(asyncio::Address::as_inet)
+                .expect("asyncio server address");
+            tx.send((addr, lp.handle())).expect("send address");
+            lp.run_forever().expect("asyncio run_forever");
+            // Stopped: close the listener and whatever connections remain, let them go.
+            server.close();
+            server.abort_clients();
+            lp.run_until_complete(async move { server.wait_closed().await })
+                .expect("run_until_complete")
+                .expect("asyncio wait_closed");
+            lp.close().expect("asyncio close");
+        })
+        .expect("spawn asyncio server thread");
+    let (addr, handle) = rx.recv().expect("asyncio server failed to start");
+    EchoServer {
+        kind: Kind::Asyncio,
+        addr,
+        stop: Stop::Asyncio(handle),
+        thread,
+    }
+}
+
+fn start_tokio() -> EchoServer {
+    let (tx, rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = thread::Builder::new()
+        .name("tokio-echo".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("tokio bind");
+                tx.send(listener.local_addr().expect("tokio address"))
+                    .expect("send address");
+                let mut stop_rx = stop_rx;
+                loop {
+                    tokio::select! {
+                        _ = &mut stop_rx => break,
+                        accepted = listener.accept() => {
+                            let Ok((mut sock, _)) = accepted else { continue };
+                            let _ = sock.set_nodelay(true);
+                            tokio::spawn(async move {
+                                let mut buf = vec![0u8; SERVER_BUF];
+                                loop {
+                                    match sock.read(&mut buf).await {
+                                        Ok(0) | Err(_) => break,
+                                        Ok(n) => {
+                                            if sock.write_all(&buf[..n]).await.is_err() {
+                                                break;
+                                            }
+                                        }
+                                    }
+                                }
+                            });
+                        }
+                    }
+                }
+            });
+            // Dropping the runtime drops the remaining connection tasks.
+            drop(rt);
+        })
+        .expect("spawn tokio server thread");
+    let addr = rx.recv().expect("tokio server failed to start");
+    EchoServer {
+        kind: Kind::Tokio,
+        addr,
+        stop: Stop::Tokio(stop_tx),
+        thread,
+    }
+}
+
+fn start_smol() -> EchoServer {
+    use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let (tx, rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    let thread = thread::Builder::new()
+        .name("smol-echo".into())
+        .spawn(move || {
+            let ex = smol::LocalExecutor::new();
+            smol::block_on(ex.run(async {
+                let listener = smol::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("smol bind");
+                tx.send(listener.local_addr().expect("smol address"))
+                    .expect("send address");
+                loop {
+                    let accept = async { Some(listener.accept().await) };
+                    let stop = async {
+                        let _ = stop_rx.recv().await;
+                        None
+                    };
+                    let Some(accepted) = futures_lite::future::or(stop, accept).await else {
+                        break;
+                    };
+                    let Ok((mut sock, _)) = accepted else {
+                        continue;
+                    };
+                    let _ = sock.set_nodelay(true);
+                    ex.spawn(async move {
+                        let mut buf = vec![0u8; SERVER_BUF];
+                        loop {
+                            match sock.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    if sock.write_all(&buf[..n]).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    })
+                    .detach();
+                }
+            }));
+            // Dropping the executor drops the remaining connection tasks.
+            drop(ex);
+        })
+        .expect("spawn smol server thread");
+    let addr = rx.recv().expect("smol server failed to start");
+    EchoServer {
+        kind: Kind::Smol,
+        addr,
+        stop: Stop::Smol(stop_tx),
+        thread,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+// ---------------------------------------------------------------------------------------------
+
+async fn connect(addr: SocketAddr) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("client connect");
+    sock.set_nodelay(true).expect("client nodelay");
+    sock
+}
+
+/// `trips` round trips of `msg` on `sock`; checks the last echo byte for byte.
+async fn ping_pong(
+    sock: &mut tokio::net::TcpStream,
+    msg: &[u8],
+    trips: usize,
+    rtts: Option<&mut Vec<Duration>>,
+) {
+    let mut buf = vec![0u8; msg.len()];
+    let mut rtts = rtts;
+    for _ in 0..trips {
+        let t0 = Instant::now();
+        sock.write_all(msg).await.expect("client write");
+        sock.read_exact(&mut buf).await.expect("client read");
+        if let Some(r) = rtts.as_deref_mut() {
+            r.push(t0.elapsed());
+        }
+    }
+    assert!(buf == msg, "the echo differs from the message");
+}
+
+fn message(bytes: usize) -> Vec<u8> {
+    (0..bytes).map(|i| (i % 251) as u8).collect()
+}
+
+/// Runs `fut` on the client runtime under [`PHASE_TIMEOUT`]; exits the process if it is exceeded.
+fn bounded<T>(
+    rt: &tokio::runtime::Runtime,
+    what: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> T {
+    match rt.block_on(async { tokio::time::timeout(PHASE_TIMEOUT, fut).await }) {
+        Ok(v) => v,
+        Err(_) => {
+            eprintln!("net bench: {what} did not finish within {PHASE_TIMEOUT:?}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `CONNECTIONS` connections doing `trips` round trips each; returns the elapsed time of the
+/// round trips (connections are opened before the clock starts and closed after it stops).
+fn throughput_run(
+    rt: &tokio::runtime::Runtime,
+    server: &EchoServer,
+    bytes: usize,
+    trips: usize,
+) -> Duration {
+    let addr = server.addr;
+    let what = format!("{} throughput ({bytes} B)", server.kind.name());
+    bounded(rt, &what, async move {
+        let mut socks = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS {
+            socks.push(connect(addr).await);
+        }
+        let msg = std::sync::Arc::new(message(bytes));
+        let start = Instant::now();
+        let tasks: Vec<_> = socks
+            .into_iter()
+            .map(|mut sock| {
+                let msg = msg.clone();
+                tokio::spawn(async move {
+                    ping_pong(&mut sock, &msg, trips, None).await;
+                    sock
+                })
+            })
+            .collect();
+        let mut socks = Vec::with_capacity(CONNECTIONS);
+        for t in tasks {
+            socks.push(t.await.expect("client task"));
+        }
+        let elapsed = start.elapsed();
+        drop(socks);
+        elapsed
+    })
+}
+
+/// One connection ping-ponging `trips` times; returns every round trip's duration.
+fn latency_run(
+    rt: &tokio::runtime::Runtime,
+    server: &EchoServer,
+    bytes: usize,
+    trips: usize,
+) -> Vec<Duration> {
+    let addr = server.addr;
+    let what = format!("{} latency ({bytes} B)", server.kind.name());
+    bounded(rt, &what, async move {
+        let mut sock = connect(addr).await;
+        let msg = message(bytes);
+        // Warm the connection up.
+        ping_pong(&mut sock, &msg, (trips / 10).max(1), None).await;
+        let mut rtts = Vec::with_capacity(trips);
+        ping_pong(&mut sock, &msg, trips, Some(&mut rtts)).await;
+        rtts
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------
+
+fn fmt_rate(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r >= 1e6 => format!("{:.2} M", r / 1e6),
+        Some(r) => format!("{:.1} k", r / 1e3),
+        None => "-".into(),
+    }
+}
+
+fn fmt_ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+struct Latency {
+    mean: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn summarize(mut rtts: Vec<Duration>) -> Latency {
+    rtts.sort_unstable();
+    let n = rtts.len().max(1);
+    let total: Duration = rtts.iter().sum();
+    let pct = |p: usize| rtts[((n * p).div_ceil(100)).clamp(1, n) - 1];
+    Latency {
+        mean: total / n as u32,
+        p50: pct(50),
+        p99: pct(99),
+    }
+}
+
+fn main() {
+    let cfg = Config::from_env();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.client_threads)
+        .thread_name("echo-client")
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let servers: Vec<EchoServer> = cfg.servers.iter().map(|k| k.start()).collect();
+
+    println!(
+        "TCP echo on 127.0.0.1: {CONNECTIONS} connections, tokio client with {} worker thread(s), \
+         best of {} run(s) after a warm-up{}",
+        cfg.client_threads,
+        cfg.reps,
+        if cfg.quick { " (quick)" } else { "" }
+    );
+    println!();
+    println!(
+        "{:<8} {:>11} {:>13} {:>13} {:>13} {:>14} {:>13}",
+        "size",
+        "round trips",
+        "asyncio msg/s",
+        "tokio msg/s",
+        "smol msg/s",
+        "asyncio/tokio",
+        "asyncio/smol"
+    );
+    let mut latencies = Vec::new();
+    for size in &SIZES {
+        let trips = cfg.scaled(size.trips_per_conn);
+        let total = (trips * CONNECTIONS) as f64;
+        for s in &servers {
+            throughput_run(&rt, s, size.bytes, (trips / 4).max(1));
+        }
+        let mut best = vec![Duration::MAX; servers.len()];
+        for _ in 0..cfg.reps {
+            for (i, s) in servers.iter().enumerate() {
+                best[i] = best[i].min(throughput_run(&rt, s, size.bytes, trips));
+            }
+        }
+        let rate = |k: Kind| {
+            servers
+                .iter()
+                .position(|s| s.kind == k)
+                .map(|i| total / best[i].as_secs_f64().max(1e-12))
+        };
+        let (a, t, s) = (rate(Kind::Asyncio), rate(Kind::Tokio), rate(Kind::Smol));
+        println!(
+            "{:<8} {:>11} {:>13} {:>13} {:>13} {:>14} {:>13}",
+            size.label,
+            trips * CONNECTIONS,
+            fmt_rate(a),
+            fmt_rate(t),
+            fmt_rate(s),
+            fmt_ratio(a, t),
+            fmt_ratio(a, s)
+        );
+
+        let ltrips = cfg.scaled(size.latency_trips);
+        for s in &servers {
+            latencies.push((
+                size.label,
+                ltrips,
+                s.kind,
+                summarize(latency_run(&rt, s, size.bytes, ltrips)),
+            ));
+        }
+    }
+
+    println!();
+    println!("Ping-pong latency, 1 connection, microseconds per round trip");
+    println!();
+    println!(
+        "{:<8} {:>11} {:<8} {:>9} {:>9} {:>9}",
+        "size", "round trips", "server", "mean", "p50", "p99"
+    );
+    for (label, trips, kind, l) in &latencies {
+        println!(
+            "{:<8} {:>11} {:<8} {:>9.1} {:>9.1} {:>9.1}",
+            label,
+            trips,
+            kind.name(),
+            us(l.mean),
+            us(l.p50),
+            us(l.p99)
+        );
+    }
+
+    for s in servers {
+        s.shutdown();
+    }
+    drop(rt);
+}

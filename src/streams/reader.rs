@@ -1,0 +1,383 @@
+//! [`StreamReader`]: asyncio's `StreamReader`, the buffered read side of a stream connection.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use super::protocol::Shared;
+use super::{incomplete_read, limit_overrun, LimitOverrunError};
+use crate::error::{Error, ErrorKind, Result};
+use crate::transports::Transport;
+
+/// The read side of a stream connection (asyncio's `StreamReader`), from
+/// [`open_connection`](super::open_connection) or a [`start_server`](super::start_server)
+/// callback.
+///
+/// Data the transport receives is buffered here. When the buffer holds more than twice the
+/// reader's *limit* (64 KiB by default, [`DEFAULT_LIMIT`](super::DEFAULT_LIMIT)) the transport
+/// stops reading; it resumes once the buffer is back at or under the limit, or when a read
+/// needs more than the buffer holds.
+///
+/// One task should read at a time (asyncio raises `RuntimeError` for a second concurrent
+/// reader; here the last one to wait is the one woken). `StreamReader` also implements
+/// [`futures::io::AsyncRead`], so `futures::io::copy` and the `AsyncReadExt` helpers work on
+/// it.
+pub struct StreamReader {
+    shared: Rc<Shared>,
+}
+
+impl fmt::Debug for StreamReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.shared.st.borrow();
+        f.debug_struct("StreamReader")
+            .field("buffered", &st.buffer.len())
+            .field("limit", &self.shared.limit)
+            .field("eof", &st.eof)
+            .field("paused", &st.reading_paused)
+            .finish()
+    }
+}
+
+fn to_io(e: Error) -> std::io::Error {
+    let kind = e.io_error_kind().unwrap_or(std::io::ErrorKind::Other);
+    std::io::Error::new(kind, e)
+}
+
+impl StreamReader {
+    pub(crate) fn new(shared: Rc<Shared>) -> Self {
+        StreamReader { shared }
+    }
+
+    /// A reader fed only by [`feed_data`](StreamReader::feed_data) and
+    /// [`feed_eof`](StreamReader::feed_eof) (asyncio's `StreamReader(limit=limit)`), for tests
+    /// and adapters.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for a zero limit.
+    pub fn with_limit(event_loop: &crate::EventLoop, limit: usize) -> Result<Self> {
+        super::check_limit(limit)?;
+        Ok(StreamReader::new(Shared::new(event_loop, limit)))
+    }
+
+    /// The buffer limit given at creation.
+    pub fn limit(&self) -> usize {
+        self.shared.limit
+    }
+
+    /// How many bytes are buffered and not yet read.
+    pub fn buffered(&self) -> usize {
+        self.shared.st.borrow().buffer.len()
+    }
+
+    /// The exception the connection ended with, if any (asyncio's `exception()`).
+    pub fn exception(&self) -> Option<Error> {
+        self.shared.exception()
+    }
+
+    /// Whether the buffer is empty and the peer sent EOF (asyncio's `at_eof`).
+    pub fn at_eof(&self) -> bool {
+        let st = self.shared.st.borrow();
+        st.eof && st.buffer.len() == 0
+    }
+
+    /// The transport this reader is fed from.
+    pub fn transport(&self) -> Option<Transport> {
+        self.shared.st.borrow().transport.clone()
+    }
+
+    /// Adds `data` to the buffer as if the transport had received it (asyncio's `feed_data`);
+    /// for tests and adapters.
+    pub fn feed_data(&self, data: &[u8]) {
+        self.shared.feed_data(data);
+    }
+
+    /// Marks the end of the stream as if the peer had sent EOF (asyncio's `feed_eof`).
+    pub fn feed_eof(&self) {
+        self.shared.feed_eof();
+    }
+
+    fn check_exception(&self) -> Result<()> {
+        match self.shared.exception() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads up to `n` bytes: waits until at least one byte is buffered or EOF, then returns
+    /// what is there, at most `n` bytes. An empty result means EOF (or `n == 0`).
+    ///
+    /// # Errors
+    /// The connection's error (for example a reset, [`ErrorKind::Io`]) if it ended with one.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: no data is consumed unless the future completes.
+    pub async fn read(&self, n: usize) -> Result<Vec<u8>> {
+        self.check_exception()?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        poll_fn(|cx| self.poll_read_some(cx, n)).await
+    }
+
+    fn poll_read_some(&self, cx: &Context<'_>, n: usize) -> Poll<Result<Vec<u8>>> {
+        let out = {
+            let mut st = self.shared.st.borrow_mut();
+            if let Some(e) = &st.exception {
+                return Poll::Ready(Err(e.clone()));
+            }
+            if st.buffer.len() == 0 && !st.eof {
+                None
+            } else {
+                Some(st.buffer.take(n))
+            }
+        };
+        match out {
+            Some(data) => {
+                self.shared.maybe_resume();
+                Poll::Ready(Ok(data))
+            }
+            None => {
+                self.shared.wait_for_data(cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Reads until EOF and returns everything (asyncio's `read(-1)`).
+    ///
+    /// # Errors
+    /// The connection's error if it ended with one.
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe: data read before the future is dropped is lost.
+    pub async fn read_to_eof(&self) -> Result<Vec<u8>> {
+        self.check_exception()?;
+        let mut all = Vec::new();
+        poll_fn(|cx| {
+            let (eof, err) = {
+                let mut st = self.shared.st.borrow_mut();
+                all.extend_from_slice(st.buffer.as_slice());
+                st.buffer.consume(usize::MAX);
+                (st.eof, st.exception.clone())
+            };
+            if let Some(e) = err {
+                return Poll::Ready(Err(e));
+            }
+            self.shared.maybe_resume();
+            if eof {
+                Poll::Ready(Ok(std::mem::take(&mut all)))
+            } else {
+                self.shared.wait_for_data(cx);
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Reads exactly `n` bytes (asyncio's `readexactly`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::IncompleteRead`] when EOF comes first: the bytes that were buffered are
+    /// consumed and returned in the error's
+    /// [`IncompleteReadError`](super::IncompleteReadError) (`expected == Some(n)`); the
+    /// connection's error if it ended with one.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: no data is consumed unless the future completes.
+    pub async fn readexactly(&self, n: usize) -> Result<Vec<u8>> {
+        self.check_exception()?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        poll_fn(|cx| {
+            let out = {
+                let mut st = self.shared.st.borrow_mut();
+                if let Some(e) = &st.exception {
+                    return Poll::Ready(Err(e.clone()));
+                }
+                if st.buffer.len() >= n {
+                    Some(Ok(st.buffer.take(n)))
+                } else if st.eof {
+                    Some(Err(incomplete_read(st.buffer.take_all(), Some(n))))
+                } else {
+                    None
+                }
+            };
+            match out {
+                Some(r) => {
+                    self.shared.maybe_resume();
+                    Poll::Ready(r)
+                }
+                None => {
+                    self.shared.wait_for_data(cx);
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reads up to and including `separator` (asyncio's `readuntil`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for an empty separator;
+    /// [`ErrorKind::LimitOverrun`] when the separator is not found within the reader's limit,
+    /// or is found past it (the data stays in the buffer; the
+    /// [`LimitOverrunError`] says how much was examined);
+    /// [`ErrorKind::IncompleteRead`] when EOF comes before the separator (the buffered bytes
+    /// are consumed and returned in the error, `expected == None`); the connection's error if
+    /// it ended with one.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: no data is consumed unless the future completes.
+    pub async fn readuntil(&self, separator: &[u8]) -> Result<Vec<u8>> {
+        if separator.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "Separator should be at least one-byte string",
+            ));
+        }
+        self.check_exception()?;
+        let mut offset = 0;
+        poll_fn(|cx| self.poll_readuntil(cx, separator, &mut offset)).await
+    }
+
+    fn poll_readuntil(
+        &self,
+        cx: &Context<'_>,
+        sep: &[u8],
+        offset: &mut usize,
+    ) -> Poll<Result<Vec<u8>>> {
+        let seplen = sep.len();
+        let limit = self.shared.limit;
+        let out = {
+            let mut st = self.shared.st.borrow_mut();
+            if let Some(e) = &st.exception {
+                return Poll::Ready(Err(e.clone()));
+            }
+            let buflen = st.buffer.len();
+            let mut found = None;
+            if buflen >= *offset + seplen {
+                found = find(&st.buffer.as_slice()[*offset..], sep).map(|i| i + *offset);
+                if found.is_none() {
+                    *offset = buflen + 1 - seplen;
+                    if *offset > limit {
+                        return Poll::Ready(Err(limit_overrun(
+                            "Separator is not found, and chunk exceed the limit",
+                            *offset,
+                        )));
+                    }
+                }
+            }
+            match found {
+                Some(isep) if isep > limit => {
+                    return Poll::Ready(Err(limit_overrun(
+                        "Separator is found, but chunk is longer than limit",
+                        isep,
+                    )));
+                }
+                Some(isep) => Some(Ok(st.buffer.take(isep + seplen))),
+                None if st.eof => Some(Err(incomplete_read(st.buffer.take_all(), None))),
+                None => None,
+            }
+        };
+        match out {
+            Some(r) => {
+                self.shared.maybe_resume();
+                Poll::Ready(r)
+            }
+            None => {
+                self.shared.wait_for_data(cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Reads one line, up to and including `\n` (asyncio's `readline`). At EOF the partial
+    /// last line is returned without `\n`; an empty result means EOF.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LimitOverrun`] when the line is longer than the limit; unlike
+    /// [`readuntil`](StreamReader::readuntil) the examined data is discarded first (up to and
+    /// including the separator if it was found, else the whole buffer), as asyncio does before
+    /// raising `ValueError`. The connection's error if it ended with one.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: no data is consumed unless the future completes.
+    pub async fn readline(&self) -> Result<Vec<u8>> {
+        self.check_exception()?;
+        let mut offset = 0;
+        let res = poll_fn(|cx| self.poll_readuntil(cx, b"\n", &mut offset)).await;
+        match res {
+            Ok(line) => Ok(line),
+            Err(e) if e.kind() == ErrorKind::IncompleteRead => {
+                Ok(super::IncompleteReadError::of(&e)
+                    .map(|i| i.partial.clone())
+                    .unwrap_or_default())
+            }
+            Err(e) if e.kind() == ErrorKind::LimitOverrun => {
+                let consumed = LimitOverrunError::of(&e).map_or(0, |l| l.consumed);
+                {
+                    let mut st = self.shared.st.borrow_mut();
+                    if st.buffer.as_slice().get(consumed) == Some(&b'\n') {
+                        st.buffer.consume(consumed + 1);
+                    } else {
+                        st.buffer.consume(usize::MAX);
+                    }
+                }
+                self.shared.maybe_resume();
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() == 1 {
+        return haystack.iter().position(|&b| b == needle[0]);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+impl futures::io::AsyncRead for StreamReader {
+    /// Copies buffered bytes into `buf`, waiting for data when the buffer is empty; `Ok(0)` at
+    /// EOF. The connection's error becomes an `io::Error` of the same `io::ErrorKind` (or
+    /// `Other`).
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let n = {
+            let mut st = self.shared.st.borrow_mut();
+            if let Some(e) = &st.exception {
+                return Poll::Ready(Err(to_io(e.clone())));
+            }
+            let avail = st.buffer.len();
+            if avail == 0 && !st.eof {
+                None
+            } else {
+                let n = avail.min(buf.len());
+                buf[..n].copy_from_slice(&st.buffer.as_slice()[..n]);
+                st.buffer.consume(n);
+                Some(n)
+            }
+        };
+        match n {
+            Some(n) => {
+                self.shared.maybe_resume();
+                Poll::Ready(Ok(n))
+            }
+            None => {
+                self.shared.wait_for_data(cx);
+                Poll::Pending
+            }
+        }
+    }
+}

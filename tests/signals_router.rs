@@ -1,0 +1,363 @@
+//! The process-wide signal router behind `add_signal_handler` / `remove_signal_handler`
+//! (asyncio-semantics R36-R42, with the project's choices: several loops each get a signal, the
+//! previous disposition comes back, any thread may add handlers).
+//!
+//! Signal dispositions are process-wide, so these tests run one at a time in their own binary.
+//! Signals are raised with `raise(3)`, which runs the C handler on the calling thread before it
+//! returns, so nothing here waits for a signal "to arrive".
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use asyncio::{ErrorKind, EventLoop};
+
+const WATCHDOG: Duration = Duration::from_secs(30);
+static SERIAL: Mutex<()> = Mutex::new(());
+static HUNG: AtomicBool = AtomicBool::new(false);
+
+/// Runs `body` on its own thread, one test at a time, failing after [`WATCHDOG`].
+fn watchdog<F: FnOnce() + Send + 'static>(body: F) {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    assert!(
+        !HUNG.load(Ordering::SeqCst),
+        "not run: an earlier test in this binary hung and still holds signal handlers"
+    );
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        body();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(WATCHDOG) {
+        Ok(()) => thread.join().expect("test thread"),
+        Err(RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(payload) => std::panic::resume_unwind(payload),
+            Ok(()) => unreachable!("the test thread ended without reporting"),
+        },
+        Err(RecvTimeoutError::Timeout) => {
+            HUNG.store(true, Ordering::SeqCst);
+            panic!("watchdog: the test did not finish within {WATCHDOG:?} (hang)")
+        }
+    }
+}
+
+/// Raises `sig` on this thread; its C handler has run when this returns.
+fn raise(sig: i32) {
+    // SAFETY: `raise` has no memory-safety preconditions; every caller has a handler installed
+    // for `sig` (ours or a test's), so the process is not terminated.
+    let rc = unsafe { libc::raise(sig) };
+    assert_eq!(rc, 0);
+}
+
+/// The current disposition of `sig`: handler address (`SIG_DFL` 0, `SIG_IGN` 1) and flags.
+fn disposition(sig: i32) -> libc::sighandler_t {
+    // SAFETY: a zeroed `sigaction` is a valid value to be overwritten.
+    let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: with a null `act`, `sigaction` only writes the current disposition into `cur`.
+    let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut cur) };
+    assert_eq!(rc, 0);
+    cur.sa_sigaction
+}
+
+/// Installs `handler` (a `SIG_*` constant or a plain `extern "C" fn(c_int)` address) for `sig`.
+fn set_disposition(sig: i32, handler: libc::sighandler_t) {
+    // SAFETY: a zeroed `sigaction` is valid (empty mask, no flags).
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = handler;
+    // SAFETY: `act` is initialised; `handler` is SIG_DFL, SIG_IGN or an async-signal-safe
+    // `extern "C" fn(c_int)` (see `custom_handler`), matching the flags (no SA_SIGINFO).
+    let rc = unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
+}
+
+static CUSTOM_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Another library's handler: one atomic increment (async-signal-safe).
+extern "C" fn custom_handler(_sig: libc::c_int) {
+    CUSTOM_CALLS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Runs exactly one iteration of `event_loop`.
+fn one_iteration(event_loop: &EventLoop) {
+    event_loop.stop();
+    event_loop.run_forever().unwrap();
+}
+
+/// Runs `event_loop` until `done()`, turning it one blocking run at a time; `done` must become
+/// true through a callback that also stops the loop.
+fn run_until(event_loop: &EventLoop, done: impl Fn() -> bool) {
+    while !done() {
+        event_loop.run_forever().unwrap();
+    }
+}
+
+#[test]
+fn handler_runs_one_iteration_after_the_pipe_is_read() {
+    // R39: kill self; call_soon(stop); run_forever => not yet run; the next run runs it.
+    watchdog(|| {
+        let event_loop = EventLoop::new().unwrap();
+        let ran = Rc::new(Cell::new(0));
+        let on = Rc::new(Cell::new(None));
+        let (r, o) = (ran.clone(), on.clone());
+        event_loop
+            .add_signal_handler(libc::SIGUSR1, move || {
+                r.set(r.get() + 1);
+                o.set(Some(std::thread::current().id()));
+            })
+            .unwrap();
+        raise(libc::SIGUSR1);
+        one_iteration(&event_loop);
+        assert_eq!(ran.get(), 0, "ran in the iteration that read the pipe");
+        one_iteration(&event_loop);
+        assert_eq!(ran.get(), 1);
+        assert_eq!(on.get(), Some(std::thread::current().id()));
+        assert!(event_loop.remove_signal_handler(libc::SIGUSR1).unwrap());
+        event_loop.close().unwrap();
+    });
+}
+
+#[test]
+fn two_loops_on_two_threads_both_get_the_signal() {
+    // R41, as the project keeps it: every loop watching a signal gets it.
+    watchdog(|| {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (got_tx, got_rx) = mpsc::channel();
+        let threads: Vec<_> = (0..2)
+            .map(|i| {
+                let (ready_tx, got_tx) = (ready_tx.clone(), got_tx.clone());
+                std::thread::spawn(move || {
+                    let event_loop = EventLoop::new().unwrap();
+                    let lp = event_loop.clone();
+                    event_loop
+                        .add_signal_handler(libc::SIGUSR1, move || {
+                            got_tx.send((i, std::thread::current().id())).unwrap();
+                            lp.stop();
+                        })
+                        .unwrap();
+                    ready_tx.send(()).unwrap();
+                    event_loop.run_forever().unwrap();
+                    event_loop.close().unwrap();
+                    std::thread::current().id()
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            ready_rx.recv_timeout(WATCHDOG).unwrap();
+        }
+        // One process-directed signal, handled on whichever thread the kernel picks.
+        rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::USR1)
+            .unwrap();
+        let mut got: Vec<_> = (0..2)
+            .map(|_| got_rx.recv_timeout(WATCHDOG).unwrap())
+            .collect();
+        got.sort_by_key(|g| g.0);
+        let ids: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(got[0], (0, ids[0]));
+        assert_eq!(got[1], (1, ids[1]));
+        assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+    });
+}
+
+#[test]
+fn removing_the_last_handler_restores_a_custom_disposition() {
+    // R40 as the project keeps it (CPython restores SIG_DFL and loses the custom handler).
+    watchdog(|| {
+        let custom = custom_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        set_disposition(libc::SIGUSR2, custom);
+        let event_loop = EventLoop::new().unwrap();
+        let ran = Rc::new(Cell::new(0));
+        let (r, lp) = (ran.clone(), event_loop.clone());
+        event_loop
+            .add_signal_handler(libc::SIGUSR2, move || {
+                r.set(r.get() + 1);
+                lp.stop();
+            })
+            .unwrap();
+        assert_ne!(disposition(libc::SIGUSR2), custom);
+        let before = CUSTOM_CALLS.load(Ordering::SeqCst);
+        raise(libc::SIGUSR2);
+        // The foreign handler is chained to, not lost, while ours is installed.
+        assert_eq!(CUSTOM_CALLS.load(Ordering::SeqCst), before + 1);
+        run_until(&event_loop, || ran.get() == 1);
+        assert!(event_loop.remove_signal_handler(libc::SIGUSR2).unwrap());
+        assert_eq!(disposition(libc::SIGUSR2), custom);
+        raise(libc::SIGUSR2);
+        assert_eq!(CUSTOM_CALLS.load(Ordering::SeqCst), before + 2);
+        one_iteration(&event_loop);
+        one_iteration(&event_loop);
+        assert_eq!(ran.get(), 1);
+        event_loop.close().unwrap();
+        set_disposition(libc::SIGUSR2, libc::SIG_DFL);
+    });
+}
+
+#[test]
+fn removing_the_last_handler_restores_default_and_ignore() {
+    watchdog(|| {
+        let event_loop = EventLoop::new().unwrap();
+        assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+        event_loop.add_signal_handler(libc::SIGUSR1, || {}).unwrap();
+        assert_ne!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+        assert!(event_loop.remove_signal_handler(libc::SIGUSR1).unwrap());
+        assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+
+        set_disposition(libc::SIGUSR2, libc::SIG_IGN);
+        event_loop.add_signal_handler(libc::SIGUSR2, || {}).unwrap();
+        assert_ne!(disposition(libc::SIGUSR2), libc::SIG_IGN);
+        assert!(event_loop.remove_signal_handler(libc::SIGUSR2).unwrap());
+        assert_eq!(disposition(libc::SIGUSR2), libc::SIG_IGN);
+        set_disposition(libc::SIGUSR2, libc::SIG_DFL);
+        event_loop.close().unwrap();
+    });
+}
+
+#[test]
+fn the_disposition_stays_until_the_last_loop_removes_its_handler() {
+    watchdog(|| {
+        let a = EventLoop::new().unwrap();
+        let b = EventLoop::new().unwrap();
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let (ga, gb) = (got.clone(), got.clone());
+        a.add_signal_handler(libc::SIGUSR1, move || ga.borrow_mut().push("a"))
+            .unwrap();
+        b.add_signal_handler(libc::SIGUSR1, move || gb.borrow_mut().push("b"))
+            .unwrap();
+        assert!(a.remove_signal_handler(libc::SIGUSR1).unwrap());
+        assert_ne!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+        raise(libc::SIGUSR1);
+        for lp in [&a, &b] {
+            one_iteration(lp);
+            one_iteration(lp);
+        }
+        assert_eq!(*got.borrow(), ["b"]);
+        assert!(b.remove_signal_handler(libc::SIGUSR1).unwrap());
+        assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+        a.close().unwrap();
+        b.close().unwrap();
+    });
+}
+
+#[test]
+fn invalid_signal_numbers_are_invalid_argument() {
+    // R36 (add) and R40 (remove): errors with asyncio's messages, never a panic.
+    watchdog(|| {
+        let event_loop = EventLoop::new().unwrap();
+        for bad in [0, -1, 32, 33, 65, 128, 1000, i32::MAX, i32::MIN] {
+            let err = event_loop.add_signal_handler(bad, || {}).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "add {bad}");
+            assert_eq!(err.to_string(), format!("invalid signal number {bad}"));
+            let err = event_loop.remove_signal_handler(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "remove {bad}");
+        }
+        for (sig, n) in [(libc::SIGKILL, 9), (libc::SIGSTOP, 19)] {
+            let err = event_loop.add_signal_handler(sig, || {}).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+            assert_eq!(err.to_string(), format!("sig {n} cannot be caught"));
+            // Never registered, so nothing to remove (R40: False).
+            assert!(!event_loop.remove_signal_handler(sig).unwrap());
+        }
+        assert!(event_loop.signal_handlers().is_empty());
+        // SIGRTMIN is a real, catchable signal.
+        event_loop
+            .add_signal_handler(libc::SIGRTMIN(), || {})
+            .unwrap();
+        assert!(event_loop.remove_signal_handler(libc::SIGRTMIN()).unwrap());
+        event_loop.close().unwrap();
+    });
+}
+
+#[test]
+fn adding_on_a_closed_loop_is_closed() {
+    watchdog(|| {
+        let event_loop = EventLoop::new().unwrap();
+        event_loop.close().unwrap();
+        let err = event_loop
+            .add_signal_handler(libc::SIGUSR1, || {})
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Closed);
+        assert_eq!(err.to_string(), "Event loop is closed");
+        // The number is checked first (asyncio's order).
+        let err = event_loop.add_signal_handler(0, || {}).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(!event_loop.remove_signal_handler(libc::SIGUSR1).unwrap());
+        assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+    });
+}
+
+#[test]
+fn a_second_handler_replaces_the_first_and_remove_is_true_once() {
+    // R38 and R40.
+    watchdog(|| {
+        let event_loop = EventLoop::new().unwrap();
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let (g1, g2) = (got.clone(), got.clone());
+        let lp = event_loop.clone();
+        event_loop
+            .add_signal_handler(libc::SIGUSR1, move || g1.borrow_mut().push("first"))
+            .unwrap();
+        event_loop
+            .add_signal_handler(libc::SIGUSR1, move || {
+                g2.borrow_mut().push("second");
+                lp.stop();
+            })
+            .unwrap();
+        assert_eq!(event_loop.signal_handlers(), [libc::SIGUSR1]);
+        raise(libc::SIGUSR1);
+        raise(libc::SIGUSR1);
+        run_until(&event_loop, || !got.borrow().is_empty());
+        one_iteration(&event_loop);
+        // Two raises before the pipe was read coalesce into one call, of the second handler.
+        assert_eq!(*got.borrow(), ["second"]);
+        assert!(event_loop.remove_signal_handler(libc::SIGUSR1).unwrap());
+        assert!(!event_loop.remove_signal_handler(libc::SIGUSR1).unwrap());
+        assert!(!event_loop.remove_signal_handler(libc::SIGUSR2).unwrap());
+        // One subscription only, despite the replacement: the disposition is back.
+        assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+        event_loop.close().unwrap();
+    });
+}
+
+#[test]
+fn handlers_run_on_the_loop_thread_whichever_thread_takes_the_signal() {
+    watchdog(|| {
+        let event_loop = EventLoop::new().unwrap();
+        let on = Arc::new(Mutex::new(None));
+        let (o, lp) = (on.clone(), event_loop.clone());
+        event_loop
+            .add_signal_handler(libc::SIGUSR2, move || {
+                *o.lock().unwrap() = Some(std::thread::current().id());
+                lp.stop();
+            })
+            .unwrap();
+        // The C handler runs on another thread.
+        std::thread::spawn(|| raise(libc::SIGUSR2)).join().unwrap();
+        run_until(&event_loop, || on.lock().unwrap().is_some());
+        assert_eq!(*on.lock().unwrap(), Some(std::thread::current().id()));
+        event_loop.close().unwrap();
+        assert_eq!(disposition(libc::SIGUSR2), libc::SIG_DFL);
+    });
+}
+
+#[test]
+fn closing_or_dropping_a_loop_removes_its_handlers() {
+    // R42: close() removes every handler and restores the dispositions.
+    watchdog(|| {
+        let event_loop = EventLoop::new().unwrap();
+        event_loop.add_signal_handler(libc::SIGUSR1, || {}).unwrap();
+        event_loop.add_signal_handler(libc::SIGUSR2, || {}).unwrap();
+        assert_eq!(event_loop.signal_handlers(), [libc::SIGUSR1, libc::SIGUSR2]);
+        event_loop.close().unwrap();
+        assert!(event_loop.signal_handlers().is_empty());
+        assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+        assert_eq!(disposition(libc::SIGUSR2), libc::SIG_DFL);
+
+        let dropped = EventLoop::new().unwrap();
+        dropped.add_signal_handler(libc::SIGUSR1, || {}).unwrap();
+        assert_ne!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+        drop(dropped);
+        assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+    });
+}
