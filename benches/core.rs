@@ -514,7 +514,7 @@ mod tok {
 
     pub fn new_rt() -> Runtime {
         Builder::new_current_thread()
-            .enable_all()
+            .enable_time()
             .build()
             .expect("tokio runtime")
     }

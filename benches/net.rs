@@ -26,7 +26,10 @@
 //! - `ASYNCIO_BENCH_QUICK=1` (or `--quick`): round trips divided by 10, fewer repetitions (CI).
 //! - `ASYNCIO_BENCH_REPS=N`: measured repetitions per figure (default 5, quick 2).
 //! - `ASYNCIO_BENCH_RUNTIMES=asyncio,tokio,smol`: which servers to measure (for profiling one).
+//! - `ASYNCIO_BENCH_SIZES=64b,16k`: which message sizes to run.
 //! - `ASYNCIO_BENCH_CLIENT_THREADS=N`: the client runtime's worker threads.
+//! - `ASYNCIO_BENCH_SERVER_BUF=BYTES`: the tokio and smol servers' read buffer (default 64 KiB;
+//!   asyncio's transports read up to `asyncio::transports::MAX_READ_SIZE`, 256 KiB, at a time).
 //!
 //! Everything stops by itself: each client phase runs under a timeout (the process exits with an
 //! error if one is exceeded), and at the end the asyncio loop is stopped with
@@ -43,8 +46,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Number of concurrent client connections in the throughput test.
 const CONNECTIONS: usize = 50;
-/// Read buffer of the tokio and smol echo tasks.
+/// Read buffer of the tokio and smol echo tasks (`ASYNCIO_BENCH_SERVER_BUF` overrides it).
 const SERVER_BUF: usize = 64 * 1024;
+
+fn server_buf() -> usize {
+    std::env::var("ASYNCIO_BENCH_SERVER_BUF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SERVER_BUF)
+        .max(1)
+}
 /// Bound on one client phase (a warm-up, a measured run, a latency run).
 const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -57,6 +68,7 @@ struct Config {
     reps: usize,
     client_threads: usize,
     servers: Vec<Kind>,
+    sizes: Option<String>,
 }
 
 impl Config {
@@ -90,12 +102,20 @@ impl Config {
                     .is_none_or(|r| r.split(',').any(|w| w.trim() == k.name()))
             })
             .collect();
+        let sizes = arg_value("sizes").or_else(|| env("ASYNCIO_BENCH_SIZES"));
         Config {
             quick,
             reps,
             client_threads,
             servers,
+            sizes,
         }
+    }
+
+    fn wants_size(&self, key: &str) -> bool {
+        self.sizes
+            .as_ref()
+            .is_none_or(|s| s.split(',').any(|w| w.trim() == key))
     }
 
     fn scaled(&self, full: usize) -> usize {
@@ -110,6 +130,8 @@ impl Config {
 /// One workload: a message size and its round-trip counts.
 struct Size {
     label: &'static str,
+    /// Name for `ASYNCIO_BENCH_SIZES`.
+    key: &'static str,
     bytes: usize,
     /// Round trips per connection in the throughput test (full run).
     trips_per_conn: usize,
@@ -120,12 +142,14 @@ struct Size {
 const SIZES: [Size; 2] = [
     Size {
         label: "64 B",
+        key: "64b",
         bytes: 64,
         trips_per_conn: 2_000,
         latency_trips: 20_000,
     },
     Size {
         label: "16 KiB",
+        key: "16k",
         bytes: 16 * 1024,
         trips_per_conn: 400,
         latency_trips: 5_000,
@@ -289,7 +313,7 @@ fn start_tokio() -> EchoServer {
                             let Ok((mut sock, _)) = accepted else { continue };
                             let _ = sock.set_nodelay(true);
                             tokio::spawn(async move {
-                                let mut buf = vec![0u8; SERVER_BUF];
+                                let mut buf = vec![0u8; server_buf()];
                                 loop {
                                     match sock.read(&mut buf).await {
                                         Ok(0) | Err(_) => break,
@@ -347,7 +371,7 @@ fn start_smol() -> EchoServer {
                     };
                     let _ = sock.set_nodelay(true);
                     ex.spawn(async move {
-                        let mut buf = vec![0u8; SERVER_BUF];
+                        let mut buf = vec![0u8; server_buf()];
                         loop {
                             match sock.read(&mut buf).await {
                                 Ok(0) | Err(_) => break,
@@ -427,13 +451,14 @@ fn bounded<T>(
 }
 
 /// `CONNECTIONS` connections doing `trips` round trips each; returns the elapsed time of the
-/// round trips (connections are opened before the clock starts and closed after it stops).
+/// round trips (connections are opened before the clock starts and closed after it stops) and
+/// the server side's CPU time meanwhile.
 fn throughput_run(
     rt: &tokio::runtime::Runtime,
     server: &EchoServer,
     bytes: usize,
     trips: usize,
-) -> Duration {
+) -> (Duration, Duration) {
     let addr = server.addr;
     let what = format!("{} throughput ({bytes} B)", server.kind.name());
     bounded(rt, &what, async move {
@@ -442,6 +467,7 @@ fn throughput_run(
             socks.push(connect(addr).await);
         }
         let msg = std::sync::Arc::new(message(bytes));
+        let cpu0 = server_side_cpu();
         let start = Instant::now();
         let tasks: Vec<_> = socks
             .into_iter()
@@ -458,8 +484,9 @@ fn throughput_run(
             socks.push(t.await.expect("client task"));
         }
         let elapsed = start.elapsed();
+        let cpu = cpu_delta(&cpu0, &server_side_cpu());
         drop(socks);
-        elapsed
+        (elapsed, cpu)
     })
 }
 
@@ -481,6 +508,58 @@ fn latency_run(
         ping_pong(&mut sock, &msg, trips, Some(&mut rtts)).await;
         rtts
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU accounting
+// ---------------------------------------------------------------------------------------------
+
+/// On-CPU nanoseconds of every thread of this process, by thread id (from
+/// `/proc/self/task/<tid>/schedstat`), with the client's threads (the main thread and the client
+/// runtime's `echo-client` workers) left out: what remains is the server side (the measured
+/// server's thread, plus any helper thread of its runtime; idle servers use next to nothing).
+fn server_side_cpu() -> std::collections::HashMap<u32, u64> {
+    let main = std::process::id();
+    let mut out = std::collections::HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if tid == main {
+            continue;
+        }
+        let path = entry.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim_end() == "echo-client" {
+            continue;
+        }
+        let ns = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()));
+        if let Some(ns) = ns {
+            out.insert(tid, ns);
+        }
+    }
+    out
+}
+
+/// Server-side CPU time between two [`server_side_cpu`] snapshots.
+fn cpu_delta(
+    before: &std::collections::HashMap<u32, u64>,
+    after: &std::collections::HashMap<u32, u64>,
+) -> Duration {
+    let ns: u64 = after
+        .iter()
+        .map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum();
+    Duration::from_nanos(ns)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,69 +612,95 @@ fn main() {
         .build()
         .expect("client runtime");
     let servers: Vec<EchoServer> = cfg.servers.iter().map(|k| k.start()).collect();
+    let find = |k: Kind| servers.iter().position(|s| s.kind == k);
 
     println!(
         "TCP echo on 127.0.0.1: {CONNECTIONS} connections, tokio client with {} worker thread(s), \
-         best of {} run(s) after a warm-up{}",
+         {} CPU(s), best of {} run(s) after a warm-up{}",
         cfg.client_threads,
+        thread::available_parallelism().map_or(0, usize::from),
         cfg.reps,
         if cfg.quick { " (quick)" } else { "" }
     );
     println!();
-    println!(
-        "{:<8} {:>11} {:>13} {:>13} {:>13} {:>14} {:>13}",
-        "size",
-        "round trips",
-        "asyncio msg/s",
-        "tokio msg/s",
-        "smol msg/s",
-        "asyncio/tokio",
-        "asyncio/smol"
-    );
+    println!("Throughput, messages (round trips) per second, wall clock:");
+    println!();
+    let header = |unit: &str| {
+        println!(
+            "{:<8} {:>11} {:>15} {:>15} {:>15} {:>14} {:>13}",
+            "size",
+            "round trips",
+            format!("asyncio {unit}"),
+            format!("tokio {unit}"),
+            format!("smol {unit}"),
+            "asyncio/tokio",
+            "asyncio/smol"
+        );
+    };
+    let row =
+        |label: &str, n: usize, figs: [Option<f64>; 3], text: &dyn Fn(Option<f64>) -> String| {
+            let [a, t, s] = figs;
+            println!(
+                "{:<8} {:>11} {:>15} {:>15} {:>15} {:>14} {:>13}",
+                label,
+                n,
+                text(a),
+                text(t),
+                text(s),
+                fmt_ratio(a, t),
+                fmt_ratio(a, s)
+            );
+        };
+    header("msg/s");
+    // Per size: messages per server-CPU-second, printed after the wall-clock table.
+    let mut efficiency = Vec::new();
     let mut latencies = Vec::new();
-    for size in &SIZES {
+    for size in SIZES.iter().filter(|s| cfg.wants_size(s.key)) {
         let trips = cfg.scaled(size.trips_per_conn);
         let total = (trips * CONNECTIONS) as f64;
         for s in &servers {
             throughput_run(&rt, s, size.bytes, (trips / 4).max(1));
         }
         let mut best = vec![Duration::MAX; servers.len()];
+        let mut best_cpu = vec![Duration::MAX; servers.len()];
         for _ in 0..cfg.reps {
             for (i, s) in servers.iter().enumerate() {
-                best[i] = best[i].min(throughput_run(&rt, s, size.bytes, trips));
+                let (wall, cpu) = throughput_run(&rt, s, size.bytes, trips);
+                best[i] = best[i].min(wall);
+                best_cpu[i] = best_cpu[i].min(cpu);
             }
         }
-        let rate = |k: Kind| {
-            servers
-                .iter()
-                .position(|s| s.kind == k)
-                .map(|i| total / best[i].as_secs_f64().max(1e-12))
+        let per = |v: &[Duration], k: Kind| find(k).map(|i| total / v[i].as_secs_f64().max(1e-12));
+        let figs = |v: &[Duration]| {
+            [
+                per(v, Kind::Asyncio),
+                per(v, Kind::Tokio),
+                per(v, Kind::Smol),
+            ]
         };
-        let (a, t, s) = (rate(Kind::Asyncio), rate(Kind::Tokio), rate(Kind::Smol));
-        println!(
-            "{:<8} {:>11} {:>13} {:>13} {:>13} {:>14} {:>13}",
-            size.label,
-            trips * CONNECTIONS,
-            fmt_rate(a),
-            fmt_rate(t),
-            fmt_rate(s),
-            fmt_ratio(a, t),
-            fmt_ratio(a, s)
-        );
+        row(size.label, trips * CONNECTIONS, figs(&best), &fmt_rate);
+        efficiency.push((size.label, trips * CONNECTIONS, figs(&best_cpu)));
 
         let ltrips = cfg.scaled(size.latency_trips);
         for s in &servers {
-            latencies.push((
-                size.label,
-                ltrips,
-                s.kind,
-                summarize(latency_run(&rt, s, size.bytes, ltrips)),
-            ));
+            let rtts = latency_run(&rt, s, size.bytes, ltrips);
+            latencies.push((size.label, ltrips, s.kind, summarize(rtts)));
         }
     }
 
     println!();
-    println!("Ping-pong latency, 1 connection, microseconds per round trip");
+    println!(
+        "Server efficiency, messages per second of server-side CPU time (the server's threads' \
+         on-CPU time from /proc; the best run; above 1: asyncio needs less CPU per message):"
+    );
+    println!();
+    header("msg/cpu-s");
+    for (label, n, figs) in &efficiency {
+        row(label, *n, *figs, &fmt_rate);
+    }
+
+    println!();
+    println!("Ping-pong latency, 1 connection, microseconds per round trip:");
     println!();
     println!(
         "{:<8} {:>11} {:<8} {:>9} {:>9} {:>9}",

@@ -1,7 +1,7 @@
 //! Threads: a loop's `LoopHandle` is the part other threads may use. This example sends
 //! callbacks to a loop from a worker thread, stops the loop from that thread, runs a loop on its
 //! own thread with `EventLoop::spawn_thread`, and submits coroutines to it with
-//! `run_coroutine_threadsafe`.
+//! `run_coroutine_threadsafe` and `run_coroutine_threadsafe_with`.
 //!
 //! ```text
 //! cargo run --example threads
@@ -61,23 +61,14 @@ fn loop_in_a_thread() -> Result<(), Error> {
     println!("run_coroutine_threadsafe: {answer}");
 
     // The loop's own futures (sleep, Task, LoopFuture) are not Send. To run them, send a Send
-    // closure that creates the future on the loop thread, and get the result back by channel.
-    let (tx, rx) = std::sync::mpsc::channel();
-    handle.call_soon_threadsafe(move || {
-        let Ok(lp) = asyncio::get_running_loop() else {
-            return;
-        };
-        let _ = lp.create_task(async move {
-            let slept = asyncio::sleep(0.01)
-                .await
-                .map(|()| "slept 10 ms on the loop thread");
-            let _ = tx.send(slept);
-        });
-    })?;
-    let slept = rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("the loop answers")?;
-    println!("call_soon_threadsafe + create_task: {slept}");
+    // closure that builds the coroutine on the loop thread.
+    let slept = handle
+        .run_coroutine_threadsafe_with(|| async {
+            asyncio::sleep(0.01).await?;
+            Ok::<_, Error>("slept 10 ms on the loop thread")
+        })?
+        .result(Some(Duration::from_secs(5)))??;
+    println!("run_coroutine_threadsafe_with: {slept}");
 
     // A ConcurrentFuture is also a Future: another loop can await it.
     let main_loop = EventLoop::new()?;

@@ -5,53 +5,16 @@
 //!
 //! Signals are process-wide, so the tests here run one at a time under a watchdog.
 
+#[path = "watcher_support/process_wide.rs"]
+mod process_wide;
+
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Mutex;
-use std::time::Duration;
 
 use async_signal::{Signal, Signals};
 use asyncio::EventLoop;
 use futures_lite::StreamExt;
-
-const WATCHDOG: Duration = Duration::from_secs(30);
-static SERIAL: Mutex<()> = Mutex::new(());
-static HUNG: AtomicBool = AtomicBool::new(false);
-
-/// Runs `body` on its own thread, one test at a time, failing after [`WATCHDOG`].
-fn watchdog<F: FnOnce() + Send + 'static>(body: F) {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    assert!(
-        !HUNG.load(Ordering::SeqCst),
-        "not run: an earlier test in this binary hung"
-    );
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(()) => thread.join().expect("test thread"),
-        Err(RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the test thread ended without reporting"),
-        },
-        Err(RecvTimeoutError::Timeout) => {
-            HUNG.store(true, Ordering::SeqCst);
-            panic!("watchdog: the test did not finish within {WATCHDOG:?} (hang)")
-        }
-    }
-}
-
-/// Raises `sig` on this thread; the C handlers have run when this returns.
-fn raise(sig: i32) {
-    // SAFETY: `raise` has no memory-safety preconditions; callers have a handler installed for
-    // `sig` (async-signal's and/or ours), so the process is not terminated.
-    let rc = unsafe { libc::raise(sig) };
-    assert_eq!(rc, 0);
-}
+use process_wide::{raise, watchdog};
 
 #[test]
 fn a_task_awaits_an_async_process_child() {

@@ -105,6 +105,8 @@ fn call_soon_threadsafe_racing_close_is_ok_or_closed_and_leaks_nothing() {
                             }
                         }
                         h.stop();
+                        // Keep calling, but leave the loop thread some CPU on small machines.
+                        std::thread::yield_now();
                     }
                     (attempts, oks)
                 })
@@ -113,7 +115,7 @@ fn call_soon_threadsafe_racing_close_is_ok_or_closed_and_leaks_nothing() {
         // Run until a good number of remote callbacks went through, with producers still busy.
         // Their stop() requests end each run after an iteration or two: run again.
         let mut runs = 0;
-        while ran.load(Ordering::SeqCst) < 2_000 {
+        while ran.load(Ordering::SeqCst) < 1_000 {
             lp.run_forever().unwrap();
             runs += 1;
         }
@@ -129,7 +131,7 @@ fn call_soon_threadsafe_racing_close_is_ok_or_closed_and_leaks_nothing() {
         assert!(handle.is_closed());
         let ran_total = ran.load(Ordering::SeqCst);
         assert!(
-            ran_total >= 2_000 && ran_total <= oks,
+            ran_total >= 1_000 && ran_total <= oks,
             "{ran_total} / {oks}"
         );
         drop(lp);

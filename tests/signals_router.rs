@@ -6,51 +6,17 @@
 //! Signals are raised with `raise(3)`, which runs the C handler on the calling thread before it
 //! returns, so nothing here waits for a signal "to arrive".
 
+#[path = "watcher_support/process_wide.rs"]
+mod process_wide;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use asyncio::{ErrorKind, EventLoop};
-
-const WATCHDOG: Duration = Duration::from_secs(30);
-static SERIAL: Mutex<()> = Mutex::new(());
-static HUNG: AtomicBool = AtomicBool::new(false);
-
-/// Runs `body` on its own thread, one test at a time, failing after [`WATCHDOG`].
-fn watchdog<F: FnOnce() + Send + 'static>(body: F) {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    assert!(
-        !HUNG.load(Ordering::SeqCst),
-        "not run: an earlier test in this binary hung and still holds signal handlers"
-    );
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(()) => thread.join().expect("test thread"),
-        Err(RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the test thread ended without reporting"),
-        },
-        Err(RecvTimeoutError::Timeout) => {
-            HUNG.store(true, Ordering::SeqCst);
-            panic!("watchdog: the test did not finish within {WATCHDOG:?} (hang)")
-        }
-    }
-}
-
-/// Raises `sig` on this thread; its C handler has run when this returns.
-fn raise(sig: i32) {
-    // SAFETY: `raise` has no memory-safety preconditions; every caller has a handler installed
-    // for `sig` (ours or a test's), so the process is not terminated.
-    let rc = unsafe { libc::raise(sig) };
-    assert_eq!(rc, 0);
-}
+use process_wide::{raise, watchdog, WATCHDOG};
 
 /// The current disposition of `sig`: handler address (`SIG_DFL` 0, `SIG_IGN` 1) and flags.
 fn disposition(sig: i32) -> libc::sighandler_t {

@@ -15,7 +15,6 @@ const KIND: Kind = Kind {
     make: || Arc::new(FastChildWatcher::new()) as Arc<dyn ChildWatcher>,
     supported: || true,
     sigchld: true,
-    reports_reaped_after_registration: true,
 };
 
 watcher_contract!(KIND);

@@ -15,7 +15,11 @@ const KIND: Kind = Kind {
     make: || Arc::new(PidfdChildWatcher::new()) as Arc<dyn ChildWatcher>,
     supported: PidfdChildWatcher::is_supported,
     sigchld: false,
-    reports_reaped_after_registration: true,
 };
 
 watcher_contract!(KIND);
+
+#[test]
+fn child_reaped_elsewhere_after_registration_is_255() {
+    watcher_support::check(KIND, watcher_support::reaped_elsewhere_after);
+}

@@ -15,7 +15,6 @@ const KIND: Kind = Kind {
     make: || Arc::new(SafeChildWatcher::new()) as Arc<dyn ChildWatcher>,
     supported: || true,
     sigchld: true,
-    reports_reaped_after_registration: true,
 };
 
 watcher_contract!(KIND);

@@ -1,4 +1,6 @@
-//! The child-watcher contract for [`ThreadedChildWatcher`] (one thread per child).
+//! The child-watcher contract for [`ThreadedChildWatcher`] (one thread per child). Not here:
+//! "a registered child reaped elsewhere is 255" (its thread blocks in `waitpid(pid)` and races
+//! the other waiter, so either may get the status) and the `SIGCHLD`-only checks.
 
 #[macro_use]
 mod watcher_support;
@@ -13,8 +15,6 @@ const KIND: Kind = Kind {
     make: || Arc::new(ThreadedChildWatcher::new()) as Arc<dyn ChildWatcher>,
     supported: || true,
     sigchld: false,
-    // Its thread blocks in waitpid(pid) and races the other waiter for the status.
-    reports_reaped_after_registration: false,
 };
 
 watcher_contract!(KIND);

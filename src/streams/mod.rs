@@ -248,8 +248,15 @@ where
                 match lp.create_task(fut) {
                     Ok(task) => {
                         let lp2 = lp.clone();
+                        // The callback keeps the task handle alive until it has looked at the
+                        // outcome, so a panic is reported once, here, and not as "Task
+                        // exception was never retrieved".
+                        let slot = Rc::new(std::cell::Cell::new(None));
+                        let held = slot.clone();
                         let _ = task.add_done_callback(move |t| {
-                            if let Some(e) = t.exception() {
+                            let exc = t.exception();
+                            drop(held.take());
+                            if let Some(e) = exc {
                                 if !e.is_cancelled() {
                                     lp2.call_exception_handler(
                                         &ExceptionContext::new(
@@ -262,6 +269,7 @@ where
                                 }
                             }
                         });
+                        slot.set(Some(task));
                     }
                     Err(_) => transport.abort(),
                 }

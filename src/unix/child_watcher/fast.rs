@@ -85,7 +85,8 @@ pub(super) fn reap_any(state: &mut State) -> Vec<Exit> {
 ///
 /// The exit of a child that has no handler yet is kept (up to 4096 exits, the oldest dropped
 /// first with a warning) and delivered when its handler is added, so no context manager is
-/// needed around spawning, unlike asyncio's. Registration also polls the pid itself, and a
+/// needed around spawning, unlike asyncio's. A kept exit is not handed to a live child that
+/// has since been given the same pid: registration polls the pid first. Registration also polls the pid itself, and a
 /// child someone else reaped is reported as 255 with a warning (asyncio's Fast watcher waits
 /// forever there). Attaching, threads, detaching and closing behave as for
 /// [`SafeChildWatcher`](super::SafeChildWatcher).

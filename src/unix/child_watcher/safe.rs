@@ -210,17 +210,23 @@ impl Sigchld {
                 return Err(Error::closed());
             }
             let handle = attached.handle.clone();
-            // The child may have exited already: kept by an earlier `waitpid(-1)` pass (Fast),
-            // or still waiting to be reaped. Either way it is reported now, once.
-            let rc = match super::fast::take_zombie(&mut state, pid) {
-                Some(rc) => rc,
-                None => match poll_pid(pid) {
-                    PidState::Running => {
-                        state.handlers.insert(pid, Some(callback));
-                        return Ok(());
-                    }
-                    PidState::Exited(rc) => rc,
-                    PidState::Gone => reaped_elsewhere(pid),
+            // The child may have exited already: still waiting to be reaped, or reaped by an
+            // earlier `waitpid(-1)` pass and kept (Fast). Either way it is reported now, once.
+            // The pid is polled first: if it is a child of ours now, a kept exit for that pid
+            // belonged to an earlier process that had the same pid, and is dropped.
+            let rc = match poll_pid(pid) {
+                PidState::Running => {
+                    super::fast::take_zombie(&mut state, pid);
+                    state.handlers.insert(pid, Some(callback));
+                    return Ok(());
+                }
+                PidState::Exited(rc) => {
+                    super::fast::take_zombie(&mut state, pid);
+                    rc
+                }
+                PidState::Gone => match super::fast::take_zombie(&mut state, pid) {
+                    Some(rc) => rc,
+                    None => reaped_elsewhere(pid),
                 },
             };
             // An earlier handler for this pid is replaced, i.e. dropped.
