@@ -16,10 +16,12 @@
 //! Choices of equivalents, also printed in each row's label (`asyncio | tokio / smol`). Where a
 //! competitor has two idiomatic set-ups, both are measured and the better figure is reported
 //! (the last column names the winner), so asyncio is held to the stronger of the two:
-//! - Tokio: a `current_thread` runtime built with `enable_all()` (as
-//!   `#[tokio::main(flavor = "current_thread")]` does). Task workloads run both with plain
-//!   `tokio::spawn` (every future here is `Send`: the shared counters are thread-locals) and with
-//!   `spawn_local` inside a `LocalSet` (what `!Send` futures, which asyncio accepts, need).
+//! - Tokio: a `current_thread` runtime with the time driver only (`enable_time()`): no workload
+//!   does I/O, and tokio's I/O driver (there whenever tokio's `net` feature is on) makes its
+//!   wake-ups dearer: an eventfd write where a thread unpark does otherwise. Task workloads run
+//!   both with plain `tokio::spawn` (every future here is `Send`: the shared counters are
+//!   thread-locals) and with `spawn_local` inside a `LocalSet` (what `!Send` futures, which
+//!   asyncio accepts, need).
 //! - Smol: a `LocalExecutor` driven both by `smol::block_on` (async-io's, which also runs the
 //!   reactor on this thread) and by `futures_lite::future::block_on` (a plain thread parker; the
 //!   reactor then runs on async-io's own thread). Timers are `smol::Timer` and blocking jobs
@@ -338,9 +340,10 @@ mod aio {
     }
 
     /// 4a: arm `n` timers, cancel every other one; nothing runs.
-    /// The handles' vector is reused from run to run (as the loop is), so that no run pays for
-    /// first-touch page faults of memory the bench itself owns.
-    pub fn timer_arm_cancel(lp: &EventLoop, handles: &mut Vec<TimerHandle>, n: u64) -> Duration {
+    /// Each run has a fresh loop (as tokio's run has a fresh runtime); the handles' vector is
+    /// reused, so that no run pays for first-touch page faults of memory the bench owns.
+    pub fn timer_arm_cancel(handles: &mut Vec<TimerHandle>, n: u64) -> Duration {
+        let lp = new_loop();
         handles.clear();
         let t = Instant::now();
         for i in 0..n {
@@ -350,11 +353,8 @@ mod aio {
             h.cancel();
         }
         let took = t.elapsed();
-        // Not timed: cancel the rest, and let one iteration drop the cancelled entries.
-        for h in handles.drain(..) {
-            h.cancel();
-        }
-        lp.run_until_complete(async {}).expect("run");
+        handles.clear();
+        lp.close().expect("close");
         took
     }
 
@@ -586,8 +586,10 @@ mod tok {
 
     pub type Sleeps = Vec<Option<Pin<Box<tokio::time::Sleep>>>>;
 
-    /// 4a: arm `n` sleeps (poll each once), drop every other one. The vector is reused.
-    pub fn timer_arm_cancel(rt: &Runtime, sleeps: &mut Sleeps, n: u64) -> Duration {
+    /// 4a: arm `n` sleeps (poll each once), drop every other one. Each run has a fresh runtime
+    /// (tokio's timers were markedly slower on a reused one); the vector is reused.
+    pub fn timer_arm_cancel(sleeps: &mut Sleeps, n: u64) -> Duration {
+        let rt = new_rt();
         rt.block_on(async move {
             sleeps.clear();
             let took = std::future::poll_fn(|cx| {
@@ -604,9 +606,6 @@ mod tok {
             })
             .await;
             sleeps.clear();
-            // Not timed: let the driver park once, as a live runtime does, so that its wheel's
-            // clock keeps up with real time (a wheel left far behind makes tokio much slower).
-            tokio::time::sleep(Duration::from_millis(2)).await;
             took
         })
     }
@@ -1158,10 +1157,8 @@ fn main() {
                         "timers {}, arm + cancel half, no run: call_later, cancel | poll once, drop",
                         human(n)
                     ),
-                    asyncio: cfg.measure(cfg.asyncio, n, || {
-                        aio::timer_arm_cancel(&lp, &mut a_handles, n)
-                    }),
-                    tokio: cfg.tokio_single(n, || tok::timer_arm_cancel(&rt, &mut t_sleeps, n)),
+                    asyncio: cfg.measure(cfg.asyncio, n, || aio::timer_arm_cancel(&mut a_handles, n)),
+                    tokio: cfg.tokio_single(n, || tok::timer_arm_cancel(&mut t_sleeps, n)),
                     smol: cfg.smol(n, |d| smo::timer_arm_cancel(&ex, d, &mut s_timers, n)),
                 },
                 &mut rows,
