@@ -124,19 +124,26 @@ pub(crate) trait TaskJoin<T>: TaskRun {
     fn set_handle_alive(&self, alive: bool);
 }
 
+/// The parts of a task that most tasks never use.
+#[derive(Default)]
+struct Extra {
+    name: Option<String>,
+    error: Option<Error>,
+    callbacks: Vec<TaskCallback>,
+}
+
 pub(crate) struct TaskCell<F: Future> {
     header: Arc<TaskHeader>,
     event_loop: Weak<Inner>,
     id: u64,
-    name: RefCell<Option<String>>,
     status: Cell<Status>,
     cancel_requested: Cell<bool>,
     handle_alive: Cell<bool>,
     retrieved: Cell<bool>,
     stage: RefCell<Stage<F>>,
-    error: RefCell<Option<Error>>,
     join_waker: RefCell<Option<Waker>>,
-    callbacks: RefCell<Vec<TaskCallback>>,
+    /// Rarely used state, allocated on first use: keeps the common task small.
+    extra: RefCell<Option<Box<Extra>>>,
 }
 
 impl<F: Future + 'static> TaskCell<F> {
@@ -150,15 +157,13 @@ impl<F: Future + 'static> TaskCell<F> {
             header,
             event_loop,
             id,
-            name: RefCell::new(None),
             status: Cell::new(Status::Pending),
             cancel_requested: Cell::new(false),
             handle_alive: Cell::new(true),
             retrieved: Cell::new(false),
             stage: RefCell::new(Stage::Running(future)),
-            error: RefCell::new(None),
             join_waker: RefCell::new(None),
-            callbacks: RefCell::new(Vec::new()),
+            extra: RefCell::new(None),
         })
     }
 
@@ -174,8 +179,15 @@ impl<F: Future + 'static> TaskCell<F> {
             .map(|p| Error::from_panic(&*p))
     }
 
+    fn with_extra<R>(&self, f: impl FnOnce(&mut Extra) -> R) -> R {
+        let mut slot = self.extra.borrow_mut();
+        f(slot.get_or_insert_with(Box::default))
+    }
+
     fn finish(&self, status: Status, error: Option<Error>) {
-        *self.error.borrow_mut() = error;
+        if let Some(error) = error {
+            self.with_extra(|x| x.error = Some(error));
+        }
         self.status.set(status);
         if let Some(w) = self.join_waker.borrow_mut().take() {
             w.wake();
@@ -251,7 +263,8 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
                 "Task was destroyed but it is pending!",
             )),
         );
-        self.callbacks.borrow_mut().clear();
+        let callbacks = self.take_done_callbacks();
+        drop(callbacks);
     }
 
     fn id(&self) -> u64 {
@@ -259,14 +272,14 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
     }
 
     fn name(&self) -> String {
-        match &*self.name.borrow() {
-            Some(n) => n.clone(),
+        match self.extra.borrow().as_ref().and_then(|x| x.name.clone()) {
+            Some(n) => n,
             None => format!("Task-{}", self.id),
         }
     }
 
     fn set_name(&self, name: String) {
-        *self.name.borrow_mut() = Some(name);
+        self.with_extra(|x| x.name = Some(name));
     }
 
     fn status(&self) -> Status {
@@ -284,15 +297,18 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
     }
 
     fn error(&self) -> Option<Error> {
-        self.error.borrow().clone()
+        self.extra.borrow().as_ref().and_then(|x| x.error.clone())
     }
 
     fn push_done_callback(&self, cb: Box<dyn FnOnce(&TaskRef)>) {
-        self.callbacks.borrow_mut().push(cb);
+        self.with_extra(|x| x.callbacks.push(cb));
     }
 
     fn take_done_callbacks(&self) -> Vec<TaskCallback> {
-        std::mem::take(&mut *self.callbacks.borrow_mut())
+        match self.extra.borrow_mut().as_mut() {
+            Some(x) => std::mem::take(&mut x.callbacks),
+            None => Vec::new(),
+        }
     }
 
     fn event_loop(&self) -> Option<EventLoop> {
