@@ -5,13 +5,21 @@
 //! warm-up run, in operations per second; the ratio columns are asyncio's figure divided by the
 //! other runtime's (above 1: asyncio is faster).
 //!
-//! Knobs (environment variables; the same words also work as arguments after `--`):
-//! - `ASYNCIO_BENCH_QUICK=1` (or `--quick`): sizes divided by 10 and fewer repetitions, for CI.
-//! - `ASYNCIO_BENCH_REPS=N`: measured repetitions per figure (default 5, quick 3).
-//! - `ASYNCIO_BENCH_FILTER=chain,timer`: run only the workloads whose key contains one of the
-//!   words (keys: `chain`, `yield`, `batch`, `tasks`, `timer-arm`, `timer-run`, `timer-task`,
-//!   `remote`, `executor`).
-//! - `ASYNCIO_BENCH_RUNTIMES=asyncio,tokio,smol`: which runtimes to measure (for profiling one).
+//! On glibc the bench pins malloc's trim and mmap thresholds at start-up, so that the heap a
+//! warm-up run grew stays mapped for the measured runs. Otherwise glibc's dynamic thresholds make
+//! a figure depend on which workloads ran before it: freed memory goes back to the kernel until a
+//! large enough block has been freed once, and every run then pays page faults again (asyncio's
+//! 200k tasks measured 2.8M/s run alone and 6.3M/s after the batch workload). Set
+//! `ASYNCIO_BENCH_MALLOC=default` to keep glibc's defaults.
+//!
+//! Knobs (environment variables, or the arguments in brackets after `cargo bench --bench core --`):
+//! - `ASYNCIO_BENCH_QUICK=1` (`--quick`): sizes divided by 10 and 3 repetitions, for CI.
+//! - `ASYNCIO_BENCH_REPS=N` (`--reps=N`): measured repetitions per figure (default 5).
+//! - `ASYNCIO_BENCH_FILTER=chain,timer` (`--filter=...`): run only the workloads whose key
+//!   contains one of the words (keys: `chain`, `yield`, `batch`, `tasks`, `timer-arm`,
+//!   `timer-run`, `timer-task`, `remote`, `executor`).
+//! - `ASYNCIO_BENCH_RUNTIMES=asyncio` (`--runtimes=...`): which of `asyncio`, `tokio`, `smol` to
+//!   measure (to profile one).
 //!
 //! Choices of equivalents, also printed in each row's label (`asyncio | tokio / smol`). Where a
 //! competitor has two idiomatic set-ups, both are measured and the better figure is reported
@@ -37,7 +45,8 @@
 //!   smol's unit of queued work).
 //! - Timers (4a): arming is `call_later` against `tokio::time::sleep` / `smol::Timer::after`
 //!   polled once (both register lazily at their first poll; tokio's `Sleep` is `!Unpin`, so it
-//!   is boxed); cancelling is `TimerHandle::cancel` against dropping the timer. 4b runs the
+//!   is boxed); cancelling is `TimerHandle::cancel` against dropping the timer. Every 4a run has
+//!   a fresh loop / runtime: tokio's figure was about 40% lower on a reused runtime. 4b runs the
 //!   timers to completion: asyncio callbacks against tasks that sleep, half of them aborted
 //!   (tokio) or dropped (smol) after arming. 4c is the same with asyncio tasks that
 //!   `asyncio::sleep`, half cancelled with `Task::cancel`. In 4b/4c the run ends when the
@@ -1035,7 +1044,27 @@ fn emit(row: Row, rows: &mut Vec<Row>) {
     rows.push(row);
 }
 
+/// Keeps glibc's heap warm from the warm-up run on (see the module docs).
+fn pin_malloc_thresholds() {
+    if std::env::var("ASYNCIO_BENCH_MALLOC").is_ok_and(|v| v == "default") {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // 32 MiB is the largest mmap threshold glibc accepts on 64-bit targets; setting either
+        // value turns glibc's dynamic adjustment of both off.
+        const LARGE: libc::c_int = 32 << 20;
+        // SAFETY: `mallopt` only sets allocator tunables, and runs here before any other thread
+        // of this process exists.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        }
+    }
+}
+
 fn main() {
+    pin_malloc_thresholds();
     let cfg = Config::from_env();
     let started = Instant::now();
     println!(
@@ -1150,14 +1179,16 @@ fn main() {
             let mut a_handles = Vec::with_capacity(n as usize);
             let mut t_sleeps = Vec::with_capacity(n as usize);
             let mut s_timers = Vec::with_capacity(n as usize);
+            let label = format!(
+                "timers {}, arm + cancel half, no run: call_later, cancel | poll once, drop",
+                human(n)
+            );
             emit(
                 Row {
                     id: "4a",
-                    label: format!(
-                        "timers {}, arm + cancel half, no run: call_later, cancel | poll once, drop",
-                        human(n)
-                    ),
-                    asyncio: cfg.measure(cfg.asyncio, n, || aio::timer_arm_cancel(&mut a_handles, n)),
+                    label,
+                    asyncio: cfg
+                        .measure(cfg.asyncio, n, || aio::timer_arm_cancel(&mut a_handles, n)),
                     tokio: cfg.tokio_single(n, || tok::timer_arm_cancel(&mut t_sleeps, n)),
                     smol: cfg.smol(n, |d| smo::timer_arm_cancel(&ex, d, &mut s_timers, n)),
                 },

@@ -71,8 +71,7 @@ async fn custom_pool(lp: &EventLoop) -> Result<(), Error> {
     pool.shutdown(true);
     let err = lp
         .run_in_executor(Some(executor), || blocking_job(0))
-        .err()
-        .expect("a shut-down pool refuses jobs");
+        .expect_err("a shut-down pool refuses jobs");
     assert_eq!(err.kind(), ErrorKind::ExecutorShutdown);
     println!("custom pool: after shutdown, run_in_executor fails: {err}");
     Ok(())
@@ -111,8 +110,7 @@ async fn shutdown(lp: &EventLoop) -> Result<(), Error> {
     // The shutdown is sticky: the loop refuses default-executor work from now on.
     let err = lp
         .run_in_executor(None, || blocking_job(0))
-        .err()
-        .expect("the default executor was shut down");
+        .expect_err("the default executor was shut down");
     assert_eq!(err.kind(), ErrorKind::ExecutorShutdown);
     println!("after shutdown_default_executor: {err}");
     Ok(())

@@ -272,3 +272,29 @@ fn debug_shows_the_state() {
     assert!(format!("{c:?}").contains("cancelled"));
     event_loop.close().unwrap();
 }
+
+#[test]
+fn awaiting_tasks_and_done_callbacks_resume_in_registration_order() {
+    let _w = watchdog("waiter_order");
+    // In asyncio a task's wake-up is itself a done callback, so a callback added before the
+    // task started waiting runs first, and one added after runs after the task resumes.
+    let event_loop = EventLoop::new().unwrap();
+    let fut = event_loop.create_future::<i32>();
+    let log = Log::new();
+    let l = log.clone();
+    fut.add_done_callback(move |_| l.push("cb-before")).unwrap();
+    let (l, f) = (log.clone(), fut.clone());
+    let waiter = event_loop
+        .create_task(async move {
+            let v = f.await.unwrap();
+            l.push(format!("task resumed {v}"));
+        })
+        .unwrap();
+    run_one_iteration(&event_loop); // the task starts and waits
+    let l = log.clone();
+    fut.add_done_callback(move |_| l.push("cb-after")).unwrap();
+    fut.set_result(5).unwrap();
+    event_loop.run_until_complete(waiter).unwrap().unwrap();
+    assert_eq!(log.take(), ["cb-before", "task resumed 5", "cb-after"]);
+    event_loop.close().unwrap();
+}

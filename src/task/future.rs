@@ -12,10 +12,16 @@ use crate::runtime::core::{EventLoop, Inner};
 
 type DoneCallback<T> = Box<dyn FnOnce(&LoopFuture<T>)>;
 
+/// Who waits for the outcome, in registration order: an awaiting task's wake-up is, as in
+/// asyncio, just another done callback, so the two kinds run in the order they were added.
+enum Waiter<T> {
+    Wake(Waker),
+    Callback(DoneCallback<T>),
+}
+
 struct State<T> {
     outcome: Option<Result<T>>,
-    callbacks: Vec<DoneCallback<T>>,
-    wakers: Vec<Waker>,
+    waiters: Vec<Waiter<T>>,
 }
 
 struct Shared<T> {
@@ -63,8 +69,7 @@ impl<T: 'static> LoopFuture<T> {
                 event_loop: Rc::downgrade(&event_loop.inner),
                 state: RefCell::new(State {
                     outcome: None,
-                    callbacks: Vec::new(),
-                    wakers: Vec::new(),
+                    waiters: Vec::new(),
                 }),
             }),
         }
@@ -112,7 +117,7 @@ impl<T: 'static> LoopFuture<T> {
     }
 
     fn complete(&self, outcome: Result<T>) -> Result<()> {
-        let (callbacks, wakers) = {
+        let waiters = {
             let mut st = self.shared.state.borrow_mut();
             if st.outcome.is_some() {
                 return Err(Error::new(
@@ -121,27 +126,35 @@ impl<T: 'static> LoopFuture<T> {
                 ));
             }
             st.outcome = Some(outcome);
-            (
-                std::mem::take(&mut st.callbacks),
-                std::mem::take(&mut st.wakers),
-            )
+            std::mem::take(&mut st.waiters)
         };
-        for w in wakers {
-            w.wake();
-        }
-        self.schedule_callbacks(callbacks)
+        self.schedule_waiters(waiters)
     }
 
-    fn schedule_callbacks(&self, callbacks: Vec<DoneCallback<T>>) -> Result<()> {
-        if callbacks.is_empty() {
-            return Ok(());
+    /// Wakes tasks and schedules callbacks, in registration order (a task woken on the loop
+    /// thread joins the ready queue right away, as a `call_soon` would).
+    fn schedule_waiters(&self, waiters: Vec<Waiter<T>>) -> Result<()> {
+        let mut lp = None;
+        let mut result = Ok(());
+        for w in waiters {
+            match w {
+                Waiter::Wake(w) => w.wake(),
+                Waiter::Callback(cb) => {
+                    if lp.is_none() {
+                        lp = self.get_loop();
+                    }
+                    let me = self.clone();
+                    let scheduled = match &lp {
+                        Some(lp) => lp.call_soon(move || cb(&me)).map(|_| ()),
+                        None => Err(Error::closed()),
+                    };
+                    if result.is_ok() {
+                        result = scheduled;
+                    }
+                }
+            }
         }
-        let lp = self.get_loop().ok_or_else(Error::closed)?;
-        for cb in callbacks {
-            let me = self.clone();
-            lp.call_soon(move || cb(&me))?;
-        }
-        Ok(())
+        result
     }
 
     /// A copy of the result.
@@ -178,13 +191,13 @@ impl<T: 'static> LoopFuture<T> {
     /// [`ErrorKind::Closed`] if the future is done and its loop closed.
     pub fn add_done_callback(&self, callback: impl FnOnce(&LoopFuture<T>) + 'static) -> Result<()> {
         if self.done() {
-            return self.schedule_callbacks(vec![Box::new(callback)]);
+            return self.schedule_waiters(vec![Waiter::Callback(Box::new(callback))]);
         }
         self.shared
             .state
             .borrow_mut()
-            .callbacks
-            .push(Box::new(callback));
+            .waiters
+            .push(Waiter::Callback(Box::new(callback)));
         Ok(())
     }
 }
@@ -197,8 +210,12 @@ impl<T: Clone + 'static> Future for LoopFuture<T> {
         match &st.outcome {
             Some(o) => Poll::Ready(o.clone()),
             None => {
-                if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    st.wakers.push(cx.waker().clone());
+                let known = st
+                    .waiters
+                    .iter()
+                    .any(|w| matches!(w, Waiter::Wake(w) if w.will_wake(cx.waker())));
+                if !known {
+                    st.waiters.push(Waiter::Wake(cx.waker().clone()));
                 }
                 Poll::Pending
             }
