@@ -21,7 +21,7 @@ use crate::handles::{
 };
 use crate::runtime::clock::{Clock, IntoDeadline, IntoDelay, MonotonicClock};
 use crate::runtime::timers::Timers;
-use crate::selector::{PollingSelector, ReadyEvent, Selector, SelectorWaker};
+use crate::selector::{ReadyEvent, Selector, SelectorWaker};
 use crate::task::raw::{TaskHeader, TaskRun};
 
 static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
@@ -254,7 +254,8 @@ pub struct EventLoopBuilder {
 }
 
 impl EventLoopBuilder {
-    /// Uses `selector` for I/O readiness instead of the default [`PollingSelector`].
+    /// Uses `selector` for I/O readiness instead of the default
+    /// ([`default_selector`](crate::selector::default_selector)).
     pub fn selector(mut self, selector: Box<dyn Selector>) -> Self {
         self.selector = Some(selector);
         self
@@ -305,7 +306,7 @@ impl EventLoopBuilder {
     pub fn build(self) -> Result<EventLoop> {
         let selector: Box<dyn Selector> = match self.selector {
             Some(s) => s,
-            None => Box::new(PollingSelector::new()?),
+            None => crate::selector::default_selector()?,
         };
         let shared = Arc::new(Shared {
             id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),

@@ -6,6 +6,8 @@
 //! as asyncio's `SelectorEventLoop(selector)` allows: to count polls in a test, to wrap a
 //! different OS facility, or to trace.
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod epoll_selector;
 mod polling_selector;
 
 use std::io;
@@ -13,7 +15,24 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use epoll_selector::EpollSelector;
 pub use polling_selector::PollingSelector;
+
+/// The platform's default selector: [`EpollSelector`] on Linux, [`PollingSelector`] elsewhere.
+///
+/// # Errors
+/// The OS error if the selector cannot be created.
+pub fn default_selector() -> std::io::Result<Box<dyn Selector>> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        Ok(Box::new(EpollSelector::new()?))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        Ok(Box::new(PollingSelector::new()?))
+    }
+}
 
 /// Which readiness a descriptor is watched for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,0 +1,212 @@
+//! [`EpollSelector`]: a lean Linux selector on epoll and an eventfd (the default on Linux).
+//!
+//! `polling::Poller::wait` costs about five syscalls per wake-up (it re-arms a timerfd and its
+//! one-shot notifier). Here the eventfd is registered once, level-triggered, and the timeout goes
+//! straight to `epoll_wait`: a cross-thread wake-up is one `write` on the waking side and
+//! `epoll_wait` plus one `read` on the loop's (design section 7; measured with
+//! `benches/core.rs`, row 6).
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
+use rustix::event::{eventfd, EventfdFlags, Timespec};
+use rustix::io::Errno;
+
+use super::{Interest, ReadyEvent, Selector, SelectorWaker};
+
+/// The key of the wake-up eventfd (no real fd is `u64::MAX`).
+const WAKE_KEY: u64 = u64::MAX;
+
+/// A level-triggered epoll selector with an eventfd for cross-thread wake-ups (Linux only).
+pub struct EpollSelector {
+    epoll: OwnedFd,
+    wake: Arc<OwnedFd>,
+    events: Vec<epoll::Event>,
+}
+
+impl std::fmt::Debug for EpollSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpollSelector").finish_non_exhaustive()
+    }
+}
+
+impl EpollSelector {
+    /// Creates the epoll instance and the wake-up eventfd.
+    ///
+    /// # Errors
+    /// The OS error (for example when out of file descriptors).
+    pub fn new() -> io::Result<Self> {
+        let epoll = epoll::create(CreateFlags::CLOEXEC)?;
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        epoll::add(&epoll, &wake, EventData::new_u64(WAKE_KEY), EventFlags::IN)?;
+        Ok(EpollSelector {
+            epoll,
+            wake: Arc::new(wake),
+            events: Vec::with_capacity(1024),
+        })
+    }
+
+    fn drain_wake(&self) {
+        let mut buf = [0u8; 8];
+        let _ = rustix::io::read(&*self.wake, &mut buf);
+    }
+}
+
+fn flags(interest: Interest) -> EventFlags {
+    let mut f = EventFlags::empty();
+    if interest.readable {
+        f |= EventFlags::IN | EventFlags::RDHUP;
+    }
+    if interest.writable {
+        f |= EventFlags::OUT;
+    }
+    f
+}
+
+fn borrow(fd: RawFd) -> io::Result<BorrowedFd<'static>> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: `BorrowedFd` requires a descriptor other than -1 (checked above) that stays open
+    // while borrowed. The borrow lives only for one `epoll_ctl` call, which never closes it; a
+    // descriptor the caller already closed makes the kernel answer EBADF, returned as an error.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+impl Selector for EpollSelector {
+    fn register(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        let src = borrow(fd)?;
+        epoll::add(
+            &self.epoll,
+            src,
+            EventData::new_u64(fd as u64),
+            flags(interest),
+        )?;
+        Ok(())
+    }
+
+    fn modify(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        let src = borrow(fd)?;
+        epoll::modify(
+            &self.epoll,
+            src,
+            EventData::new_u64(fd as u64),
+            flags(interest),
+        )?;
+        Ok(())
+    }
+
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+        let src = borrow(fd)?;
+        epoll::delete(&self.epoll, src)?;
+        Ok(())
+    }
+
+    fn select(&mut self, out: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
+        let ts = timeout.map(|d| Timespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        self.events.clear();
+        match epoll::wait(
+            self.epoll.as_fd(),
+            rustix::buffer::spare_capacity(&mut self.events),
+            ts.as_ref(),
+        ) {
+            Ok(_) => {}
+            // A signal arrived: return so the loop can run its handlers.
+            Err(Errno::INTR) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        for ev in &self.events {
+            let key = ev.data.u64();
+            if key == WAKE_KEY {
+                self.drain_wake();
+                continue;
+            }
+            let f = ev.flags;
+            out.push(ReadyEvent {
+                fd: key as RawFd,
+                readable: f.intersects(
+                    EventFlags::IN | EventFlags::RDHUP | EventFlags::HUP | EventFlags::ERR,
+                ),
+                writable: f.intersects(EventFlags::OUT | EventFlags::HUP | EventFlags::ERR),
+            });
+        }
+        Ok(())
+    }
+
+    fn waker(&self) -> Arc<dyn SelectorWaker> {
+        Arc::new(EventfdWaker(self.wake.clone()))
+    }
+}
+
+struct EventfdWaker(Arc<OwnedFd>);
+
+impl SelectorWaker for EventfdWaker {
+    fn wake(&self) -> io::Result<()> {
+        match rustix::io::write(&*self.0, &1u64.to_ne_bytes()) {
+            // EAGAIN: the counter is saturated, so the loop is already woken.
+            Ok(_) | Err(Errno::AGAIN) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn reports_readiness_level_triggered_and_wakes() {
+        let mut sel = EpollSelector::new().unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        sel.register(fd, Interest::READABLE).unwrap();
+        let mut evs = Vec::new();
+        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
+        assert!(evs.is_empty());
+        b.write_all(b"x").unwrap();
+        for _ in 0..2 {
+            evs.clear();
+            sel.select(&mut evs, Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(
+                evs,
+                vec![ReadyEvent {
+                    fd,
+                    readable: true,
+                    writable: false
+                }]
+            );
+        }
+        sel.modify(fd, Interest::WRITABLE).unwrap();
+        evs.clear();
+        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
+        assert_eq!(
+            evs,
+            vec![ReadyEvent {
+                fd,
+                readable: false,
+                writable: true
+            }]
+        );
+        sel.deregister(fd).unwrap();
+        assert!(sel.deregister(fd).is_err());
+        assert!(sel.register(-1, Interest::READABLE).is_err());
+        // The waker interrupts a blocking select, and is drained (the next poll is quiet).
+        let w = sel.waker();
+        let t = std::thread::spawn(move || w.wake().unwrap());
+        evs.clear();
+        sel.select(&mut evs, None).unwrap();
+        t.join().unwrap();
+        assert!(evs.is_empty());
+        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
+        assert!(evs.is_empty());
+    }
+}
