@@ -343,3 +343,23 @@ fn thread_safe_types_are_send_and_sync() {
     assert_send_sync::<asyncio::ThreadsafeHandle>();
     assert_send_sync::<asyncio::Error>();
 }
+
+#[test]
+fn block_on_a_future_woken_from_another_thread_while_the_loop_sleeps() {
+    // The `block_on` waker goes through the inbox, so the loop's last look before blocking in the
+    // selector sees it: 200 hand-offs, each woken from another thread while the loop is idle
+    // (no fds, no timers), must all complete (a lost wake-up would hang until the watchdog).
+    watchdog(|| {
+        let event_loop = EventLoop::new().unwrap();
+        for _ in 0..200 {
+            let (tx, rx) = futures::channel::oneshot::channel::<u32>();
+            let t = std::thread::spawn(move || {
+                std::thread::yield_now();
+                tx.send(7).unwrap();
+            });
+            assert_eq!(event_loop.block_on(rx).unwrap().unwrap(), 7);
+            t.join().unwrap();
+        }
+        event_loop.close().unwrap();
+    });
+}

@@ -41,6 +41,8 @@ pub(crate) enum Remote {
     Call(Arc<dyn ThreadsafeRun>),
     Task(Arc<TaskHeader>),
     Stop,
+    /// Nothing to run: only makes the loop look again (a `block_on` future woken elsewhere).
+    Wake,
 }
 
 /// The part of a loop that other threads may touch.
@@ -64,8 +66,17 @@ impl Shared {
         Ok(())
     }
 
+    /// Called by the loop right before it blocks in the selector: re-arms the wake-up and says
+    /// whether blocking is safe. Until then `notified` stays set while the loop is busy, so
+    /// pushers do not pay a wake-up syscall for a loop that is awake anyway; after the reset, an
+    /// item pushed before it is seen here and one pushed after it writes the wake-up.
+    pub(crate) fn prepare_to_block(&self) -> bool {
+        self.notified.store(false, Ordering::SeqCst);
+        self.inbox.is_empty()
+    }
+
     /// Wakes the selector, once per batch of remote work.
-    pub(crate) fn notify(&self) {
+    fn notify(&self) {
         if !self.notified.swap(true, Ordering::AcqRel) {
             // A failed wake-up means the selector is gone: the loop is closing.
             let _ = self.waker.wake();
@@ -119,7 +130,6 @@ impl Inner {
 
     /// Drains the cross-thread inbox into the ready queue.
     pub(crate) fn drain_inbox(&self) {
-        self.shared.notified.store(false, Ordering::SeqCst);
         // Take only what is there now: threads that keep pushing must not keep the loop here
         // forever. Later items wait for the next drain; their pushers have woken the selector.
         let count = self.shared.inbox.len();
@@ -136,6 +146,7 @@ impl Inner {
                 Remote::Task(t) => ready.push_back(Ready::Task(t)),
                 // Requested while not running, it makes the next run a pre-stopped one.
                 Remote::Stop => self.stopping.set(true),
+                Remote::Wake => {}
             }
         }
     }

@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::ExceptionContext;
 use crate::handles::Handle;
 use crate::runtime::clock::secs_to_timeout;
-use crate::runtime::core::{EventLoop, Ready, Shared};
+use crate::runtime::core::{EventLoop, Ready, Remote, Shared};
 use crate::runtime::running::{with_running, RunGuard};
 
 /// Wakes the future driven by `block_on`.
@@ -35,7 +35,8 @@ impl Wake for MainWaker {
             // selector may be asleep and must be woken.
             let here = with_running(|i| Arc::ptr_eq(&i.shared, &self.shared)).unwrap_or(false);
             if !here {
-                self.shared.notify();
+                // Through the inbox, so the loop's last look before blocking sees it.
+                let _ = self.shared.push_remote(Remote::Wake);
             }
         }
     }
@@ -73,6 +74,10 @@ impl EventLoop {
 
         // 3. Poll. Skipped when it cannot find anything: nothing registered and no wait.
         let has_fds = !inner.fds.borrow().is_empty();
+        let mut timeout = timeout;
+        if timeout != Some(Duration::ZERO) && !inner.shared.prepare_to_block() {
+            timeout = Some(Duration::ZERO);
+        }
         if has_fds || timeout != Some(Duration::ZERO) {
             self.poll(timeout);
             inner.drain_inbox();
