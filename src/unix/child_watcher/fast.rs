@@ -2,15 +2,11 @@
 //! exited child is left. Attaching, registration and delivery are shared with
 //! [`SafeChildWatcher`](super::SafeChildWatcher) (see `safe.rs`).
 
-use std::sync::Arc;
-
 use rustix::io::Errno;
 use rustix::process::{waitpid, WaitOptions};
 
-use super::safe::{poll_registered, Exit, Sigchld, State, Strategy};
-use super::{returncode, ChildCallback, ChildWatcher};
-use crate::error::Result;
-use crate::runtime::core::EventLoop;
+use super::returncode;
+use super::safe::{poll_registered, sigchld_watcher, Exit, State, Strategy};
 
 /// How many exits of not-yet-registered children are kept; the oldest goes first.
 pub(super) const MAX_ZOMBIES: usize = 4096;
@@ -75,6 +71,7 @@ pub(super) fn reap_any(state: &mut State) -> Vec<Exit> {
     exits
 }
 
+sigchld_watcher! {
 /// Watches children through `SIGCHLD` on the attached loop, reaping with `waitpid(-1, WNOHANG)`
 /// (asyncio's `FastChildWatcher`).
 ///
@@ -111,52 +108,6 @@ pub(super) fn reap_any(state: &mut State) -> Vec<Exit> {
 /// event_loop.close()?;
 /// # Ok::<(), asyncio::Error>(())
 /// ```
-#[derive(Clone)]
-pub struct FastChildWatcher {
-    inner: Arc<Sigchld>,
-}
-
-impl Default for FastChildWatcher {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Debug for FastChildWatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FastChildWatcher")
-            .field("active", &self.is_active())
-            .finish()
-    }
-}
-
-impl FastChildWatcher {
-    /// A new, detached watcher.
-    pub fn new() -> Self {
-        FastChildWatcher {
-            inner: Sigchld::new(Strategy::AnyChild),
-        }
-    }
-}
-
-impl ChildWatcher for FastChildWatcher {
-    fn add_child_handler(&self, pid: i32, callback: ChildCallback) -> Result<()> {
-        self.inner.add_child_handler(pid, callback)
-    }
-
-    fn remove_child_handler(&self, pid: i32) -> bool {
-        self.inner.remove_child_handler(pid)
-    }
-
-    fn attach_loop(&self, event_loop: Option<&EventLoop>) -> Result<()> {
-        self.inner.attach_loop(event_loop)
-    }
-
-    fn is_active(&self) -> bool {
-        self.inner.is_active()
-    }
-
-    fn close(&self) {
-        self.inner.close()
-    }
+    FastChildWatcher,
+    Strategy::AnyChild
 }

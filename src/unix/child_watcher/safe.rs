@@ -7,7 +7,7 @@
 //!
 //! # Attaching and detaching
 //!
-//! [`attach_loop`](ChildWatcher::attach_loop) receives an `&EventLoop`, so it runs on that loop's
+//! [`attach_loop`](super::ChildWatcher::attach_loop) receives an `&EventLoop`, so it runs on that loop's
 //! thread; it installs a `SIGCHLD` handler there with
 //! [`add_signal_handler`](EventLoop::add_signal_handler). The watcher itself is `Send + Sync` and
 //! cannot keep the `!Send` loop, so:
@@ -31,7 +31,7 @@ use std::thread::ThreadId;
 use rustix::io::Errno;
 use rustix::process::{waitpid, Pid, WaitOptions};
 
-use super::{reaped_elsewhere, returncode, ChildCallback, ChildWatcher};
+use super::{reaped_elsewhere, returncode, ChildCallback};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::core::{EventLoop, Inner as LoopInner, LoopHandle};
 
@@ -351,14 +351,15 @@ fn uninstall(old: &Attached) {
     }
 }
 
+sigchld_watcher! {
 /// Watches children through `SIGCHLD` on the attached loop, polling every registered child with
 /// `waitpid(pid, WNOHANG)` on each signal (asyncio's `SafeChildWatcher`).
 ///
 /// It only ever waits for the pids it was given, so it never steals another library's
 /// children; the price is O(registered children) per `SIGCHLD`.
 ///
-/// - [`attach_loop`](ChildWatcher::attach_loop) is required before
-///   [`add_child_handler`](ChildWatcher::add_child_handler) (else
+/// - [`attach_loop`](super::ChildWatcher::attach_loop) is required before
+///   [`add_child_handler`](super::ChildWatcher::add_child_handler) (else
 ///   [`ErrorKind::NoRunningLoop`]: "Cannot add child handler, the child watcher does not have a
 ///   loop attached"). It installs the watcher's `SIGCHLD` handler on that loop, which works on
 ///   any thread (the signal router routes `SIGCHLD` to every loop that watches it), and polls
@@ -368,7 +369,7 @@ fn uninstall(old: &Attached) {
 /// - Callbacks run on the attached loop's thread, one ready-queue entry each.
 /// - A loop has one `SIGCHLD` handler: attaching replaces any other `SIGCHLD` handler on that
 ///   loop, and a later `add_signal_handler(SIGCHLD, ..)` on it disconnects the watcher.
-/// - Detaching (`attach_loop(None)`, also [`close`](ChildWatcher::close)) removes the handler
+/// - Detaching (`attach_loop(None)`, also [`close`](super::ChildWatcher::close)) removes the handler
 ///   when done on the loop's thread; from another thread the old handler stays as a no-op until
 ///   that loop closes. Children exiting while detached stay zombies until re-attachment.
 /// - After `close`, handlers are dropped and nothing is reaped any more.
@@ -393,52 +394,73 @@ fn uninstall(old: &Attached) {
 /// event_loop.close()?;
 /// # Ok::<(), asyncio::Error>(())
 /// ```
-#[derive(Clone)]
-pub struct SafeChildWatcher {
-    inner: Arc<Sigchld>,
+    SafeChildWatcher,
+    Strategy::PerPid
 }
 
-impl Default for SafeChildWatcher {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Debug for SafeChildWatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SafeChildWatcher")
-            .field("active", &self.is_active())
-            .finish()
-    }
-}
-
-impl SafeChildWatcher {
-    /// A new, detached watcher.
-    pub fn new() -> Self {
-        SafeChildWatcher {
-            inner: Sigchld::new(Strategy::PerPid),
+/// Defines a public watcher type over the shared SIGCHLD engine with the given strategy: the
+/// struct (with the doc comment given), `new`, `Default`, `Debug`, and `ChildWatcher` by
+/// delegation. Used by [`SafeChildWatcher`] and [`FastChildWatcher`](super::FastChildWatcher).
+macro_rules! sigchld_watcher {
+    ($(#[$doc:meta])* $name:ident, $strategy:expr) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            inner: std::sync::Arc<$crate::unix::child_watcher::safe::Sigchld>,
         }
-    }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                use $crate::unix::child_watcher::ChildWatcher;
+                f.debug_struct(stringify!($name))
+                    .field("active", &self.is_active())
+                    .finish()
+            }
+        }
+
+        impl $name {
+            /// A new, detached watcher.
+            pub fn new() -> Self {
+                $name {
+                    inner: $crate::unix::child_watcher::safe::Sigchld::new($strategy),
+                }
+            }
+        }
+
+        impl $crate::unix::child_watcher::ChildWatcher for $name {
+            fn add_child_handler(
+                &self,
+                pid: i32,
+                callback: $crate::unix::child_watcher::ChildCallback,
+            ) -> $crate::error::Result<()> {
+                self.inner.add_child_handler(pid, callback)
+            }
+
+            fn remove_child_handler(&self, pid: i32) -> bool {
+                self.inner.remove_child_handler(pid)
+            }
+
+            fn attach_loop(
+                &self,
+                event_loop: Option<&$crate::runtime::core::EventLoop>,
+            ) -> $crate::error::Result<()> {
+                self.inner.attach_loop(event_loop)
+            }
+
+            fn is_active(&self) -> bool {
+                self.inner.is_active()
+            }
+
+            fn close(&self) {
+                self.inner.close()
+            }
+        }
+    };
 }
-
-impl ChildWatcher for SafeChildWatcher {
-    fn add_child_handler(&self, pid: i32, callback: ChildCallback) -> Result<()> {
-        self.inner.add_child_handler(pid, callback)
-    }
-
-    fn remove_child_handler(&self, pid: i32) -> bool {
-        self.inner.remove_child_handler(pid)
-    }
-
-    fn attach_loop(&self, event_loop: Option<&EventLoop>) -> Result<()> {
-        self.inner.attach_loop(event_loop)
-    }
-
-    fn is_active(&self) -> bool {
-        self.inner.is_active()
-    }
-
-    fn close(&self) {
-        self.inner.close()
-    }
-}
+pub(super) use sigchld_watcher;
