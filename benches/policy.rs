@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asyncio::{ChildWatcher, EventLoop, PidfdChildWatcher, ThreadedChildWatcher};
+use asyncio::{
+    ChildWatcher, EventLoop, FastChildWatcher, PidfdChildWatcher, SafeChildWatcher,
+    ThreadedChildWatcher,
+};
 
 fn quick() -> bool {
     std::env::var_os("ASYNCIO_BENCH_QUICK").is_some_and(|v| !v.is_empty())
@@ -129,4 +132,7 @@ fn main() {
         println!("  pidfd     not supported on this kernel");
     }
     child_latency("threaded", Arc::new(ThreadedChildWatcher::new()), children);
+    child_latency("safe", Arc::new(SafeChildWatcher::new()), children);
+    // Last: the fast watcher reaps every child of the process.
+    child_latency("fast", Arc::new(FastChildWatcher::new()), children);
 }
