@@ -267,7 +267,7 @@ fn write_after_close_and_abort_are_harmless() {
 
 #[test]
 fn large_write_to_slow_reader_pauses_and_resumes_without_loss() {
-    const TOTAL: usize = 16 * 1024 * 1024;
+    const TOTAL: usize = 64 * 1024 * 1024;
     watchdog(|| {
         run(|lp| async move {
             let (server, port, accepted) = tcp_server(&lp, Recorder::default()).await;
