@@ -123,7 +123,10 @@ fn system_getaddrinfo(
         .map(CString::new)
         .transpose()
         .map_err(|_| Error::new(ErrorKind::InvalidArgument, "host contains a NUL byte"))?;
-    let c_port = port.map(|p| CString::new(p.to_string()).expect("digits have no NUL"));
+    let c_port = port
+        .map(|p| CString::new(p.to_string()))
+        .transpose()
+        .map_err(|_| Error::new(ErrorKind::InvalidArgument, "port contains a NUL byte"))?;
     // SAFETY: an all-zero addrinfo is the documented "no hints" value.
     let mut h: libc::addrinfo = unsafe { std::mem::zeroed() };
     h.ai_family = hints.family;
