@@ -56,6 +56,33 @@ fn call_soon_threadsafe_from_the_loop_thread_shares_the_fifo() {
 }
 
 #[test]
+fn loop_handle_call_soon_threadsafe_on_the_loop_thread_shares_the_fifo() {
+    // R1 through the thread-safe handle: called from a callback on the loop's own thread, it
+    // joins the same FIFO queue as call_soon instead of the cross-thread inbox.
+    watchdog(|| {
+        let (lp, _) = virtual_loop();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (l, lp2, handle) = (log.clone(), lp.clone(), lp.handle());
+        lp.call_soon(move || {
+            let push = |what: &'static str| {
+                let l = l.clone();
+                move || l.lock().unwrap().push(what)
+            };
+            handle.call_soon_threadsafe(push("ts-1")).unwrap();
+            lp2.call_soon(push("soon-1")).unwrap();
+            handle.call_soon_threadsafe(push("ts-2")).unwrap();
+            lp2.call_soon(push("soon-2")).unwrap();
+            let lp3 = lp2.clone();
+            lp2.call_soon(move || lp3.stop()).unwrap();
+        })
+        .unwrap();
+        lp.run_forever().unwrap();
+        assert_eq!(*log.lock().unwrap(), ["ts-1", "soon-1", "ts-2", "soon-2"]);
+        lp.close().unwrap();
+    });
+}
+
+#[test]
 fn each_iteration_runs_a_snapshot_of_the_ready_queue() {
     // R2 (EXP:e1): call_soon(a); call_soon(stop); call_soon(b); call_soon(c -> c2).
     watchdog(|| {

@@ -635,9 +635,22 @@ impl LoopHandle {
         callback: F,
     ) -> Result<ThreadsafeHandle> {
         let cell = ThreadsafeCell::new_arc(callback);
-        self.shared
-            .push_remote(Remote::Call(cell.clone()))
-            .map_err(|_| Error::closed())?;
+        // On the loop's own thread, share the FIFO queue with `call_soon` (R1), as
+        // `EventLoop::call_soon_threadsafe` does; elsewhere, the inbox.
+        let local = crate::runtime::running::with_running(|inner| {
+            if Arc::ptr_eq(&inner.shared, &self.shared) && !inner.closed.get() {
+                inner.push_ready(Ready::Remote(cell.clone()));
+                true
+            } else {
+                false
+            }
+        })
+        .unwrap_or(false);
+        if !local {
+            self.shared
+                .push_remote(Remote::Call(cell.clone()))
+                .map_err(|_| Error::closed())?;
+        }
         Ok(ThreadsafeHandle { cell })
     }
 
