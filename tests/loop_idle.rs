@@ -223,3 +223,60 @@ fn an_idle_loop_watching_a_quiet_fd_sleeps_until_it_is_readable() {
         lp.close().unwrap();
     });
 }
+
+/// A selector whose `select` always fails, counting the attempts.
+struct BrokenSelector {
+    inner: asyncio::PollingSelector,
+    selects: Rc<std::cell::Cell<usize>>,
+}
+
+impl asyncio::Selector for BrokenSelector {
+    fn register(&mut self, fd: std::os::fd::RawFd, i: asyncio::Interest) -> std::io::Result<()> {
+        self.inner.register(fd, i)
+    }
+    fn modify(&mut self, fd: std::os::fd::RawFd, i: asyncio::Interest) -> std::io::Result<()> {
+        self.inner.modify(fd, i)
+    }
+    fn deregister(&mut self, fd: std::os::fd::RawFd) -> std::io::Result<()> {
+        self.inner.deregister(fd)
+    }
+    fn select(
+        &mut self,
+        _events: &mut Vec<asyncio::ReadyEvent>,
+        _timeout: Option<Duration>,
+    ) -> std::io::Result<()> {
+        self.selects.set(self.selects.get() + 1);
+        Err(std::io::Error::from_raw_os_error(libc::EBADF))
+    }
+    fn waker(&self) -> std::sync::Arc<dyn asyncio::SelectorWaker> {
+        self.inner.waker()
+    }
+}
+
+#[test]
+fn a_failing_selector_ends_the_run_with_its_error_instead_of_spinning() {
+    watchdog(|| {
+        let selects = Rc::new(std::cell::Cell::new(0));
+        let lp = EventLoop::builder()
+            .selector(Box::new(BrokenSelector {
+                inner: asyncio::PollingSelector::new().unwrap(),
+                selects: selects.clone(),
+            }))
+            .build()
+            .unwrap();
+        // Nothing ready and no timer: the loop must wait in the selector, which fails.
+        let err = lp.run_forever().unwrap_err();
+        assert_eq!(err.kind(), asyncio::ErrorKind::Io);
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+        assert_eq!(selects.get(), 1, "one failed select, then the run ends");
+        assert!(!lp.is_running());
+        // What was queued stays queued and runs once the loop can run again (no wait needed).
+        let ran = Rc::new(std::cell::Cell::new(false));
+        let r = ran.clone();
+        lp.call_soon(move || r.set(true)).unwrap();
+        lp.stop();
+        lp.run_forever().unwrap();
+        assert!(ran.get());
+        lp.close().unwrap();
+    });
+}

@@ -44,7 +44,7 @@ impl Wake for MainWaker {
 
 impl EventLoop {
     /// Runs one iteration: inbox, poll, due timers, then exactly the callbacks ready now.
-    pub(crate) fn run_once(&self, extra_ready: bool) {
+    pub(crate) fn run_once(&self, extra_ready: bool) -> Result<()> {
         let inner = &*self.inner;
         inner.iterations.set(inner.iterations.get() + 1);
         // 1. Work from other threads.
@@ -79,7 +79,7 @@ impl EventLoop {
             timeout = Some(Duration::ZERO);
         }
         if has_fds || timeout != Some(Duration::ZERO) {
-            self.poll(timeout);
+            self.poll(timeout)?;
             inner.drain_inbox();
         }
 
@@ -100,9 +100,13 @@ impl EventLoop {
                 None => break,
             }
         }
+        Ok(())
     }
 
-    fn poll(&self, timeout: Option<Duration>) {
+    /// Waits in the selector and queues the ready fd callbacks. A selector failure ends the run
+    /// with the error, as an exception from `select()` leaves CPython's `run_forever` (a loop
+    /// that only reported it would spin on a broken selector); what is queued stays queued.
+    fn poll(&self, timeout: Option<Duration>) -> Result<()> {
         let inner = &*self.inner;
         let mut events = std::mem::take(&mut *inner.events.borrow_mut());
         events.clear();
@@ -111,9 +115,8 @@ impl EventLoop {
             Err(_) => Ok(()),
         };
         if let Err(e) = result {
-            let mut ctx = ExceptionContext::new("Selector failed");
-            ctx.exception = Some(e.into());
-            self.call_exception_handler(&ctx);
+            *inner.events.borrow_mut() = events;
+            return Err(Error::from(e));
         }
         // Watchers whose handle was cancelled are removed, as CPython's `_process_events`
         // does: left registered, a ready fd would wake every poll and the loop would spin.
@@ -152,6 +155,7 @@ impl EventLoop {
                 self.remove_writer(fd);
             }
         }
+        Ok(())
     }
 
     fn run_ready(&self, item: Ready) {
@@ -212,11 +216,12 @@ impl EventLoop {
     ///
     /// # Errors
     /// [`ErrorKind::Closed`], [`ErrorKind::AlreadyRunning`] ("This event loop is already
-    /// running"), [`ErrorKind::AnotherLoopRunning`] when another loop runs on this thread.
+    /// running"), [`ErrorKind::AnotherLoopRunning`] when another loop runs on this thread;
+    /// [`ErrorKind::Io`] if the selector fails (the run ends; queued work stays queued).
     pub fn run_forever(&self) -> Result<()> {
         let _guard = RunGuard::enter(self)?;
         loop {
-            self.run_once(false);
+            self.run_once(false)?;
             if self.inner.stopping.get() {
                 break;
             }
@@ -308,7 +313,7 @@ impl EventLoop {
                     "Event loop stopped before Future completed.",
                 ));
             }
-            self.run_once(main.woken.load(Ordering::Acquire));
+            self.run_once(main.woken.load(Ordering::Acquire))?;
         }
     }
 }
