@@ -159,54 +159,9 @@ impl SelectorWaker for EventfdWaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::net::UnixStream;
 
     #[test]
-    fn reports_readiness_level_triggered_and_wakes() {
-        let mut sel = EpollSelector::new().unwrap();
-        let (a, mut b) = UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
-        sel.register(fd, Interest::READABLE).unwrap();
-        let mut evs = Vec::new();
-        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
-        assert!(evs.is_empty());
-        b.write_all(b"x").unwrap();
-        for _ in 0..2 {
-            evs.clear();
-            sel.select(&mut evs, Some(Duration::from_secs(5))).unwrap();
-            assert_eq!(
-                evs,
-                vec![ReadyEvent {
-                    fd,
-                    readable: true,
-                    writable: false
-                }]
-            );
-        }
-        sel.modify(fd, Interest::WRITABLE).unwrap();
-        evs.clear();
-        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
-        assert_eq!(
-            evs,
-            vec![ReadyEvent {
-                fd,
-                readable: false,
-                writable: true
-            }]
-        );
-        sel.deregister(fd).unwrap();
-        assert!(sel.deregister(fd).is_err());
-        assert!(sel.register(-1, Interest::READABLE).is_err());
-        // The waker interrupts a blocking select, and is drained (the next poll is quiet).
-        let w = sel.waker();
-        let t = std::thread::spawn(move || w.wake().unwrap());
-        evs.clear();
-        sel.select(&mut evs, None).unwrap();
-        t.join().unwrap();
-        assert!(evs.is_empty());
-        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
-        assert!(evs.is_empty());
+    fn keeps_the_selector_contract() {
+        crate::selector::contract::check(&mut EpollSelector::new().unwrap());
     }
 }

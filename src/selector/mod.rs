@@ -120,3 +120,64 @@ pub trait Selector {
     /// A handle that wakes this selector from another thread.
     fn waker(&self) -> Arc<dyn SelectorWaker>;
 }
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The behaviour every selector must have, run against each implementation.
+
+    use super::{Interest, ReadyEvent, Selector};
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    /// Level-triggered readiness, interest changes, deregistration, bad fds, and the waker.
+    pub(crate) fn check(sel: &mut dyn Selector) {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        sel.register(fd, Interest::READABLE).unwrap();
+        let mut evs = Vec::new();
+        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
+        assert!(evs.is_empty());
+        b.write_all(b"x").unwrap();
+        for _ in 0..2 {
+            evs.clear();
+            sel.select(&mut evs, Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(
+                evs,
+                vec![ReadyEvent {
+                    fd,
+                    readable: true,
+                    writable: false
+                }]
+            );
+        }
+        sel.modify(fd, Interest::WRITABLE).unwrap();
+        evs.clear();
+        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
+        assert_eq!(
+            evs,
+            vec![ReadyEvent {
+                fd,
+                readable: false,
+                writable: true
+            }]
+        );
+        sel.modify(fd, Interest::NONE).unwrap();
+        evs.clear();
+        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
+        assert!(evs.is_empty());
+        sel.deregister(fd).unwrap();
+        assert!(sel.deregister(fd).is_err());
+        assert!(sel.register(-1, Interest::READABLE).is_err());
+        // The waker interrupts a blocking select, and the next poll is quiet again.
+        let w = sel.waker();
+        let t = std::thread::spawn(move || w.wake().unwrap());
+        evs.clear();
+        sel.select(&mut evs, None).unwrap();
+        t.join().unwrap();
+        assert!(evs.is_empty());
+        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
+        assert!(evs.is_empty());
+    }
+}

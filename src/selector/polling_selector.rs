@@ -115,49 +115,9 @@ impl SelectorWaker for PollerWaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::net::UnixStream;
 
     #[test]
-    fn reports_readiness_level_triggered() {
-        let mut sel = PollingSelector::new().unwrap();
-        let (a, mut b) = UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
-        sel.register(fd, Interest::READABLE).unwrap();
-        let mut evs = Vec::new();
-        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
-        assert!(evs.is_empty());
-        b.write_all(b"x").unwrap();
-        for _ in 0..2 {
-            evs.clear();
-            sel.select(&mut evs, Some(Duration::from_secs(5))).unwrap();
-            assert_eq!(
-                evs,
-                vec![ReadyEvent {
-                    fd,
-                    readable: true,
-                    writable: false
-                }]
-            );
-        }
-        sel.modify(fd, Interest::NONE).unwrap();
-        evs.clear();
-        sel.select(&mut evs, Some(Duration::ZERO)).unwrap();
-        assert!(evs.is_empty());
-        sel.deregister(fd).unwrap();
-        assert!(sel.deregister(fd).is_err());
-        assert!(sel.register(-1, Interest::READABLE).is_err());
-    }
-
-    #[test]
-    fn waker_interrupts_a_blocking_select() {
-        let mut sel = PollingSelector::new().unwrap();
-        let w = sel.waker();
-        let t = std::thread::spawn(move || w.wake().unwrap());
-        let mut evs = Vec::new();
-        sel.select(&mut evs, None).unwrap();
-        t.join().unwrap();
-        assert!(evs.is_empty());
+    fn keeps_the_selector_contract() {
+        crate::selector::contract::check(&mut PollingSelector::new().unwrap());
     }
 }
