@@ -202,3 +202,61 @@ fn policies_and_child_watchers_are_process_wide() {
     assert_impl!(asyncio::PidfdChildWatcher: Send, Sync, Unpin, ChildWatcher);
     assert_impl!(ChildCallback: Send);
 }
+
+#[test]
+fn policies_and_child_watchers_are_process_wide_so_send_and_sync() {
+    use asyncio::{
+        ChildCallback, ChildWatcher, DefaultEventLoopPolicy, EventLoopPolicy, FastChildWatcher,
+        PidfdChildWatcher, SafeChildWatcher, ThreadedChildWatcher,
+    };
+    // One policy object serves every thread (it hands out `!Send` loops per thread).
+    assert_impl!(DefaultEventLoopPolicy: Send, Sync, Default, Unpin, std::fmt::Debug);
+    assert_impl!(dyn EventLoopPolicy: Send, Sync);
+    is_static::<Arc<dyn EventLoopPolicy>>();
+    // Watchers are shared by the policy and called from waiter threads and signal handlers.
+    assert_impl!(dyn ChildWatcher: Send, Sync);
+    assert_impl!(PidfdChildWatcher: Send, Sync, Clone, Default, Unpin, std::fmt::Debug);
+    assert_impl!(ThreadedChildWatcher: Send, Sync, Clone, Default, Unpin, std::fmt::Debug);
+    assert_impl!(SafeChildWatcher: Send, Sync, Clone, Default, Unpin, std::fmt::Debug);
+    assert_impl!(FastChildWatcher: Send, Sync, Clone, Default, Unpin, std::fmt::Debug);
+    // Exit callbacks travel from the reaping thread to the loop.
+    assert_impl!(ChildCallback: Send);
+}
+
+#[test]
+fn networking_objects_live_on_their_loop_and_plain_data_travels() {
+    use asyncio::streams::{IncompleteReadError, LimitOverrunError, StreamReader, StreamWriter};
+    use asyncio::{
+        AddrInfo, AddrInfoHints, Address, ConnectOptions, DatagramOptions, DatagramTransport,
+        ExtraInfo, Server, ServerOptions, ServerSocket, Transport,
+    };
+    // Transports, servers and streams call `!Send` protocols on the loop thread.
+    assert_impl!(Transport: Clone, Unpin);
+    assert_not_impl!(Transport: Send, Sync);
+    assert_impl!(DatagramTransport: Clone, Unpin);
+    assert_not_impl!(DatagramTransport: Send, Sync);
+    assert_not_impl!(Server: Send, Sync);
+    assert_impl!(StreamReader: Unpin, futures::io::AsyncRead);
+    assert_not_impl!(StreamReader: Send, Sync);
+    assert_impl!(StreamWriter: Unpin, futures::io::AsyncWrite);
+    assert_not_impl!(StreamWriter: Send, Sync);
+    // Options, addresses and errors are plain data.
+    assert_impl!(ConnectOptions: Send, Default);
+    assert_impl!(ServerOptions: Send, Default);
+    assert_impl!(DatagramOptions: Send, Default);
+    assert_impl!(AddrInfo: Send, Sync, Clone, std::fmt::Debug);
+    assert_impl!(AddrInfoHints: Send, Sync, Clone, std::fmt::Debug);
+    assert_impl!(Address: Send, Sync, Clone, std::fmt::Debug);
+    assert_impl!(ExtraInfo: Send, Sync, Clone, std::fmt::Debug);
+    assert_impl!(ServerSocket: Send, Sync, Clone, std::fmt::Debug);
+    assert_impl!(IncompleteReadError: Send, Sync, std::error::Error);
+    assert_impl!(LimitOverrunError: Send, Sync, std::error::Error);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_linux_selector_stays_with_its_loop() {
+    use asyncio::selector::EpollSelector;
+    assert_impl!(EpollSelector: Unpin, std::fmt::Debug);
+    is_static::<EpollSelector>();
+}
