@@ -17,6 +17,7 @@ use crate::transports::{is_retry, DatagramTransport, ProtocolRefs, Transport};
 
 mod dns;
 mod sock;
+mod staggered;
 
 pub use dns::{AddrInfo, AddrInfoHints};
 
@@ -35,6 +36,13 @@ pub struct ConnectOptions {
     pub local_addr: Option<(String, u16)>,
     /// An already connected stream socket to use instead of connecting.
     pub sock: Option<OwnedFd>,
+    /// Happy Eyeballs (RFC 8305): start the next address's attempt this many seconds after the
+    /// previous one started, without waiting for it to fail (asyncio's `happy_eyeballs_delay`;
+    /// RFC 8305 suggests 0.25). `None`: one address at a time.
+    pub happy_eyeballs_delay: Option<f64>,
+    /// Reorder the resolved addresses by family: this many of the first family, then one of each
+    /// family in turn (asyncio's `interleave`; 1 when `happy_eyeballs_delay` is set).
+    pub interleave: Option<usize>,
 }
 
 impl ConnectOptions {
@@ -64,6 +72,19 @@ impl ConnectOptions {
     /// Binds the socket to this local host and port before connecting.
     pub fn local_addr(mut self, host: impl Into<String>, port: u16) -> Self {
         self.local_addr = Some((host.into(), port));
+        self
+    }
+
+    /// Turns on Happy Eyeballs with this delay in seconds (see
+    /// [`happy_eyeballs_delay`](ConnectOptions::happy_eyeballs_delay)).
+    pub fn happy_eyeballs_delay(mut self, delay: f64) -> Self {
+        self.happy_eyeballs_delay = Some(delay);
+        self
+    }
+
+    /// Sets the address interleaving (see [`interleave`](ConnectOptions::interleave)).
+    pub fn interleave(mut self, first_family_count: usize) -> Self {
+        self.interleave = Some(first_family_count);
         self
     }
 
@@ -155,6 +176,9 @@ pub(crate) async fn sock_connect(lp: &EventLoop, sock: &Socket, addr: &SockAddr)
 /// asyncio's rule for reporting several failed attempts: one error as is, identical ones as
 /// the first, else "Multiple exceptions: ...".
 fn combine(mut errors: Vec<Error>) -> Error {
+    if errors.is_empty() {
+        return Error::new(ErrorKind::Io, "no address to connect to");
+    }
     if errors.len() == 1
         || errors
             .iter()
@@ -245,9 +269,31 @@ impl EventLoop {
             }
             None => None,
         };
+        let interleave = options
+            .interleave
+            .or(options.happy_eyeballs_delay.map(|_| 1));
+        let infos = match interleave {
+            Some(n) => staggered::interleave(infos, n.max(1)),
+            None => infos,
+        };
+        let local = local.as_deref();
+        if let Some(delay) = options.happy_eyeballs_delay {
+            let delay = crate::IntoDelay::into_delay(delay)?.max(0.0);
+            let attempts: Vec<_> = infos
+                .iter()
+                .map(|info| {
+                    move || -> staggered::Attempt<'_, Socket> {
+                        Box::pin(self.try_connect(info, local))
+                    }
+                })
+                .collect();
+            return staggered::staggered_race(attempts, delay)
+                .await
+                .map_err(combine);
+        }
         let mut errors = Vec::new();
         for info in infos {
-            match self.try_connect(&info, local.as_deref()).await {
+            match self.try_connect(&info, local).await {
                 Ok(sock) => return Ok(sock),
                 Err(e) => errors.push(e),
             }
