@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::ExceptionContext;
 use crate::handles::TimerHandle;
 use crate::net::{set_nodelay, AddrInfoHints};
-use crate::protocols::Protocol;
+use crate::protocols::{BufferedProtocol, Protocol};
 use crate::runtime::core::EventLoop;
 use crate::task::LoopFuture;
 use crate::transports::{is_retry, Address, ProtocolRefs, Transport};
@@ -490,26 +490,28 @@ fn bind_error(addr: impl fmt::Display, e: std::io::Error) -> Error {
     Error::new(ErrorKind::Io, text).with_source(e)
 }
 
+/// A server's protocol factory for [`Protocol`]s.
+fn plain_factory<P: Protocol + 'static>(f: impl Fn() -> P + 'static) -> Factory {
+    Box::new(move || ProtocolRefs::plain(&Rc::new(RefCell::new(f()))))
+}
+
+/// A server's protocol factory for [`BufferedProtocol`]s.
+fn buffered_factory<P: BufferedProtocol + 'static>(f: impl Fn() -> P + 'static) -> Factory {
+    Box::new(move || ProtocolRefs::buffered(&Rc::new(RefCell::new(f()))))
+}
+
 impl EventLoop {
-    fn finish_server<P, F>(
+    fn finish_server(
         &self,
         sockets: Vec<Socket>,
-        protocol_factory: F,
+        factory: Factory,
         options: &ServerOptions,
         unix_cleanup: Option<(PathBuf, u64, u64)>,
-    ) -> Result<Server>
-    where
-        F: Fn() -> P + 'static,
-        P: Protocol + 'static,
-    {
+    ) -> Result<Server> {
         for s in &sockets {
             s.listen(options.backlog)?;
             s.set_nonblocking(true)?;
         }
-        let factory: Factory = Box::new(move || {
-            let p = Rc::new(RefCell::new(protocol_factory()));
-            ProtocolRefs::plain(&p)
-        });
         let server = Server::new(self, sockets, factory, options.backlog, unix_cleanup);
         if options.start_serving {
             server.start_serving()?;
@@ -543,8 +545,44 @@ impl EventLoop {
         F: Fn() -> P + 'static,
         P: Protocol + 'static,
     {
-        self.check_closed()?;
         let mut options = options;
+        let sockets = self.server_sockets(hosts, port, &mut options).await?;
+        self.finish_server(sockets, plain_factory(protocol_factory), &options, None)
+    }
+
+    /// [`create_server`](EventLoop::create_server) for a [`BufferedProtocol`]: each accepted
+    /// connection reads into the buffers its protocol hands out.
+    ///
+    /// # Errors
+    /// As [`create_server`](EventLoop::create_server).
+    ///
+    /// # Cancel safety
+    /// As [`create_server`](EventLoop::create_server).
+    pub async fn create_server_buffered<P, F>(
+        &self,
+        protocol_factory: F,
+        hosts: &[&str],
+        port: Option<u16>,
+        options: ServerOptions,
+    ) -> Result<Server>
+    where
+        F: Fn() -> P + 'static,
+        P: BufferedProtocol + 'static,
+    {
+        let mut options = options;
+        let sockets = self.server_sockets(hosts, port, &mut options).await?;
+        self.finish_server(sockets, buffered_factory(protocol_factory), &options, None)
+    }
+
+    /// Resolves, creates and binds the listening sockets of a TCP server (or takes
+    /// `options.sock`).
+    async fn server_sockets(
+        &self,
+        hosts: &[&str],
+        port: Option<u16>,
+        options: &mut ServerOptions,
+    ) -> Result<Vec<Socket>> {
+        self.check_closed()?;
         if let Some(fd) = options.sock.take() {
             if !hosts.is_empty() || port.is_some() {
                 return Err(Error::new(
@@ -559,7 +597,7 @@ impl EventLoop {
                     "A Stream Socket was expected",
                 ));
             }
-            return self.finish_server(vec![sock], protocol_factory, &options, None);
+            return Ok(vec![sock]);
         }
         let hints = AddrInfoHints {
             family: options.family,
@@ -609,7 +647,7 @@ impl EventLoop {
                 "getaddrinfo() returned no usable address",
             ));
         }
-        self.finish_server(sockets, protocol_factory, &options, None)
+        Ok(sockets)
     }
 
     /// Creates a Unix-socket server listening on `path` (asyncio's `loop.create_unix_server`),
@@ -652,7 +690,7 @@ impl EventLoop {
                         "A UNIX Domain Stream Socket was expected",
                     ));
                 }
-                self.finish_server(vec![sock], protocol_factory, &options, None)
+                self.finish_server(vec![sock], plain_factory(protocol_factory), &options, None)
             }
             (Some(path), None) => {
                 if let Ok(m) = std::fs::symlink_metadata(path) {
@@ -670,7 +708,12 @@ impl EventLoop {
                 } else {
                     None
                 };
-                self.finish_server(vec![sock], protocol_factory, &options, cleanup)
+                self.finish_server(
+                    vec![sock],
+                    plain_factory(protocol_factory),
+                    &options,
+                    cleanup,
+                )
             }
         }
     }

@@ -256,3 +256,70 @@ fn several_hosts_existing_socket_reuse_port_and_bind_errors() {
         })
     });
 }
+
+/// A buffered echo protocol: reads into its own small buffer and writes each chunk back.
+struct BufferedEcho {
+    transport: Option<Transport>,
+    buf: Vec<u8>,
+}
+
+impl asyncio::BaseProtocol for BufferedEcho {}
+
+impl asyncio::BufferedProtocol for BufferedEcho {
+    fn connection_made(&mut self, transport: Transport) {
+        self.transport = Some(transport);
+    }
+    fn get_buffer(&mut self, _size_hint: usize) -> &mut [u8] {
+        &mut self.buf
+    }
+    fn buffer_updated(&mut self, nbytes: usize) {
+        if let Some(t) = &self.transport {
+            t.write(&self.buf[..nbytes]).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_buffered_protocol_server_echoes_through_its_own_buffer() {
+    watchdog(|| {
+        run(|lp| async move {
+            let server = lp
+                .create_server_buffered(
+                    || BufferedEcho {
+                        transport: None,
+                        buf: vec![0; 7], // smaller than the message: several reads
+                    },
+                    &["127.0.0.1"],
+                    Some(0),
+                    ServerOptions::new(),
+                )
+                .await
+                .unwrap();
+            let port = match &server.sockets()[0].address {
+                Some(Address::Inet(a)) => a.port(),
+                other => panic!("unexpected address {other:?}"),
+            };
+            let client = Recorder::default();
+            let (t, _) = lp
+                .create_connection(
+                    {
+                        let c = client.clone();
+                        move || c
+                    },
+                    Some("127.0.0.1"),
+                    Some(port),
+                    ConnectOptions::new(),
+                )
+                .await
+                .unwrap();
+            let msg = b"hello through a seven-byte buffer";
+            t.write(msg).unwrap();
+            wait_until("echo", || client.len() == msg.len()).await;
+            assert_eq!(&client.seen.borrow().data[..], &msg[..]);
+            t.close();
+            server.close();
+            server.close_clients();
+            server.wait_closed().await.unwrap();
+        })
+    });
+}
