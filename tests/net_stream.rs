@@ -455,3 +455,32 @@ fn connect_with_existing_socket_and_local_addr() {
         })
     });
 }
+
+#[test]
+fn set_protocol_switches_where_later_events_go() {
+    watchdog(|| {
+        run(|lp| async move {
+            let (server, port, _accepted) = tcp_server(&lp, Recorder::echo()).await;
+            let first = Recorder::default();
+            let t = connect(&lp, port, first.clone()).await;
+            assert!(t.get_protocol().is_some());
+            t.write(b"one").unwrap();
+            wait_until("first echo", || first.len() == 3).await;
+            let second = Recorder::default();
+            t.set_protocol(std::rc::Rc::new(std::cell::RefCell::new(second.clone())));
+            t.write(b"two").unwrap();
+            wait_until("second echo", || second.len() == 3).await;
+            assert_eq!(first.seen.borrow().data, b"one");
+            assert_eq!(second.seen.borrow().data, b"two");
+            // The new protocol got no connection_made; connection_lost goes to it alone.
+            assert!(second.seen.borrow().transport.is_none());
+            t.close();
+            wait_until("lost", || second.lost()).await;
+            assert!(!first.lost());
+            assert!(t.get_protocol().is_none());
+            server.close();
+            server.close_clients();
+            server.wait_closed().await.unwrap();
+        })
+    });
+}

@@ -323,6 +323,25 @@ impl Transport {
     pub fn ptr_eq(&self, other: &Transport) -> bool {
         Rc::ptr_eq(&self.inner, &other.inner)
     }
+
+    /// The current protocol (asyncio's `get_protocol`), as its base-protocol view; `None` once
+    /// the connection is lost (the transport then lets go of its protocol).
+    pub fn get_protocol(&self) -> Option<Rc<RefCell<dyn BaseProtocol>>> {
+        self.inner.base()
+    }
+
+    /// Switches to `protocol` (asyncio's `set_protocol`): later data, EOF, flow-control and
+    /// `connection_lost` calls go to it. It gets no `connection_made` call. Ignored once the
+    /// connection is lost.
+    pub fn set_protocol<P: Protocol + 'static>(&self, protocol: Rc<RefCell<P>>) {
+        self.inner.replace_protocol(ProtocolRefs::plain(&protocol));
+    }
+
+    /// [`set_protocol`](Transport::set_protocol) for a [`BufferedProtocol`].
+    pub fn set_buffered_protocol<P: BufferedProtocol + 'static>(&self, protocol: Rc<RefCell<P>>) {
+        self.inner
+            .replace_protocol(ProtocolRefs::buffered(&protocol));
+    }
 }
 
 impl fmt::Debug for Transport {
@@ -411,6 +430,18 @@ impl StreamInner {
 
     fn base(&self) -> Option<Rc<RefCell<dyn BaseProtocol>>> {
         self.protocol.borrow().as_ref().map(|p| p.base.clone())
+    }
+
+    fn replace_protocol(&self, refs: ProtocolRefs) {
+        let old = {
+            let mut slot = self.protocol.borrow_mut();
+            match slot.as_mut() {
+                Some(current) => Some(std::mem::replace(current, refs)),
+                None => None,
+            }
+        };
+        // Dropped outside the borrow: the old protocol's `Drop` may use the transport.
+        drop(old);
     }
 
     fn connection_made(self: Rc<Self>, transport: Transport, waiter: Option<LoopFuture<()>>) {
