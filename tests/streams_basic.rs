@@ -362,3 +362,46 @@ fn no_running_loop_is_an_error() {
     assert_eq!(err.kind(), ErrorKind::NoRunningLoop);
     lp.close().unwrap();
 }
+
+#[test]
+fn readuntil_any_returns_the_shortest_data_ending_in_a_separator() {
+    watchdog(|| {
+        run(|lp| async move {
+            let reader = StreamReader::with_limit(&lp, 64).unwrap();
+            reader.feed_data(b"aaZbXYZ|line\r\nnext\n");
+            // "Z" ends before "XYZ" does.
+            assert_eq!(reader.readuntil_any(&[b"XYZ", b"Z"]).await.unwrap(), b"aaZ");
+            assert_eq!(
+                reader.readuntil_any(&[b"XYZ", b"Z"]).await.unwrap(),
+                b"bXYZ"
+            );
+            assert_eq!(reader.readuntil_any(&[b"|"]).await.unwrap(), b"|");
+            // "\r\n" and "\n" end at the same place: the data ends with the longer one.
+            assert_eq!(
+                reader.readuntil_any(&[b"\n", b"\r\n"]).await.unwrap(),
+                b"line\r\n"
+            );
+            // A separator split across feeds is still found.
+            let lp2 = lp.clone();
+            let r2 = Rc::new(StreamReader::with_limit(&lp, 64).unwrap());
+            let feeder = r2.clone();
+            lp2.call_soon(move || feeder.feed_data(b"ab<e")).unwrap();
+            let feeder = r2.clone();
+            lp2.call_later(0.001, move || feeder.feed_data(b"nd>tail"))
+                .unwrap();
+            assert_eq!(
+                r2.readuntil_any(&[b"<end>", b"!"]).await.unwrap(),
+                b"ab<end>"
+            );
+            assert_eq!(
+                reader.readuntil_any(&[]).await.unwrap_err().kind(),
+                ErrorKind::InvalidArgument
+            );
+            assert_eq!(
+                reader.readuntil_any(&[b"x", b""]).await.unwrap_err().kind(),
+                ErrorKind::InvalidArgument
+            );
+            assert_eq!(reader.readuntil(b"\n").await.unwrap(), b"next\n");
+        })
+    });
+}

@@ -233,7 +233,20 @@ impl StreamReader {
     /// # Cancel safety
     /// Cancel-safe: no data is consumed unless the future completes.
     pub async fn readuntil(&self, separator: &[u8]) -> Result<Vec<u8>> {
-        if separator.is_empty() {
+        self.readuntil_any(&[separator]).await
+    }
+
+    /// Reads up to and including the first of several separators (asyncio 3.13's `readuntil`
+    /// with a tuple): the shortest data that ends with any of them.
+    ///
+    /// # Errors
+    /// As [`readuntil`](StreamReader::readuntil); [`ErrorKind::InvalidArgument`] also for an
+    /// empty list.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: no data is consumed unless the future completes.
+    pub async fn readuntil_any(&self, separators: &[&[u8]]) -> Result<Vec<u8>> {
+        if separators.is_empty() || separators.iter().any(|s| s.is_empty()) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 "Separator should be at least one-byte string",
@@ -241,16 +254,17 @@ impl StreamReader {
         }
         self.check_exception()?;
         let mut offset = 0;
-        poll_fn(|cx| self.poll_readuntil(cx, separator, &mut offset)).await
+        poll_fn(|cx| self.poll_readuntil(cx, separators, &mut offset)).await
     }
 
     fn poll_readuntil(
         &self,
         cx: &Context<'_>,
-        sep: &[u8],
+        seps: &[&[u8]],
         offset: &mut usize,
     ) -> Poll<Result<Vec<u8>>> {
-        let seplen = sep.len();
+        let min_seplen = seps.iter().map(|s| s.len()).min().unwrap_or(1);
+        let max_seplen = seps.iter().map(|s| s.len()).max().unwrap_or(1);
         let limit = self.shared.limit;
         let out = {
             let mut st = self.shared.st.borrow_mut();
@@ -258,11 +272,20 @@ impl StreamReader {
                 return Poll::Ready(Err(e.clone()));
             }
             let buflen = st.buffer.len();
-            let mut found = None;
-            if buflen >= *offset + seplen {
-                found = find(&st.buffer.as_slice()[*offset..], sep).map(|i| i + *offset);
+            // (start, end) of the match that ends first.
+            let mut found: Option<(usize, usize)> = None;
+            if buflen >= *offset + min_seplen {
+                let hay = &st.buffer.as_slice()[*offset..];
+                for sep in seps {
+                    if let Some(i) = find(hay, sep) {
+                        let (start, end) = (i + *offset, i + *offset + sep.len());
+                        if found.is_none_or(|(_, e)| end < e) {
+                            found = Some((start, end));
+                        }
+                    }
+                }
                 if found.is_none() {
-                    *offset = buflen + 1 - seplen;
+                    *offset = (buflen + 1).saturating_sub(max_seplen);
                     if *offset > limit {
                         return Poll::Ready(Err(limit_overrun(
                             "Separator is not found, and chunk exceed the limit",
@@ -272,13 +295,13 @@ impl StreamReader {
                 }
             }
             match found {
-                Some(isep) if isep > limit => {
+                Some((isep, _)) if isep > limit => {
                     return Poll::Ready(Err(limit_overrun(
                         "Separator is found, but chunk is longer than limit",
                         isep,
                     )));
                 }
-                Some(isep) => Some(Ok(st.buffer.take(isep + seplen))),
+                Some((_, end)) => Some(Ok(st.buffer.take(end))),
                 None if st.eof => Some(Err(incomplete_read(st.buffer.take_all(), None))),
                 None => None,
             }
@@ -309,7 +332,7 @@ impl StreamReader {
     pub async fn readline(&self) -> Result<Vec<u8>> {
         self.check_exception()?;
         let mut offset = 0;
-        let res = poll_fn(|cx| self.poll_readuntil(cx, b"\n", &mut offset)).await;
+        let res = poll_fn(|cx| self.poll_readuntil(cx, &[b"\n"], &mut offset)).await;
         match res {
             Ok(line) => Ok(line),
             Err(e) if e.kind() == ErrorKind::IncompleteRead => {
