@@ -161,34 +161,17 @@ impl EventLoop {
     fn run_ready(&self, item: Ready) {
         match item {
             Ready::Handle(cell) => {
-                if cell.is_cancelled() {
-                    return;
-                }
-                let debug_start = self.inner.debug.get().then(Instant::now);
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cell.run())) {
-                    let mut ctx =
-                        ExceptionContext::new(format!("Exception in callback {}", cell.name()));
-                    ctx.exception = Some(Error::from_panic(&*payload));
-                    ctx.handle = Some(Handle::new(cell.clone()));
-                    self.call_exception_handler(&ctx);
-                }
-                if let Some(start) = debug_start {
-                    self.check_slow(start, cell.name());
+                if !cell.is_cancelled() {
+                    self.run_callback(
+                        cell.name(),
+                        || Some(Handle::new(cell.clone())),
+                        || cell.run(),
+                    );
                 }
             }
             Ready::Remote(cell) => {
-                if cell.is_cancelled() {
-                    return;
-                }
-                let debug_start = self.inner.debug.get().then(Instant::now);
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cell.run())) {
-                    let mut ctx =
-                        ExceptionContext::new(format!("Exception in callback {}", cell.name()));
-                    ctx.exception = Some(Error::from_panic(&*payload));
-                    self.call_exception_handler(&ctx);
-                }
-                if let Some(start) = debug_start {
-                    self.check_slow(start, cell.name());
+                if !cell.is_cancelled() {
+                    self.run_callback(cell.name(), || None, || cell.run());
                 }
             }
             Ready::Task(header) => {
@@ -198,6 +181,26 @@ impl EventLoop {
                     self.check_slow(start, &name);
                 }
             }
+        }
+    }
+
+    /// Runs one callback: a panic goes to the exception handler ("Exception in callback ..."),
+    /// and in debug mode a slow callback is logged.
+    fn run_callback(
+        &self,
+        name: &str,
+        handle: impl FnOnce() -> Option<Handle>,
+        run: impl FnOnce(),
+    ) {
+        let debug_start = self.inner.debug.get().then(Instant::now);
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(run)) {
+            let mut ctx = ExceptionContext::new(format!("Exception in callback {name}"));
+            ctx.exception = Some(Error::from_panic(&*payload));
+            ctx.handle = handle();
+            self.call_exception_handler(&ctx);
+        }
+        if let Some(start) = debug_start {
+            self.check_slow(start, name);
         }
     }
 
