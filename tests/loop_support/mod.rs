@@ -9,7 +9,6 @@ use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, Once};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -18,35 +17,10 @@ use asyncio::{
     EventLoop, Interest, PollingSelector, ReadyEvent, Selector, SelectorWaker, VirtualClock,
 };
 
-/// The hard bound of every test.
-pub const WATCHDOG: Duration = Duration::from_secs(20);
-
-/// Runs `body` on its own thread and fails the test if it does not finish within [`WATCHDOG`].
-/// A panic in `body` is re-raised here with its original payload.
-pub fn watchdog<F: FnOnce() + Send + 'static>(body: F) {
-    let name = std::thread::current()
-        .name()
-        .unwrap_or("loop-test")
-        .to_owned();
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || {
-            body();
-            let _ = tx.send(());
-        })
-        .expect("spawn the test thread");
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(()) => thread.join().expect("test thread"),
-        Err(RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the test thread ended without reporting"),
-        },
-        Err(RecvTimeoutError::Timeout) => {
-            panic!("watchdog: `{name}` did not finish within {WATCHDOG:?} (hang)")
-        }
-    }
-}
+#[path = "../common/watchdog.rs"]
+mod common_watchdog;
+#[allow(unused_imports)]
+pub use common_watchdog::{watchdog, WATCHDOG};
 
 /// A loop on a fresh [`VirtualClock`] (time starts at 0 and jumps to the next timer when idle).
 pub fn virtual_loop() -> (EventLoop, VirtualClock) {

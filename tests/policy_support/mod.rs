@@ -4,44 +4,17 @@
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use asyncio::{
     ChildCallback, ChildWatcher, DefaultEventLoopPolicy, Error, ErrorKind, EventLoop,
     EventLoopPolicy, PolicyWrapper, Result,
 };
 
-/// The hard bound of every test.
-pub const WATCHDOG: Duration = Duration::from_secs(20);
-
-/// Runs `body` on its own thread (named like the test) and fails if it does not finish within
-/// [`WATCHDOG`]; a panic in `body` is re-raised with its payload.
-pub fn watchdog<F: FnOnce() + Send + 'static>(body: F) {
-    let name = std::thread::current()
-        .name()
-        .unwrap_or("policy-test")
-        .to_owned();
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || {
-            body();
-            let _ = tx.send(());
-        })
-        .expect("spawn the test thread");
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(()) => thread.join().expect("test thread"),
-        Err(RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the test thread ended without reporting"),
-        },
-        Err(RecvTimeoutError::Timeout) => {
-            panic!("watchdog: `{name}` did not finish within {WATCHDOG:?} (hang)")
-        }
-    }
-}
+#[path = "../common/watchdog.rs"]
+mod common_watchdog;
+#[allow(unused_imports)]
+pub use common_watchdog::{watchdog, WATCHDOG};
 
 static GLOBAL_POLICY: Mutex<()> = Mutex::new(());
 
