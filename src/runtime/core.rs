@@ -22,7 +22,8 @@ use crate::handles::{
 use crate::runtime::clock::{Clock, IntoDeadline, IntoDelay, MonotonicClock};
 use crate::runtime::timers::Timers;
 use crate::selector::{ReadyEvent, Selector, SelectorWaker};
-use crate::task::raw::{TaskHeader, TaskRun};
+use crate::task::raw::AnyTask;
+use crate::task::refs::RemoteTask;
 
 static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -31,7 +32,7 @@ pub(crate) enum Ready {
     /// A callback (`call_soon`, a due timer, an fd watcher, a done callback).
     Handle(Rc<dyn HandleRun>),
     /// One step of a task.
-    Task(Arc<TaskHeader>),
+    Task(AnyTask),
     /// A callback sent from another thread.
     Remote(Arc<dyn ThreadsafeRun>),
 }
@@ -39,7 +40,7 @@ pub(crate) enum Ready {
 /// Work sent to the loop from other threads.
 pub(crate) enum Remote {
     Call(Arc<dyn ThreadsafeRun>),
-    Task(Arc<TaskHeader>),
+    Task(RemoteTask),
     Stop,
     /// Nothing to run: only makes the loop look again (a `block_on` future woken elsewhere).
     Wake,
@@ -100,8 +101,8 @@ pub(crate) struct Inner {
     pub(crate) events: RefCell<Vec<ReadyEvent>>,
     pub(crate) fds: RefCell<HashMap<RawFd, FdWatch>>,
     pub(crate) clock: Rc<dyn Clock>,
-    pub(crate) tasks: RefCell<slab::Slab<Rc<dyn TaskRun>>>,
-    pub(crate) current_task: RefCell<Option<Rc<dyn TaskRun>>>,
+    pub(crate) tasks: RefCell<slab::Slab<AnyTask>>,
+    pub(crate) current_task: RefCell<Option<AnyTask>>,
     pub(crate) stopping: Cell<bool>,
     pub(crate) running: Cell<bool>,
     pub(crate) closed: Cell<bool>,
@@ -143,7 +144,11 @@ impl Inner {
             };
             match item {
                 Remote::Call(c) => ready.push_back(Ready::Remote(c)),
-                Remote::Task(t) => ready.push_back(Ready::Task(t)),
+                Remote::Task(t) => {
+                    if let Some(t) = t.into_local() {
+                        ready.push_back(Ready::Task(t));
+                    }
+                }
                 // Requested while not running, it makes the next run a pre-stopped one.
                 Remote::Stop => self.stopping.set(true),
                 Remote::Wake => {}

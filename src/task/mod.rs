@@ -4,11 +4,11 @@
 mod future;
 mod helpers;
 pub(crate) mod raw;
+pub(crate) mod refs;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll};
 
 pub use future::LoopFuture;
@@ -19,7 +19,8 @@ pub use helpers::{
 use crate::error::{Error, Result};
 use crate::runtime::core::EventLoop;
 use crate::runtime::running::get_running_loop;
-use raw::{Status, TaskJoin, TaskRun};
+use raw::{AnyTask, Status, TaskJoin};
+use refs::TaskPtr;
 
 /// A future scheduled on an event loop, from [`EventLoop::create_task`].
 ///
@@ -46,11 +47,11 @@ use raw::{Status, TaskJoin, TaskRun};
 /// # Ok::<(), asyncio::Error>(())
 /// ```
 pub struct Task<T> {
-    raw: Rc<dyn TaskJoin<T>>,
+    raw: TaskPtr<dyn TaskJoin<T>>,
 }
 
 impl<T: 'static> Task<T> {
-    pub(crate) fn from_raw(raw: Rc<dyn TaskJoin<T>>) -> Self {
+    pub(crate) fn from_raw(raw: TaskPtr<dyn TaskJoin<T>>) -> Self {
         Task { raw }
     }
 
@@ -69,7 +70,7 @@ impl<T: 'static> Task<T> {
     /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) if the future's `Drop` panics, as a
     /// raising `finally` does in asyncio). Returns `false` if the task had already finished.
     pub fn cancel(&self) -> bool {
-        self.raw.cancel()
+        raw::cancel(&self.raw)
     }
 
     /// The task's name (`Task-<id>` unless set).
@@ -128,8 +129,9 @@ impl<T: 'static> Task<T> {
 
     /// An untyped reference to this task.
     pub fn as_task_ref(&self) -> TaskRef {
-        let raw: Rc<dyn TaskRun> = self.raw.clone();
-        TaskRef { raw }
+        TaskRef {
+            raw: self.raw.untyped(),
+        }
     }
 
     /// Registers the waker and reports whether the task finished (used by `wait`).
@@ -154,8 +156,7 @@ impl<T> Drop for Task<T> {
         self.raw.set_handle_alive(false);
         if self.raw.status() == Status::Failed && !self.raw.retrieved() {
             if let Some(lp) = self.raw.event_loop() {
-                let raw: Rc<dyn TaskRun> = self.raw.clone();
-                raw::report_unretrieved(&lp, &raw);
+                raw::report_unretrieved(&lp, &self.raw.untyped());
             }
         }
     }
@@ -173,11 +174,11 @@ impl<T> fmt::Debug for Task<T> {
 /// An untyped reference to a task: what [`current_task`], [`all_tasks`] and done callbacks give.
 #[derive(Clone)]
 pub struct TaskRef {
-    raw: Rc<dyn TaskRun>,
+    raw: AnyTask,
 }
 
 impl TaskRef {
-    pub(crate) fn from_raw(raw: Rc<dyn TaskRun>) -> Self {
+    pub(crate) fn from_raw(raw: AnyTask) -> Self {
         TaskRef { raw }
     }
 
@@ -193,7 +194,7 @@ impl TaskRef {
 
     /// Requests cancellation (see [`Task::cancel`]).
     pub fn cancel(&self) -> bool {
-        self.raw.cancel()
+        raw::cancel(&self.raw)
     }
 
     /// The task's name.
@@ -233,7 +234,7 @@ impl TaskRef {
 
     /// Whether two references name the same task.
     pub fn ptr_eq(&self, other: &TaskRef) -> bool {
-        Rc::ptr_eq(&self.raw, &other.raw)
+        self.raw.ptr_eq(&other.raw)
     }
 
     /// Schedules `callback` once the task finishes (see [`Task::add_done_callback`]).

@@ -1,76 +1,26 @@
 //! The task cell behind [`Task`](super::Task) and [`TaskRef`](super::TaskRef).
 //!
-//! A task is two allocations: an `Rc<TaskCell<F>>` on the loop thread holding the future, its
-//! output and its bookkeeping, and an `Arc<TaskHeader>` that wakers hold. Waking never touches the
-//! future: it only queues the header, on the loop's local ready queue when woken on the loop
-//! thread (no atomics beyond the `scheduled` flag) or on the cross-thread inbox otherwise. The
-//! future is polled and dropped only on the loop thread, so futures need not be `Send`.
+//! A task is one allocation: a `TaskCell<F>` holding the [`Header`] that wakers point to (see
+//! `refs.rs`), then the future, its output and its bookkeeping, which only the loop thread
+//! touches. Waking never touches the future: it only queues the task, on the loop's local ready
+//! queue when woken on the loop thread (no atomics beyond the `scheduled` flag) or on the
+//! cross-thread inbox otherwise. The future is polled and dropped only on the loop thread, so
+//! futures need not be `Send`.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::ptr::NonNull;
+use std::rc::Weak;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
-use futures::task::{waker_ref, ArcWake};
-
+use super::refs::{Header, TaskPtr, TaskVtable};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::ExceptionContext;
-use crate::runtime::core::{EventLoop, Inner, Ready, Remote, Shared};
-use crate::runtime::running::{with_local, with_running};
+use crate::runtime::core::{EventLoop, Inner, Ready};
 use crate::task::TaskRef;
-
-/// What a waker holds: enough to queue the task on its loop from any thread.
-pub(crate) struct TaskHeader {
-    pub(crate) key: usize,
-    pub(crate) scheduled: AtomicBool,
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl ArcWake for TaskHeader {
-    fn wake_by_ref(arc_self: &Arc<Self>) {
-        if !arc_self.scheduled.swap(true, Ordering::AcqRel) {
-            schedule(arc_self.clone());
-        }
-    }
-}
-
-/// Queues a task step: locally when this thread runs the task's loop, else through the inbox.
-fn schedule(header: Arc<TaskHeader>) {
-    let mut slot = Some(header);
-    with_running(|inner| {
-        if let Some(h) = slot.as_ref() {
-            if Arc::ptr_eq(&inner.shared, &h.shared) {
-                if let Ok(mut ready) = inner.ready.try_borrow_mut() {
-                    if let Some(h) = slot.take() {
-                        ready.push_back(Ready::Task(h));
-                    }
-                }
-            }
-        }
-    });
-    if let Some(shared) = slot.as_ref().map(|h| h.shared.clone()) {
-        // Not running, but the loop lives on this thread: join its FIFO queue (R1, R10).
-        with_local(&shared, |inner| {
-            if inner.closed.get() {
-                // A closed loop has dropped its tasks already; the wake-up is moot.
-                slot = None;
-            } else if let Ok(mut ready) = inner.ready.try_borrow_mut() {
-                if let Some(h) = slot.take() {
-                    ready.push_back(Ready::Task(h));
-                }
-            }
-        });
-    }
-    if let Some(h) = slot {
-        let shared = h.shared.clone();
-        // A closed loop has dropped its tasks already; the wake-up is moot.
-        let _ = shared.push_remote(Remote::Task(h));
-    }
-}
 
 /// The state of a task as seen from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,15 +42,18 @@ pub(crate) type TaskCallback = Box<dyn FnOnce(&TaskRef)>;
 
 /// Type-erased task operations, used by the loop and by [`TaskRef`].
 pub(crate) trait TaskRun {
-    fn header(&self) -> &Arc<TaskHeader>;
-    /// Runs one step; returns true when the task has finished.
-    fn poll_step(&self) -> bool;
+    /// Runs one step with `waker`; returns true when the task has finished.
+    fn poll_step(&self, waker: &Waker) -> bool;
+    /// The last local reference is going: drops everything that must stay on the loop thread
+    /// (the future or its output, callbacks, the loop reference). See `refs.rs`.
+    fn release_local(&self);
     /// Drops the future without running it further (loop closing).
     fn destroy(&self);
     fn id(&self) -> u64;
     fn name(&self) -> String;
     fn set_name(&self, name: String);
     fn status(&self) -> Status;
+    /// Requests cancellation; false when the task has finished. The caller wakes the task.
     fn cancel(&self) -> bool;
     fn error(&self) -> Option<Error>;
     fn push_done_callback(&self, cb: Box<dyn FnOnce(&TaskRef)>);
@@ -132,9 +85,13 @@ struct Extra {
     callbacks: Vec<TaskCallback>,
 }
 
+/// A task: `#[repr(C)]` with the header first, so that a pointer to the cell is a pointer to
+/// its header (what wakers hold).
+#[repr(C)]
 pub(crate) struct TaskCell<F: Future> {
-    header: Arc<TaskHeader>,
-    event_loop: Weak<Inner>,
+    header: Header,
+    /// Taken when the task is released (a `Weak<Inner>` must be dropped on the loop thread).
+    event_loop: RefCell<Option<Weak<Inner>>>,
     id: u64,
     status: Cell<Status>,
     cancel_requested: Cell<bool>,
@@ -147,15 +104,30 @@ pub(crate) struct TaskCell<F: Future> {
 }
 
 impl<F: Future + 'static> TaskCell<F> {
-    pub(crate) fn new(
-        header: Arc<TaskHeader>,
-        event_loop: Weak<Inner>,
-        id: u64,
-        future: F,
-    ) -> Rc<Self> {
-        Rc::new(TaskCell {
+    const VTABLE: TaskVtable = TaskVtable {
+        as_dyn: Self::as_dyn,
+        dealloc: Self::dealloc,
+    };
+
+    /// # Safety
+    /// `header` is the header of a live `TaskCell<F>`.
+    unsafe fn as_dyn(header: NonNull<Header>) -> NonNull<dyn TaskRun> {
+        header.cast::<Self>()
+    }
+
+    /// # Safety
+    /// `header` is the header of a `TaskCell<F>` made by [`TaskCell::new`] that nobody else can
+    /// reach any more.
+    unsafe fn dealloc(header: NonNull<Header>) {
+        // SAFETY: the allocation came from `Box::new` in `new`, and this is its last user.
+        drop(unsafe { Box::from_raw(header.cast::<Self>().as_ptr()) });
+    }
+
+    /// A new task and its first local reference.
+    fn new(header: Header, event_loop: Weak<Inner>, id: u64, future: F) -> TaskPtr<Self> {
+        let cell = Box::new(TaskCell {
             header,
-            event_loop,
+            event_loop: RefCell::new(Some(event_loop)),
             id,
             status: Cell::new(Status::Pending),
             cancel_requested: Cell::new(false),
@@ -164,7 +136,10 @@ impl<F: Future + 'static> TaskCell<F> {
             stage: RefCell::new(Stage::Running(future)),
             join_waker: RefCell::new(None),
             extra: RefCell::new(None),
-        })
+        });
+        // SAFETY: a fresh allocation with its header first; `Header::new` counted this local
+        // reference and the local side's atomic one.
+        unsafe { TaskPtr::from_raw(NonNull::from(Box::leak(cell))) }
     }
 
     /// Replaces the stage in place (dropping a running future where it lies), catching a panic
@@ -196,11 +171,7 @@ impl<F: Future + 'static> TaskCell<F> {
 }
 
 impl<F: Future + 'static> TaskRun for TaskCell<F> {
-    fn header(&self) -> &Arc<TaskHeader> {
-        &self.header
-    }
-
-    fn poll_step(&self) -> bool {
+    fn poll_step(&self, waker: &Waker) -> bool {
         if self.status.get() != Status::Pending {
             return true;
         }
@@ -213,8 +184,7 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
             }
             return true;
         }
-        let waker = waker_ref(&self.header);
-        let mut cx = Context::from_waker(&waker);
+        let mut cx = Context::from_waker(waker);
         let polled = {
             let mut stage = match self.stage.try_borrow_mut() {
                 Ok(s) => s,
@@ -290,9 +260,7 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
         if self.status.get() != Status::Pending {
             return false;
         }
-        if !self.cancel_requested.replace(true) {
-            ArcWake::wake_by_ref(&self.header);
-        }
+        self.cancel_requested.set(true);
         true
     }
 
@@ -312,7 +280,15 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
     }
 
     fn event_loop(&self) -> Option<EventLoop> {
-        self.event_loop.upgrade().map(EventLoop::from_inner)
+        let inner = self.event_loop.borrow().as_ref()?.upgrade()?;
+        Some(EventLoop::from_inner(inner))
+    }
+
+    fn release_local(&self) {
+        self.set_stage(Stage::Gone);
+        drop(self.join_waker.take());
+        drop(self.extra.take());
+        drop(self.event_loop.take());
     }
 
     fn handle_alive(&self) -> bool {
@@ -366,30 +342,39 @@ impl<F: Future + 'static> TaskJoin<F::Output> for TaskCell<F> {
     }
 }
 
-/// Runs one step of the task behind `header`; returns the task's name when debug mode wants it.
-pub(crate) fn run_task(lp: &EventLoop, header: Arc<TaskHeader>) -> Option<String> {
+/// A local reference to a task of any type.
+pub(crate) type AnyTask = TaskPtr<dyn TaskRun>;
+
+/// Runs one step of `task`; returns the task's name when debug mode wants it.
+pub(crate) fn run_task(lp: &EventLoop, task: AnyTask) -> Option<String> {
+    if task.status() != Status::Pending {
+        // A stale wake-up of a finished (or destroyed) task.
+        return None;
+    }
     let inner = &lp.inner;
-    let task = {
-        let tasks = inner.tasks.borrow();
-        match tasks.get(header.key) {
-            Some(t) if Arc::ptr_eq(t.header(), &header) => t.clone(),
-            // A stale wake-up of a finished task.
-            _ => return None,
-        }
-    };
-    header.scheduled.store(false, Ordering::Release);
+    task.header().scheduled.store(false, Ordering::Release);
     let previous = inner.current_task.replace(Some(task.clone()));
-    let done = task.poll_step();
+    let done = task.with_waker(|waker| task.poll_step(waker));
     *inner.current_task.borrow_mut() = previous;
     if done {
-        inner.tasks.borrow_mut().try_remove(header.key);
+        let removed = inner.tasks.borrow_mut().try_remove(task.header().key);
+        drop(removed);
         task_finished(lp, &task);
     }
     inner.debug.get().then(|| task.name())
 }
 
+/// Requests cancellation of `task` and wakes it, so that its next step drops the future.
+pub(crate) fn cancel<D: ?Sized + TaskRun>(task: &TaskPtr<D>) -> bool {
+    let accepted = task.cancel();
+    if accepted {
+        task.wake_by_ref();
+    }
+    accepted
+}
+
 /// Schedules the done callbacks of a finished task and reports a panic nobody will see.
-pub(crate) fn task_finished(lp: &EventLoop, task: &Rc<dyn TaskRun>) {
+pub(crate) fn task_finished(lp: &EventLoop, task: &AnyTask) {
     for cb in task.take_done_callbacks() {
         let t = TaskRef::from_raw(task.clone());
         let _ = lp.call_soon(move || cb(&t));
@@ -400,7 +385,7 @@ pub(crate) fn task_finished(lp: &EventLoop, task: &Rc<dyn TaskRun>) {
 }
 
 /// asyncio's "Task exception was never retrieved".
-pub(crate) fn report_unretrieved(lp: &EventLoop, task: &Rc<dyn TaskRun>) {
+pub(crate) fn report_unretrieved(lp: &EventLoop, task: &AnyTask) {
     if task.retrieved() {
         return;
     }
@@ -412,22 +397,21 @@ pub(crate) fn report_unretrieved(lp: &EventLoop, task: &Rc<dyn TaskRun>) {
 }
 
 /// Creates a task on `lp`: inserts it in the loop's task table and queues its first step.
-pub(crate) fn spawn<F: Future + 'static>(lp: &EventLoop, future: F) -> Rc<TaskCell<F>> {
+pub(crate) fn spawn<F: Future + 'static>(
+    lp: &EventLoop,
+    future: F,
+) -> TaskPtr<dyn TaskJoin<F::Output>> {
     let inner = &lp.inner;
     let id = inner.next_task_id.get();
     inner.next_task_id.set(id + 1);
     let mut tasks = inner.tasks.borrow_mut();
     let entry = tasks.vacant_entry();
-    let header = Arc::new(TaskHeader {
-        key: entry.key(),
-        scheduled: AtomicBool::new(true),
-        shared: inner.shared.clone(),
-    });
-    let cell = TaskCell::new(header.clone(), Rc::downgrade(inner), id, future);
-    entry.insert(cell.clone());
+    let header = Header::new(entry.key(), inner.shared.clone(), &TaskCell::<F>::VTABLE);
+    let cell = TaskCell::new(header, std::rc::Rc::downgrade(inner), id, future);
+    entry.insert(cell.untyped());
     drop(tasks);
-    inner.push_ready(Ready::Task(header));
-    cell
+    inner.push_ready(Ready::Task(cell.untyped()));
+    cell.map(|p| -> NonNull<dyn TaskJoin<F::Output>> { p })
 }
 
 /// An error for a task result read too early.

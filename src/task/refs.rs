@@ -1,0 +1,452 @@
+//! References to a task: the thread-safe [`Header`] that wakers point to, the loop-thread
+//! [`TaskPtr`], the [`RemoteTask`] that a wake-up from another thread queues, and the waker
+//! vtable.
+//!
+//! A task is one allocation, a `TaskCell<F>` (see `raw.rs`) with the [`Header`] as its first
+//! field. Two counts keep it alive:
+//!
+//! - `local`: the [`TaskPtr`]s (the loop's task table, ready-queue entries, `Task<T>`,
+//!   `TaskRef`, the current task). A plain `Cell`: they all live on the loop thread.
+//! - `refs`: atomic; one for the whole local side while `local > 0`, plus one per [`Waker`] and
+//!   per queued [`RemoteTask`].
+//!
+//! When the last `TaskPtr` goes, the task *releases* what must not leave the loop thread (its
+//! future or output, callbacks, its loop reference) and gives up the local side's atomic
+//! reference. Wakers can outlive that (another thread may hold one for ever); they then keep only
+//! memory whose contents have no drop code left to run, so freeing it on any thread is sound.
+//! A waker never turns back into a `TaskPtr` once `local` is zero: a released task cannot be
+//! resurrected.
+
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{RawWaker, RawWakerVTable, Waker};
+
+use super::raw::TaskRun;
+use crate::runtime::core::{Inner, Ready, Remote, Shared};
+use crate::runtime::running::{with_local, with_running};
+
+/// What a thin header pointer needs to know about its task's type.
+pub(crate) struct TaskVtable {
+    /// The task as a local trait object.
+    pub(crate) as_dyn: unsafe fn(NonNull<Header>) -> NonNull<dyn TaskRun>,
+    /// Frees the allocation; its contents were released (or never left the loop thread).
+    pub(crate) dealloc: unsafe fn(NonNull<Header>),
+}
+
+/// The first field of every task allocation (`#[repr(C)]`, so a pointer to the task is a
+/// pointer to its header).
+#[repr(C)]
+pub(crate) struct Header {
+    /// Atomic references: one for all local references together, one per waker and per queued
+    /// remote wake-up.
+    refs: AtomicUsize,
+    /// Local references ([`TaskPtr`]); read and written only on the loop thread.
+    local: Cell<usize>,
+    /// Set while a step of the task is queued: wake-ups in between are coalesced.
+    pub(crate) scheduled: AtomicBool,
+    /// The task's key in its loop's task table.
+    pub(crate) key: usize,
+    /// The loop's thread-safe part: where wake-ups from other threads go.
+    pub(crate) shared: Arc<Shared>,
+    vtable: &'static TaskVtable,
+}
+
+impl Header {
+    /// A header for a task that is about to get its first [`TaskPtr`] (scheduled: the caller
+    /// queues its first step).
+    pub(crate) fn new(key: usize, shared: Arc<Shared>, vtable: &'static TaskVtable) -> Header {
+        Header {
+            refs: AtomicUsize::new(1),
+            local: Cell::new(1),
+            scheduled: AtomicBool::new(true),
+            key,
+            shared,
+            vtable,
+        }
+    }
+}
+
+/// Drops one atomic reference; frees the task when it was the last.
+///
+/// # Safety
+/// `header` points to a live task and the caller owns one of its atomic references.
+unsafe fn release_ref(header: NonNull<Header>) {
+    // SAFETY: the caller's reference keeps the allocation alive until the decrement.
+    let h = unsafe { header.as_ref() };
+    if h.refs.fetch_sub(1, Ordering::Release) == 1 {
+        // Every other holder's writes happen before the free (the `Arc` protocol).
+        fence(Ordering::Acquire);
+        // SAFETY: that was the last reference: nobody can reach the task any more.
+        unsafe { (h.vtable.dealloc)(header) }
+    }
+}
+
+/// One local reference to a task, as the trait object `D` (`dyn TaskRun` or a typed
+/// `dyn TaskJoin<T>`). `!Send`: it lives on the loop thread.
+pub(crate) struct TaskPtr<D: ?Sized + TaskRun> {
+    ptr: NonNull<D>,
+}
+
+impl<D: ?Sized + TaskRun> TaskPtr<D> {
+    /// Takes over the local reference that `ptr` carries.
+    ///
+    /// # Safety
+    /// `ptr` points to a live task allocation whose first field is its [`Header`], on its loop
+    /// thread, and the caller hands over one local reference (`local` counts it).
+    pub(crate) unsafe fn from_raw(ptr: NonNull<D>) -> Self {
+        TaskPtr { ptr }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: the task is alive while this reference exists, and the header is the first
+        // field of the `#[repr(C)]` allocation.
+        unsafe { self.ptr.cast::<Header>().as_ref() }
+    }
+
+    /// Another local reference, as the untyped trait object.
+    pub(crate) fn untyped(&self) -> TaskPtr<dyn TaskRun> {
+        let h = self.header();
+        h.local.set(h.local.get() + 1);
+        // SAFETY: the vtable was made for this task's type; the count was taken above.
+        let ptr = unsafe { (h.vtable.as_dyn)(self.ptr.cast()) };
+        TaskPtr { ptr }
+    }
+
+    /// Queues a step of this task (a wake-up from the loop thread).
+    pub(crate) fn wake_by_ref(&self) {
+        schedule(self.ptr.cast());
+    }
+
+    /// Whether both point to the same task.
+    pub(crate) fn ptr_eq<E: ?Sized + TaskRun>(&self, other: &TaskPtr<E>) -> bool {
+        self.ptr.cast::<u8>() == other.ptr.cast::<u8>()
+    }
+
+    /// Converts the trait object (an unsizing cast such as `TaskCell<F>` to `dyn TaskJoin<T>`).
+    pub(crate) fn map<E: ?Sized + TaskRun>(
+        self,
+        f: impl FnOnce(NonNull<D>) -> NonNull<E>,
+    ) -> TaskPtr<E> {
+        let this = ManuallyDrop::new(self);
+        let ptr = f(this.ptr);
+        debug_assert_eq!(ptr.cast::<u8>(), this.ptr.cast::<u8>());
+        TaskPtr { ptr }
+    }
+}
+
+impl TaskPtr<dyn TaskRun> {
+    /// A local reference from a header, unless the task was released already.
+    ///
+    /// # Safety
+    /// `header` points to a live task (the caller holds a reference of some kind) and this
+    /// runs on the task's loop thread.
+    unsafe fn from_header(header: NonNull<Header>) -> Option<Self> {
+        // SAFETY: as the caller promises.
+        let h = unsafe { header.as_ref() };
+        let local = h.local.get();
+        if local == 0 {
+            return None;
+        }
+        h.local.set(local + 1);
+        // SAFETY: the vtable was made for this task's type; the count was taken above.
+        let ptr = unsafe { (h.vtable.as_dyn)(header) };
+        Some(TaskPtr { ptr })
+    }
+}
+
+impl<D: ?Sized + TaskRun> Deref for TaskPtr<D> {
+    type Target = D;
+
+    fn deref(&self) -> &D {
+        // SAFETY: the task is alive while this reference exists.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<D: ?Sized + TaskRun> Clone for TaskPtr<D> {
+    fn clone(&self) -> Self {
+        let h = self.header();
+        h.local.set(h.local.get() + 1);
+        TaskPtr { ptr: self.ptr }
+    }
+}
+
+impl<D: ?Sized + TaskRun> Drop for TaskPtr<D> {
+    fn drop(&mut self) {
+        let h = self.header();
+        let local = h.local.get() - 1;
+        h.local.set(local);
+        if local > 0 {
+            return;
+        }
+        // The last local reference: drop what must stay on this thread, while the local
+        // side's atomic reference still keeps the memory.
+        (**self).release_local();
+        let header = self.ptr.cast::<Header>();
+        if self.header().refs.load(Ordering::Acquire) == 1 {
+            // Only the local side's reference is left, and no new one can appear: a waker is
+            // cloned only from a waker (which would hold a reference) or from this task's own
+            // step (which would hold a local reference).
+            // SAFETY: nobody else can reach the task.
+            unsafe { (self.header().vtable.dealloc)(header) }
+        } else {
+            // SAFETY: this is the local side's atomic reference.
+            unsafe { release_ref(header) }
+        }
+    }
+}
+
+/// A wake-up queued from another thread: one atomic reference. Sent through the loop's inbox,
+/// turned into a [`TaskPtr`] on the loop thread, or dropped (freeing the task if it was last).
+pub(crate) struct RemoteTask(NonNull<Header>);
+
+// SAFETY: a `RemoteTask` touches only the header's atomics and `Arc<Shared>` off the loop thread;
+// it becomes a `TaskPtr` only on the loop thread (`into_local`), and freeing the allocation
+// elsewhere is sound because the contents were released first (see the module docs).
+unsafe impl Send for RemoteTask {}
+
+impl RemoteTask {
+    /// The task as a local reference, unless it was released meanwhile. Runs on the loop
+    /// thread (the inbox is drained there).
+    pub(crate) fn into_local(self) -> Option<TaskPtr<dyn TaskRun>> {
+        // SAFETY: `self` holds a reference, and the inbox is drained on the loop thread.
+        unsafe { TaskPtr::from_header(self.0) }
+    }
+}
+
+impl Drop for RemoteTask {
+    fn drop(&mut self) {
+        // SAFETY: `self` owns one atomic reference.
+        unsafe { release_ref(self.0) }
+    }
+}
+
+/// Queues a step of the task behind `header`: on the loop's ready queue when this thread owns
+/// the loop, else through its inbox. Coalesced with a step already queued.
+fn schedule(header: NonNull<Header>) {
+    // SAFETY: the calling waker holds a reference.
+    let h = unsafe { header.as_ref() };
+    if h.scheduled.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let local = |inner: &Inner| -> bool {
+        let Ok(mut ready) = inner.ready.try_borrow_mut() else {
+            return false;
+        };
+        // SAFETY: `inner` is the task's loop, and it lives on this thread.
+        if let Some(task) = unsafe { TaskPtr::from_header(header) } {
+            ready.push_back(Ready::Task(task));
+        }
+        true
+    };
+    let on_running = with_running(|inner| Arc::ptr_eq(&inner.shared, &h.shared) && local(inner));
+    if on_running == Some(true) {
+        return;
+    }
+    // Not running, but the loop lives on this thread: join its FIFO queue (R1, R10). A closed
+    // loop has dropped its tasks already; the wake-up is moot.
+    if with_local(&h.shared, |inner| inner.closed.get() || local(inner)) == Some(true) {
+        return;
+    }
+    h.refs.fetch_add(1, Ordering::Relaxed);
+    // A closed loop refuses it (its tasks are gone): the reference is dropped with it.
+    let _ = h.shared.push_remote(Remote::Task(RemoteTask(header)));
+}
+
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+fn header_of(data: *const ()) -> NonNull<Header> {
+    // SAFETY: wakers of this vtable are made only from non-null header pointers.
+    unsafe { NonNull::new_unchecked(data.cast_mut().cast()) }
+}
+
+unsafe fn waker_clone(data: *const ()) -> RawWaker {
+    // SAFETY: the waker being cloned keeps the task alive.
+    let h = unsafe { header_of(data).as_ref() };
+    if h.refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+        // As `Arc` does: a count this high means leaked wakers; wrapping would be unsound.
+        std::process::abort();
+    }
+    RawWaker::new(data, &WAKER_VTABLE)
+}
+
+unsafe fn waker_wake(data: *const ()) {
+    schedule(header_of(data));
+    // SAFETY: `wake` consumes the waker and its reference.
+    unsafe { release_ref(header_of(data)) }
+}
+
+unsafe fn waker_wake_by_ref(data: *const ()) {
+    schedule(header_of(data));
+}
+
+unsafe fn waker_drop(data: *const ()) {
+    // SAFETY: the waker owned one reference.
+    unsafe { release_ref(header_of(data)) }
+}
+
+impl<D: ?Sized + TaskRun> TaskPtr<D> {
+    /// Runs `f` with a waker for this task, without taking a reference for it (clones of the
+    /// waker take their own).
+    pub(crate) fn with_waker<R>(&self, f: impl FnOnce(&Waker) -> R) -> R {
+        let data = self.ptr.cast::<()>().as_ptr().cast_const();
+        // SAFETY: the vtable's functions expect a header pointer (the allocation's own pointer,
+        // so clones may free it); `ManuallyDrop` keeps this borrowed waker from dropping a
+        // reference it does not own, and it does not outlive `f`, during which `self` keeps
+        // the task alive.
+        let waker =
+            ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(data, &WAKER_VTABLE)) });
+        f(&waker)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::runtime::core::EventLoop;
+    use std::cell::Cell;
+    use std::future::poll_fn;
+    use std::rc::Rc;
+    use std::sync::mpsc;
+    use std::task::{Poll, Waker};
+    use std::thread;
+
+    /// A future that hands a clone of its waker out, then finishes on its second poll.
+    fn leak_waker(out: mpsc::Sender<Waker>) -> impl std::future::Future<Output = Rc<Cell<u32>>> {
+        let mut polled = false;
+        poll_fn(move |cx| {
+            if polled {
+                return Poll::Ready(Rc::new(Cell::new(7)));
+            }
+            polled = true;
+            out.send(cx.waker().clone()).unwrap();
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+    }
+
+    fn run_a_few_iterations(lp: &EventLoop) {
+        lp.run_until_complete(async {
+            for _ in 0..3 {
+                crate::sleep(0.0).await.unwrap();
+            }
+        })
+        .unwrap();
+    }
+
+    /// Records the thread that drops it.
+    struct DropThread(Rc<Cell<Option<thread::ThreadId>>>);
+    impl Drop for DropThread {
+        fn drop(&mut self) {
+            self.0.set(Some(thread::current().id()));
+        }
+    }
+
+    #[test]
+    fn a_waker_outliving_its_task_frees_it_on_another_thread() {
+        let lp = EventLoop::new().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let task = lp.create_task(leak_waker(tx)).unwrap();
+        let out = lp.run_until_complete(task).unwrap().unwrap();
+        assert_eq!(out.get(), 7);
+        let waker = rx.recv().unwrap();
+        // The task is finished and every local reference is gone: only the waker is left.
+        let worker = thread::spawn(move || {
+            let more = waker.clone();
+            waker.wake();
+            more.wake_by_ref();
+            drop(more);
+        });
+        worker.join().unwrap();
+        // The remote wake-ups are stale: draining them runs nothing.
+        lp.run_until_complete(async {}).unwrap();
+        lp.close().unwrap();
+    }
+
+    #[test]
+    fn a_waker_outliving_its_loop_is_refused_and_freed() {
+        let lp = EventLoop::new().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let dropped = Rc::new(Cell::new(None));
+        let guard = DropThread(dropped.clone());
+        let (go, ready) = mpsc::channel::<()>();
+        let pending = std::future::pending::<()>();
+        let task = lp
+            .create_task(async move {
+                let _guard = guard;
+                leak_waker(tx).await;
+                pending.await;
+            })
+            .unwrap();
+        run_a_few_iterations(&lp);
+        assert!(!task.done());
+        let waker = rx.recv().unwrap();
+        let worker = thread::spawn(move || {
+            ready.recv().unwrap();
+            // The loop is closed: the wake-up is refused and its reference dropped here.
+            waker.wake_by_ref();
+            drop(waker);
+        });
+        lp.close().unwrap();
+        // Closing dropped the pending future, on this thread.
+        assert_eq!(dropped.get(), Some(thread::current().id()));
+        assert!(task.cancelled());
+        drop(task);
+        drop(lp);
+        go.send(()).unwrap();
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn a_detached_output_is_dropped_on_the_loop_thread() {
+        let lp = EventLoop::new().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let dropped = Rc::new(Cell::new(None));
+        let guard = DropThread(dropped.clone());
+        let task = lp
+            .create_task(async move {
+                leak_waker(tx).await;
+                guard
+            })
+            .unwrap();
+        drop(task);
+        run_a_few_iterations(&lp);
+        assert_eq!(dropped.get(), Some(thread::current().id()));
+        let waker = rx.recv().unwrap();
+        thread::spawn(move || waker.wake()).join().unwrap();
+        lp.close().unwrap();
+    }
+
+    #[test]
+    fn remote_wake_ups_resume_a_pending_task() {
+        let lp = EventLoop::new().unwrap();
+        let steps = Rc::new(Cell::new(0));
+        let s = steps.clone();
+        let (tx, rx) = mpsc::channel::<Waker>();
+        let task = lp
+            .create_task(poll_fn(move |cx| {
+                s.set(s.get() + 1);
+                if s.get() == 3 {
+                    return Poll::Ready(());
+                }
+                tx.send(cx.waker().clone()).unwrap();
+                Poll::Pending
+            }))
+            .unwrap();
+        let waker_thread = thread::spawn(move || {
+            for waker in rx {
+                let twin = waker.clone();
+                waker.wake();
+                twin.wake();
+            }
+        });
+        lp.run_until_complete(task).unwrap().unwrap();
+        waker_thread.join().unwrap();
+        assert_eq!(steps.get(), 3);
+        lp.close().unwrap();
+    }
+}
