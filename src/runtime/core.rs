@@ -455,7 +455,18 @@ impl EventLoop {
         let delay = delay.into_delay()?;
         self.check_closed()?;
         let when = self.time() + delay;
-        Ok(self.schedule_at(when, callback))
+        Ok(self.schedule_at(when, OnceCell::new_rc(callback)))
+    }
+
+    /// `call_later` for a ready-made timer cell (a `sleep`'s own state).
+    pub(crate) fn call_later_cell(
+        &self,
+        delay: f64,
+        cell: Rc<dyn HandleRun>,
+    ) -> Result<TimerHandle> {
+        self.check_closed()?;
+        let when = self.time() + delay;
+        Ok(self.schedule_at(when, cell))
     }
 
     /// Schedules `callback` at `when`: loop time (`f64`, see [`time`](EventLoop::time)) or an
@@ -470,11 +481,10 @@ impl EventLoop {
     ) -> Result<TimerHandle> {
         let when = when.into_deadline(&*self.inner.clock)?;
         self.check_closed()?;
-        Ok(self.schedule_at(when, callback))
+        Ok(self.schedule_at(when, OnceCell::new_rc(callback)))
     }
 
-    fn schedule_at<F: FnOnce() + 'static>(&self, when: f64, callback: F) -> TimerHandle {
-        let cell = OnceCell::new_rc(callback);
+    fn schedule_at(&self, when: f64, cell: Rc<dyn HandleRun>) -> TimerHandle {
         self.inner.timers.borrow_mut().push(when, cell.clone());
         TimerHandle::new(Handle::new(cell), when, Rc::downgrade(&self.inner))
     }

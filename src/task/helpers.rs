@@ -7,14 +7,42 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::handles::TimerHandle;
+use crate::handles::{HandleRun, TimerHandle};
 use crate::runtime::clock::IntoDelay;
 use crate::runtime::running::get_running_loop;
 use crate::task::Task;
 
+/// An armed sleep: the timer's own cell (one allocation), which wakes the sleeping task.
 struct SleepState {
     fired: Cell<bool>,
+    cancelled: Cell<bool>,
+    in_heap: Cell<bool>,
     waker: RefCell<Option<Waker>>,
+}
+
+impl HandleRun for SleepState {
+    fn run(&self) {
+        self.fired.set(true);
+        let waker = self.waker.borrow_mut().take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+    fn cancel(&self) -> bool {
+        let first = !self.cancelled.replace(true);
+        let waker = self.waker.borrow_mut().take();
+        drop(waker);
+        first
+    }
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.get()
+    }
+    fn name(&self) -> &'static str {
+        "asyncio::sleep"
+    }
+    fn in_heap(&self) -> &Cell<bool> {
+        &self.in_heap
+    }
 }
 
 /// The future returned by [`sleep`].
@@ -95,16 +123,11 @@ impl Future for Sleep {
         };
         let state = Rc::new(SleepState {
             fired: Cell::new(false),
+            cancelled: Cell::new(false),
+            in_heap: Cell::new(false),
             waker: RefCell::new(Some(cx.waker().clone())),
         });
-        let st = state.clone();
-        let timer = lp.call_later(delay, move || {
-            st.fired.set(true);
-            if let Some(w) = st.waker.borrow_mut().take() {
-                w.wake();
-            }
-        });
-        match timer {
+        match lp.call_later_cell(delay, state.clone()) {
             Ok(t) => {
                 self.armed = Some((state, t));
                 Poll::Pending
