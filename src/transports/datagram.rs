@@ -28,8 +28,7 @@ struct DgramInner {
     /// The one address this endpoint sends to (asyncio's `_address`): the remote address it was
     /// created with, or the peer of a connected socket.
     address: Option<Address>,
-    /// Whether the socket is connected (then datagrams go out with `send`, not `sendto`).
-    connected: bool,
+    /// The connected peer; when there is one, datagrams go out with `send`, not `sendto`.
     peername: Option<Address>,
     sockname: Option<Address>,
     /// Queued datagrams and where they go (`None`: the connected peer).
@@ -104,7 +103,6 @@ impl DatagramTransport {
             sock: RefCell::new(Some(sock)),
             protocol: RefCell::new(Some(protocol.clone())),
             address: address.or_else(|| peername.clone()),
-            connected: peername.is_some(),
             peername,
             buffer: RefCell::new(VecDeque::new()),
             buffer_size: Cell::new(0),
@@ -176,7 +174,7 @@ impl DatagramTransport {
                     "Invalid address: must not be None on an unconnected endpoint",
                 ))
             }
-            (_, _) if inner.connected => None,
+            (_, _) if inner.peername.is_some() => None,
             (Some(r), _) => Some(r.to_sockaddr()?),
             (None, Some(a)) => Some(a.to_sockaddr()?),
         };
