@@ -1,16 +1,18 @@
 //! A UDP echo server and its client in one process: the server is a
-//! [`DatagramProtocol`](asyncio::DatagramProtocol) that sends each datagram back; the client
-//! uses the loop's `sock_sendto` / `sock_recvfrom` on a nonblocking `UdpSocket`. Exits by
-//! itself.
+//! [`DatagramProtocol`](asyncio::DatagramProtocol) on an endpoint from
+//! `create_datagram_endpoint` that sends each datagram back; the client uses the loop's
+//! `sock_sendto` / `sock_recvfrom` on a nonblocking `UdpSocket`. Exits by itself.
+//! `unix_datagram` does the same over Unix datagram sockets, with endpoints on both sides.
 //!
 //! ```text
 //! cargo run --example udp_echo
 //! ```
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 
 use asyncio::{
-    get_running_loop, BaseProtocol, DatagramOptions, DatagramProtocol, DatagramTransport, Error,
+    get_running_loop, Address, BaseProtocol, DatagramOptions, DatagramProtocol, DatagramTransport,
+    Error,
 };
 
 // ANCHOR: protocol
@@ -27,9 +29,10 @@ impl DatagramProtocol for UdpEcho {
         self.transport = Some(transport);
     }
 
-    fn datagram_received(&mut self, data: &[u8], addr: SocketAddr) {
+    fn datagram_received(&mut self, data: &[u8], addr: Address) {
         if let Some(t) = &self.transport {
-            let _ = t.sendto(data, Some(addr));
+            // An error here (a sender that cannot be answered) drops this one reply.
+            let _ = t.sendto(data, addr);
         }
     }
 }
@@ -39,15 +42,11 @@ fn main() -> Result<(), Error> {
     asyncio::run(async {
         let lp = get_running_loop()?;
         // ANCHOR: main
+        let options = DatagramOptions::new().local_addr(("127.0.0.1", 0));
         let (server, _) = lp
-            .create_datagram_endpoint(
-                UdpEcho::default,
-                Some("127.0.0.1:0".parse().unwrap()),
-                None,
-                DatagramOptions::new(),
-            )
+            .create_datagram_endpoint(UdpEcho::default, options)
             .await?;
-        let server_addr = server.sockname().expect("bound");
+        let server_addr = server.sockname().and_then(|a| a.as_inet()).expect("bound");
         println!("udp_echo: server on {server_addr}");
 
         let client = UdpSocket::bind("127.0.0.1:0")?;

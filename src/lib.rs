@@ -56,7 +56,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use events::{AbstractEventLoop, ExceptionContext, ExceptionHandler};
 pub use executor::{Executor, ThreadPoolExecutor};
 pub use handles::{Handle, ThreadsafeHandle, TimerHandle};
-pub use net::{AddrInfo, AddrInfoHints, ConnectOptions, DatagramOptions};
+pub use net::{AddrInfo, AddrInfoHints, ConnectOptions, DatagramAddr, DatagramOptions};
 pub use policy::{
     get_child_watcher, get_event_loop, get_event_loop_policy, new_event_loop, set_child_watcher,
     set_event_loop, set_event_loop_policy, DefaultEventLoopPolicy, EventLoopPolicy, PolicyWrapper,
@@ -73,7 +73,7 @@ pub use task::{
     all_tasks, current_task, gather, shield, sleep, timeout, wait, wait_for, Gather, LoopFuture,
     ReturnWhen, Shield, Sleep, Task, TaskRef, Timeout,
 };
-pub use transports::{Address, DatagramTransport, ExtraInfo, Transport};
+pub use transports::{Address, DatagramTransport, ExtraInfo, SendtoAddr, Transport};
 pub use unix::child_watcher::{
     ChildCallback, ChildWatcher, FastChildWatcher, PidfdChildWatcher, SafeChildWatcher,
     ThreadedChildWatcher,

@@ -33,10 +33,8 @@
 //! }
 //! ```
 
-use std::net::SocketAddr;
-
 use crate::error::Error;
-use crate::transports::{DatagramTransport, Transport};
+use crate::transports::{Address, DatagramTransport, Transport};
 
 /// The callbacks every protocol has (asyncio's `BaseProtocol`).
 pub trait BaseProtocol {
@@ -102,13 +100,16 @@ pub trait DatagramProtocol: BaseProtocol {
         let _ = transport;
     }
 
-    /// A datagram arrived from `addr`.
-    fn datagram_received(&mut self, data: &[u8], addr: SocketAddr) {
+    /// A datagram arrived from `addr`: an [`Address::Inet`] for UDP, an [`Address::Unix`] for a
+    /// Unix datagram socket (`Address::Unix(None)` when the sender did not bind to a path: it
+    /// cannot be answered). Answer with `transport.sendto(reply, addr)`
+    /// ([`DatagramTransport::sendto`]). The slice is only valid during the call.
+    fn datagram_received(&mut self, data: &[u8], addr: Address) {
         let (_, _) = (data, addr);
     }
 
     /// A send or receive failed with an error that does not end the endpoint (for example
-    /// `ECONNREFUSED` reported for an earlier datagram).
+    /// `ECONNREFUSED` reported for an earlier datagram, or a Unix peer whose socket is gone).
     fn error_received(&mut self, exc: Error) {
         let _ = exc;
     }

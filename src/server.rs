@@ -6,7 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
@@ -16,7 +16,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::ExceptionContext;
 use crate::handles::TimerHandle;
-use crate::net::{set_nodelay, AddrInfoHints};
+use crate::net::{bind_error, remove_stale_unix_socket, set_nodelay, AddrInfoHints};
 use crate::protocols::{BufferedProtocol, Protocol};
 use crate::runtime::core::EventLoop;
 use crate::task::LoopFuture;
@@ -485,11 +485,6 @@ impl ServerInner {
     }
 }
 
-fn bind_error(addr: impl fmt::Display, e: std::io::Error) -> Error {
-    let text = format!("error while attempting to bind on address {addr}: {e}");
-    Error::new(ErrorKind::Io, text).with_source(e)
-}
-
 /// A server's protocol factory for [`Protocol`]s.
 fn plain_factory<P: Protocol + 'static>(f: impl Fn() -> P + 'static) -> Factory {
     Box::new(move || ProtocolRefs::plain(&Rc::new(RefCell::new(f()))))
@@ -693,11 +688,7 @@ impl EventLoop {
                 self.finish_server(vec![sock], plain_factory(protocol_factory), &options, None)
             }
             (Some(path), None) => {
-                if let Ok(m) = std::fs::symlink_metadata(path) {
-                    if m.file_type().is_socket() {
-                        let _ = std::fs::remove_file(path);
-                    }
-                }
+                remove_stale_unix_socket(path);
                 let sock = Socket::new(Domain::UNIX, Type::STREAM, None)?;
                 sock.bind(&SockAddr::unix(path)?)
                     .map_err(|e| bind_error(path.display(), e))?;

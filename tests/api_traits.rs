@@ -227,8 +227,8 @@ fn policies_and_child_watchers_are_process_wide_so_send_and_sync() {
 fn networking_objects_live_on_their_loop_and_plain_data_travels() {
     use asyncio::streams::{IncompleteReadError, LimitOverrunError, StreamReader, StreamWriter};
     use asyncio::{
-        AddrInfo, AddrInfoHints, Address, ConnectOptions, DatagramOptions, DatagramTransport,
-        ExtraInfo, Server, ServerOptions, ServerSocket, Transport,
+        AddrInfo, AddrInfoHints, Address, ConnectOptions, DatagramAddr, DatagramOptions,
+        DatagramTransport, ExtraInfo, Server, ServerOptions, ServerSocket, Transport,
     };
     // Transports, servers and streams call `!Send` protocols on the loop thread.
     assert_impl!(Transport: Clone, Unpin);
@@ -246,7 +246,8 @@ fn networking_objects_live_on_their_loop_and_plain_data_travels() {
     assert_impl!(DatagramOptions: Send, Default);
     assert_impl!(AddrInfo: Send, Sync, Clone, std::fmt::Debug);
     assert_impl!(AddrInfoHints: Send, Sync, Clone, std::fmt::Debug);
-    assert_impl!(Address: Send, Sync, Clone, std::fmt::Debug);
+    assert_impl!(Address: Send, Sync, Clone, std::fmt::Debug, std::fmt::Display);
+    assert_impl!(DatagramAddr: Send, Sync, Clone, std::fmt::Debug);
     assert_impl!(ExtraInfo: Send, Sync, Clone, std::fmt::Debug);
     assert_impl!(ServerSocket: Send, Sync, Clone, std::fmt::Debug);
     assert_impl!(IncompleteReadError: Send, Sync, std::error::Error);

@@ -1,4 +1,4 @@
-//! Name resolution, UDP endpoints and buffered protocols.
+//! Name resolution and buffered protocols (datagram endpoints are in `net_datagram`).
 
 mod net_support;
 
@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use asyncio::{
-    AddrInfoHints, BaseProtocol, BufferedProtocol, ConnectOptions, DatagramOptions,
-    DatagramProtocol, DatagramTransport, Error, ErrorKind, ServerOptions, Transport,
+    AddrInfoHints, BaseProtocol, BufferedProtocol, ConnectOptions, ErrorKind, ServerOptions,
+    Transport,
 };
 use net_support::{run, wait_until, watchdog, Recorder};
 
@@ -56,99 +56,6 @@ fn getaddrinfo_numeric_and_system() {
                 .await
                 .unwrap();
             assert_eq!((host.as_str(), port.as_str()), ("127.0.0.1", "80"));
-        })
-    });
-}
-
-#[derive(Default)]
-struct Udp {
-    transport: Option<DatagramTransport>,
-    got: Vec<(Vec<u8>, SocketAddr)>,
-    errors: Vec<Error>,
-    lost: bool,
-    echo: bool,
-}
-
-impl BaseProtocol for Udp {
-    fn connection_lost(&mut self, _exc: Option<Error>) {
-        self.lost = true;
-    }
-}
-
-impl DatagramProtocol for Udp {
-    fn connection_made(&mut self, transport: DatagramTransport) {
-        self.transport = Some(transport);
-    }
-    fn datagram_received(&mut self, data: &[u8], addr: SocketAddr) {
-        self.got.push((data.to_vec(), addr));
-        if self.echo {
-            let t = self.transport.clone().unwrap();
-            t.sendto(data, Some(addr)).unwrap();
-        }
-    }
-    fn error_received(&mut self, exc: Error) {
-        self.errors.push(exc);
-    }
-}
-
-#[test]
-fn udp_echo_and_connected_endpoint() {
-    watchdog(|| {
-        run(|lp| async move {
-            let (st, sp) = lp
-                .create_datagram_endpoint(
-                    || Udp {
-                        echo: true,
-                        ..Default::default()
-                    },
-                    Some("127.0.0.1:0".parse().unwrap()),
-                    None,
-                    DatagramOptions::new(),
-                )
-                .await
-                .unwrap();
-            let server_addr = st.sockname().unwrap();
-            let (ct, cp) = lp
-                .create_datagram_endpoint(
-                    Udp::default,
-                    None,
-                    Some(server_addr),
-                    DatagramOptions::new(),
-                )
-                .await
-                .unwrap();
-            ct.sendto(b"one", None).unwrap();
-            ct.sendto(b"two", Some(server_addr)).unwrap();
-            let other: SocketAddr = "127.0.0.1:9".parse().unwrap();
-            assert_eq!(
-                ct.sendto(b"x", Some(other)).unwrap_err().kind(),
-                ErrorKind::InvalidArgument
-            );
-            wait_until("echoes", || cp.borrow().got.len() == 2).await;
-            let got: Vec<Vec<u8>> = cp.borrow().got.iter().map(|(d, _)| d.clone()).collect();
-            assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
-            assert_eq!(cp.borrow().got[0].1, server_addr);
-            assert_eq!(sp.borrow().got.len(), 2);
-            ct.close();
-            st.close();
-            assert!(ct.is_closing());
-            wait_until("lost", || cp.borrow().lost && sp.borrow().lost).await;
-            ct.sendto(b"after close", None).unwrap();
-            // Unconnected endpoints need an address.
-            let (u, _) = lp
-                .create_datagram_endpoint(
-                    Udp::default,
-                    Some("127.0.0.1:0".parse().unwrap()),
-                    None,
-                    DatagramOptions::new(),
-                )
-                .await
-                .unwrap();
-            assert_eq!(
-                u.sendto(b"x", None).unwrap_err().kind(),
-                ErrorKind::InvalidArgument
-            );
-            u.abort();
         })
     });
 }

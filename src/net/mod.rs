@@ -1,24 +1,53 @@
 //! The loop's networking coroutines: `create_connection`, `create_unix_connection`,
-//! `connect_accepted_socket`, `create_datagram_endpoint`, and name resolution
-//! (`getaddrinfo`, `getnameinfo`). Servers are in [`server`](crate::server).
+//! `connect_accepted_socket`, `create_datagram_endpoint` (UDP and Unix datagram sockets), and
+//! name resolution (`getaddrinfo`, `getnameinfo`). Servers are in [`server`](crate::server).
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
+use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::rc::Rc;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocols::{BufferedProtocol, DatagramProtocol, Protocol};
+use crate::events::log_error;
+use crate::protocols::{BufferedProtocol, Protocol};
 use crate::runtime::core::EventLoop;
-use crate::transports::{is_retry, DatagramTransport, ProtocolRefs, Transport};
+use crate::transports::{ProtocolRefs, Transport};
 
+/// The builder setters `family`, `proto` and `flags` (asyncio's `getaddrinfo` arguments) of
+/// an options struct with those fields.
+macro_rules! resolution_setters {
+    () => {
+        /// Sets the address family (`libc::AF_INET`, `libc::AF_INET6`, 0 for any).
+        pub fn family(mut self, family: i32) -> Self {
+            self.family = family;
+            self
+        }
+
+        /// Sets the protocol number (0 for the socket type's default).
+        pub fn proto(mut self, proto: i32) -> Self {
+            self.proto = proto;
+            self
+        }
+
+        /// Sets the `getaddrinfo` flags (`libc::AI_*`).
+        pub fn flags(mut self, flags: i32) -> Self {
+            self.flags = flags;
+            self
+        }
+    };
+}
+
+mod datagram;
 mod dns;
 mod sock;
 mod staggered;
 
+pub use datagram::{DatagramAddr, DatagramOptions};
 pub use dns::{AddrInfo, AddrInfoHints};
 
 /// Options of [`create_connection`](EventLoop::create_connection) (asyncio's keyword
@@ -51,23 +80,7 @@ impl ConnectOptions {
         Self::default()
     }
 
-    /// Sets the address family.
-    pub fn family(mut self, family: i32) -> Self {
-        self.family = family;
-        self
-    }
-
-    /// Sets the protocol number used for resolution.
-    pub fn proto(mut self, proto: i32) -> Self {
-        self.proto = proto;
-        self
-    }
-
-    /// Sets the `getaddrinfo` flags.
-    pub fn flags(mut self, flags: i32) -> Self {
-        self.flags = flags;
-        self
-    }
+    resolution_setters!();
 
     /// Binds the socket to this local host and port before connecting.
     pub fn local_addr(mut self, host: impl Into<String>, port: u16) -> Self {
@@ -91,35 +104,6 @@ impl ConnectOptions {
     /// Uses this connected socket (a `TcpStream` or `UnixStream` converts into `OwnedFd`).
     pub fn sock(mut self, sock: impl Into<OwnedFd>) -> Self {
         self.sock = Some(sock.into());
-        self
-    }
-}
-
-/// Options of [`create_datagram_endpoint`](EventLoop::create_datagram_endpoint).
-#[derive(Debug, Default, Clone, Copy)]
-#[non_exhaustive]
-pub struct DatagramOptions {
-    /// Sets `SO_REUSEPORT` before binding.
-    pub reuse_port: bool,
-    /// Sets `SO_BROADCAST`.
-    pub allow_broadcast: bool,
-}
-
-impl DatagramOptions {
-    /// The defaults: no `SO_REUSEPORT`, no broadcast.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets `SO_REUSEPORT`.
-    pub fn reuse_port(mut self, on: bool) -> Self {
-        self.reuse_port = on;
-        self
-    }
-
-    /// Sets `SO_BROADCAST`.
-    pub fn allow_broadcast(mut self, on: bool) -> Self {
-        self.allow_broadcast = on;
         self
     }
 }
@@ -202,6 +186,34 @@ fn combine(mut errors: Vec<Error>) -> Error {
     err
 }
 
+/// The error of a failed `bind`, as asyncio words it; the OS error is its source.
+pub(crate) fn bind_error(addr: impl fmt::Display, e: std::io::Error) -> Error {
+    let text = format!("error while attempting to bind on address {addr}: {e}");
+    Error::new(ErrorKind::Io, text).with_source(e)
+}
+
+/// Removes a stale Unix socket file at `path` before binding there, as asyncio does. Only a
+/// socket is removed: anything else stays for `bind` to refuse (`AddrInUse`). A failure other
+/// than "not found" is logged, and `bind` then reports what is wrong. A name in Linux's
+/// abstract namespace (a leading NUL byte) is no file.
+pub(crate) fn remove_stale_unix_socket(path: &Path) {
+    if path.as_os_str().as_bytes().first() == Some(&0) {
+        return;
+    }
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = removed {
+        log_error(&format!(
+            "Unable to check or remove stale UNIX socket {}: {e}",
+            path.display()
+        ));
+    }
+}
+
 fn stream_socket_from(fd: OwnedFd) -> Result<Socket> {
     let sock = Socket::from(fd);
     if sock.r#type()? != Type::STREAM {
@@ -222,6 +234,19 @@ pub(crate) fn set_nodelay(sock: &Socket) {
 }
 
 impl EventLoop {
+    /// `getaddrinfo` that finds at least one address (asyncio's `_ensure_resolved` plus its
+    /// callers' check).
+    async fn resolve(&self, host: &str, port: u16, hints: AddrInfoHints) -> Result<Vec<AddrInfo>> {
+        let infos = self.getaddrinfo(Some(host), Some(port), hints).await?;
+        if infos.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Io,
+                "getaddrinfo() returned empty list",
+            ));
+        }
+        Ok(infos)
+    }
+
     async fn open_tcp_socket(
         &self,
         host: Option<&str>,
@@ -249,24 +274,9 @@ impl EventLoop {
             protocol: options.proto,
             flags: options.flags,
         };
-        let infos = self.getaddrinfo(Some(host), Some(port), hints).await?;
-        if infos.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Io,
-                "getaddrinfo() returned empty list",
-            ));
-        }
+        let infos = self.resolve(host, port, hints).await?;
         let local = match &options.local_addr {
-            Some((h, p)) => {
-                let l = self.getaddrinfo(Some(h), Some(*p), hints).await?;
-                if l.is_empty() {
-                    return Err(Error::new(
-                        ErrorKind::Io,
-                        "getaddrinfo() returned empty list",
-                    ));
-                }
-                Some(l)
-            }
+            Some((h, p)) => Some(self.resolve(h, *p, hints).await?),
             None => None,
         };
         let interleave = options
@@ -314,11 +324,7 @@ impl EventLoop {
                         bound = true;
                         break;
                     }
-                    Err(e) => {
-                        let text =
-                            format!("error while attempting to bind on address {}: {e}", l.addr);
-                        last = Some(Error::new(ErrorKind::Io, text).with_source(e));
-                    }
+                    Err(e) => last = Some(bind_error(l.addr, e)),
                 }
             }
             if !bound {
@@ -506,88 +512,5 @@ impl EventLoop {
         let sock = stream_socket_from(sock.into())?;
         self.finish_connection(sock, protocol_factory(), ProtocolRefs::plain)
             .await
-    }
-
-    /// Creates a UDP endpoint (asyncio's `loop.create_datagram_endpoint`): bound to
-    /// `local_addr` if given (else to an ephemeral port), connected to `remote_addr` if given.
-    /// Give at least one of the two.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidArgument`] when neither address is given or their families differ;
-    /// [`ErrorKind::Io`] when the socket cannot be created, bound or connected;
-    /// [`ErrorKind::Closed`] on a closed loop.
-    ///
-    /// # Cancel safety
-    /// Dropping the future aborts the new transport.
-    pub async fn create_datagram_endpoint<P, F>(
-        &self,
-        protocol_factory: F,
-        local_addr: Option<SocketAddr>,
-        remote_addr: Option<SocketAddr>,
-        options: DatagramOptions,
-    ) -> Result<(DatagramTransport, Rc<RefCell<P>>)>
-    where
-        F: FnOnce() -> P,
-        P: DatagramProtocol + 'static,
-    {
-        self.check_closed()?;
-        let family_of = |a: &SocketAddr| {
-            if a.is_ipv4() {
-                Domain::IPV4
-            } else {
-                Domain::IPV6
-            }
-        };
-        let domain = match (&local_addr, &remote_addr) {
-            (None, None) => {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    "unexpected address family: give local_addr or remote_addr",
-                ))
-            }
-            (Some(l), Some(r)) if l.is_ipv4() != r.is_ipv4() => {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    "local_addr and remote_addr have different address families",
-                ))
-            }
-            (Some(l), _) => family_of(l),
-            (None, Some(r)) => family_of(r),
-        };
-        let sock = Socket::new(domain, Type::DGRAM, None)?;
-        sock.set_nonblocking(true)?;
-        if options.reuse_port {
-            sock.set_reuse_port(true)?;
-        }
-        if options.allow_broadcast {
-            sock.set_broadcast(true)?;
-        }
-        if let Some(l) = local_addr {
-            sock.bind(&SockAddr::from(l))?;
-        }
-        if let Some(r) = remote_addr {
-            match sock.connect(&SockAddr::from(r)) {
-                Ok(()) => {}
-                Err(e) if is_retry(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let udp: std::net::UdpSocket = sock.into();
-        let protocol = Rc::new(RefCell::new(protocol_factory()));
-        let waiter = self.create_future::<()>();
-        let transport =
-            DatagramTransport::start(self, udp, protocol.clone(), remote_addr, waiter.clone())?;
-        struct Guard(Option<DatagramTransport>);
-        impl Drop for Guard {
-            fn drop(&mut self) {
-                if let Some(t) = self.0.take() {
-                    t.abort();
-                }
-            }
-        }
-        let mut guard = Guard(Some(transport.clone()));
-        waiter.await?;
-        guard.0 = None;
-        Ok((transport, protocol))
     }
 }

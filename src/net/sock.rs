@@ -8,7 +8,6 @@
 //! and removes the watcher when done or when its future is dropped.
 
 use std::io::Read;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use socket2::{SockAddr, SockRef, Socket};
@@ -16,7 +15,7 @@ use socket2::{SockAddr, SockRef, Socket};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::core::EventLoop;
 use crate::task::LoopFuture;
-use crate::transports::{is_retry, SEND_FLAGS};
+use crate::transports::{as_uninit, is_retry, SEND_FLAGS};
 
 #[derive(Clone, Copy)]
 enum Side {
@@ -38,12 +37,6 @@ impl Drop for Watch<'_> {
             Side::Write => self.lp.remove_writer(self.fd),
         };
     }
-}
-
-fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and the socket calls only write
-    // initialised bytes into the slice, so it stays a valid `[u8]`.
-    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 
 fn check_nonblocking(sock: &Socket) -> Result<()> {

@@ -1,14 +1,16 @@
-//! The UDP transport (asyncio's `_SelectorDatagramTransport`).
+//! The datagram transport for UDP and Unix datagram sockets (asyncio's
+//! `_SelectorDatagramTransport`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
-use super::{is_retry, Address, ExtraInfo, DEFAULT_HIGH_WATER};
+use socket2::{SockAddr, Socket};
+
+use super::{as_uninit, is_retry, Address, ExtraInfo, DEFAULT_HIGH_WATER, SEND_FLAGS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{log_warning, ExceptionContext};
 use crate::protocols::DatagramProtocol;
@@ -21,11 +23,16 @@ const MAX_DATAGRAM: usize = 64 * 1024;
 struct DgramInner {
     lp: EventLoop,
     fd: RawFd,
-    sock: RefCell<Option<UdpSocket>>,
+    sock: RefCell<Option<Socket>>,
     protocol: RefCell<Option<Rc<RefCell<dyn DatagramProtocol>>>>,
-    remote: Option<SocketAddr>,
-    sockname: Option<SocketAddr>,
-    buffer: RefCell<VecDeque<(Vec<u8>, Option<SocketAddr>)>>,
+    /// The one address this endpoint sends to (asyncio's `_address`): the remote address it was
+    /// created with, or the peer of a connected socket.
+    address: Option<Address>,
+    /// The connected peer; when there is one, datagrams go out with `send`, not `sendto`.
+    peername: Option<Address>,
+    sockname: Option<Address>,
+    /// Queued datagrams and where they go (`None`: the connected peer).
+    buffer: RefCell<VecDeque<(Vec<u8>, Option<SockAddr>)>>,
     buffer_size: Cell<usize>,
     closing: Cell<bool>,
     conn_lost: Cell<u32>,
@@ -36,7 +43,36 @@ struct DgramInner {
     low_water: Cell<usize>,
 }
 
-/// A datagram (UDP) transport, from
+/// Where [`DatagramTransport::sendto`] sends a datagram: `None` for the endpoint's own remote
+/// address (asyncio's `addr=None`), or an address.
+///
+/// Implemented for `Option<Address>` and for everything that converts into an [`Address`]: an
+/// `Address`, a [`SocketAddr`](std::net::SocketAddr), and a Unix socket path (`&Path`,
+/// `PathBuf`). So a UDP caller writes `t.sendto(data, addr)` with the `SocketAddr` it has, a
+/// protocol answers a sender with the `Address` it received, and a connected endpoint sends
+/// with `t.sendto(data, None)`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a datagram destination",
+    note = "pass `None`, an `Address`, a `SocketAddr`, a Unix socket path, or `Some(Address)`"
+)]
+pub trait SendtoAddr {
+    /// The destination, `None` meaning the endpoint's remote address.
+    fn into_sendto_addr(self) -> Option<Address>;
+}
+
+impl SendtoAddr for Option<Address> {
+    fn into_sendto_addr(self) -> Option<Address> {
+        self
+    }
+}
+
+impl<T: Into<Address>> SendtoAddr for T {
+    fn into_sendto_addr(self) -> Option<Address> {
+        Some(self.into())
+    }
+}
+
+/// A datagram transport (UDP or Unix datagram socket), from
 /// [`create_datagram_endpoint`](crate::EventLoop::create_datagram_endpoint).
 ///
 /// Cheap to clone, `!Send`. [`sendto`](DatagramTransport::sendto) sends at once or queues
@@ -48,21 +84,26 @@ pub struct DatagramTransport {
 }
 
 impl DatagramTransport {
+    /// Starts a transport on the nonblocking datagram socket `sock`. `address` is the remote
+    /// address the endpoint was created with (connected to, or with `allow_broadcast` only
+    /// the default destination); without one, a connected socket's peer takes its place.
     pub(crate) fn start(
         lp: &EventLoop,
-        sock: UdpSocket,
+        sock: Socket,
         protocol: Rc<RefCell<dyn DatagramProtocol>>,
-        remote: Option<SocketAddr>,
+        address: Option<Address>,
         waiter: LoopFuture<()>,
     ) -> Result<DatagramTransport> {
         lp.check_closed()?;
+        let (peername, sockname) = Address::of_socket(&sock);
         let inner = Rc::new(DgramInner {
             lp: lp.clone(),
             fd: sock.as_raw_fd(),
-            sockname: sock.local_addr().ok(),
+            sockname,
             sock: RefCell::new(Some(sock)),
             protocol: RefCell::new(Some(protocol.clone())),
-            remote,
+            address: address.or_else(|| peername.clone()),
+            peername,
             buffer: RefCell::new(VecDeque::new()),
             buffer_size: Cell::new(0),
             closing: Cell::new(false),
@@ -100,17 +141,28 @@ impl DatagramTransport {
         Ok(t)
     }
 
-    /// Sends `data` to `addr` (or to the connected remote address when `addr` is `None`).
-    /// Queues the datagram if the socket is not writable now. A send error other than "try
-    /// again" goes to the protocol's `error_received`.
+    /// Sends `data` as one datagram (asyncio's `sendto(data, addr=None)`): to `addr`, or with
+    /// `None` to the endpoint's remote address. `addr` is anything [`SendtoAddr`] accepts:
+    /// `None`, an [`Address`] (such as the sender handed to
+    /// [`datagram_received`](crate::DatagramProtocol::datagram_received)), a
+    /// [`SocketAddr`](std::net::SocketAddr), or a Unix socket path.
+    ///
+    /// The datagram is queued if the socket is not writable now. A send error other than "try
+    /// again" (for example `ConnectionRefused` from a Unix peer that went away) goes to the
+    /// protocol's `error_received`; after the endpoint is closed, datagrams are dropped (and a
+    /// warning is logged once).
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidArgument`] if the endpoint is connected and `addr` is another
-    /// address, or if it is not connected and `addr` is `None`.
-    pub fn sendto(&self, data: &[u8], addr: Option<SocketAddr>) -> Result<()> {
+    /// [`ErrorKind::InvalidArgument`] if the endpoint has a remote address and `addr` is another
+    /// address ("Invalid address: must be None or ..."), if it has none and `addr` is `None`, or
+    /// if `addr` is an unnamed Unix socket (`Address::Unix(None)`: a peer that did not bind to
+    /// a path cannot be answered); [`ErrorKind::Io`] for a path too long for a socket address,
+    /// or if the socket cannot be watched for writing.
+    pub fn sendto(&self, data: &[u8], addr: impl SendtoAddr) -> Result<()> {
         let inner = &self.inner;
-        match (inner.remote, addr) {
-            (Some(r), Some(a)) if r != a => {
+        let addr = addr.into_sendto_addr();
+        let dest = match (&inner.address, addr) {
+            (Some(r), Some(a)) if *r != a => {
                 return Err(Error::new(
                     ErrorKind::InvalidArgument,
                     format!("Invalid address: must be None or {r}"),
@@ -122,8 +174,10 @@ impl DatagramTransport {
                     "Invalid address: must not be None on an unconnected endpoint",
                 ))
             }
-            _ => {}
-        }
+            (_, _) if inner.peername.is_some() => None,
+            (Some(r), _) => Some(r.to_sockaddr()?),
+            (None, Some(a)) => Some(a.to_sockaddr()?),
+        };
         let lost = inner.conn_lost.get();
         if lost > 0 {
             if lost == 5 {
@@ -133,7 +187,7 @@ impl DatagramTransport {
             return Ok(());
         }
         if inner.buffer.borrow().is_empty() {
-            match inner.send_one(data, addr) {
+            match inner.send_one(data, dest.as_ref()) {
                 Ok(_) => return Ok(()),
                 Err(e) if is_retry(&e) => {
                     let r = inner.clone();
@@ -147,14 +201,15 @@ impl DatagramTransport {
                 }
             }
         }
-        inner.buffer.borrow_mut().push_back((data.to_vec(), addr));
+        inner.buffer.borrow_mut().push_back((data.to_vec(), dest));
         inner.buffer_size.set(inner.buffer_size.get() + data.len());
         inner.maybe_pause();
         Ok(())
     }
 
     /// Closes the endpoint once the queued datagrams are sent; `connection_lost(None)`
-    /// follows through `call_soon`. Idempotent.
+    /// follows through `call_soon`. Idempotent. The transport does not remove a Unix socket
+    /// file it was bound to.
     pub fn close(&self) {
         let inner = &self.inner;
         if inner.closing.replace(true) {
@@ -182,31 +237,7 @@ impl DatagramTransport {
         self.inner.buffer_size.get()
     }
 
-    /// `"sockname"`, `"peername"` (connected endpoints) or `"socket"`.
-    pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
-        match name {
-            "sockname" => self
-                .inner
-                .sockname
-                .map(|a| ExtraInfo::Address(Address::Inet(a))),
-            "peername" => self
-                .inner
-                .remote
-                .map(|a| ExtraInfo::Address(Address::Inet(a))),
-            "socket" => self
-                .inner
-                .sock
-                .borrow()
-                .as_ref()
-                .map(|s| ExtraInfo::Fd(s.as_raw_fd())),
-            _ => None,
-        }
-    }
-
-    /// The local address.
-    pub fn sockname(&self) -> Option<SocketAddr> {
-        self.inner.sockname
-    }
+    socket_accessors!();
 }
 
 impl fmt::Debug for DatagramTransport {
@@ -220,14 +251,14 @@ impl fmt::Debug for DatagramTransport {
 }
 
 impl DgramInner {
-    fn send_one(&self, data: &[u8], addr: Option<SocketAddr>) -> std::io::Result<usize> {
+    fn send_one(&self, data: &[u8], dest: Option<&SockAddr>) -> std::io::Result<usize> {
         let sock = self.sock.borrow();
         let Some(s) = sock.as_ref() else {
             return Err(std::io::Error::from_raw_os_error(libc::EBADF));
         };
-        match addr {
-            Some(a) if self.remote.is_none() => s.send_to(data, a),
-            _ => s.send(data),
+        match dest {
+            Some(a) => s.send_to_with_flags(data, a, SEND_FLAGS),
+            None => s.send_with_flags(data, SEND_FLAGS),
         }
     }
 
@@ -267,12 +298,14 @@ impl DgramInner {
         }
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let res = match self.sock.borrow().as_ref() {
-            Some(s) => s.recv_from(&mut buf),
+            Some(s) => s.recv_from(as_uninit(&mut buf)),
             None => return,
         };
         match res {
-            Ok((n, addr)) => {
+            Ok((n, from)) => {
                 buf.truncate(n);
+                // A sender without an address is an unnamed Unix socket.
+                let addr = Address::from_sockaddr(&from).unwrap_or(Address::Unix(None));
                 self.with_protocol("datagram_received", move |p| {
                     p.datagram_received(&buf, addr)
                 });
@@ -288,7 +321,7 @@ impl DgramInner {
                 break;
             };
             self.buffer_size.set(self.buffer_size.get() - data.len());
-            match self.send_one(&data, addr) {
+            match self.send_one(&data, addr.as_ref()) {
                 Ok(_) => {}
                 Err(e) if is_retry(&e) => {
                     self.buffer_size.set(self.buffer_size.get() + data.len());

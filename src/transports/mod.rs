@@ -6,14 +6,55 @@
 //!
 //! Both are cheap-to-clone handles (`Rc` inside, `!Send`) that live on their loop's thread.
 
+use std::fmt;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use socket2::SockAddr;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The socket accessors both transports have: `get_extra_info`, `peername`, `sockname` and
+/// `fd`, over the `inner` fields `peername`, `sockname` (`Option<Address>`) and `sock`
+/// (`RefCell<Option<Socket>>`, `None` once closed).
+macro_rules! socket_accessors {
+    () => {
+        /// asyncio's `get_extra_info`: `"peername"` and `"sockname"` (an [`Address`]) and
+        /// `"socket"` (the fd). `None` for any other name, for `"peername"` of a socket that is
+        /// not connected, and for `"socket"` once the socket is closed.
+        pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+            match name {
+                "peername" => self.peername().map(ExtraInfo::Address),
+                "sockname" => self.sockname().map(ExtraInfo::Address),
+                "socket" => self.fd().map(ExtraInfo::Fd),
+                _ => None,
+            }
+        }
+
+        /// The address of the connected peer (`None` for a datagram socket that is not
+        /// connected).
+        pub fn peername(&self) -> Option<Address> {
+            self.inner.peername.clone()
+        }
+
+        /// The local address (`Address::Unix(None)` for an unnamed Unix socket).
+        pub fn sockname(&self) -> Option<Address> {
+            self.inner.sockname.clone()
+        }
+
+        /// The socket's file descriptor while it is open.
+        pub fn fd(&self) -> Option<RawFd> {
+            self.inner.sock.borrow().as_ref().map(|s| s.as_raw_fd())
+        }
+    };
+}
 
 mod datagram;
 mod stream;
 
-pub use datagram::DatagramTransport;
+pub use datagram::{DatagramTransport, SendtoAddr};
 pub(crate) use stream::ProtocolRefs;
 pub use stream::Transport;
 
@@ -25,6 +66,11 @@ pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 pub const MAX_READ_SIZE: usize = 256 * 1024;
 
 /// A socket address: an internet address or a Unix socket path.
+///
+/// Transports report their peers and local names as `Address`es, datagram protocols receive
+/// their senders as one, and [`DatagramTransport::sendto`] takes one. A [`SocketAddr`], a
+/// `&Path` or a [`PathBuf`] converts into it with `From`. `Display` shows the address or path
+/// (`"<unnamed>"` for an unnamed Unix socket).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Address {
     /// An IPv4 or IPv6 address and port.
@@ -42,7 +88,35 @@ impl Address {
         }
     }
 
-    pub(crate) fn from_sockaddr(addr: &socket2::SockAddr) -> Option<Address> {
+    /// The Unix socket path, if this is a named Unix socket.
+    pub fn as_path(&self) -> Option<&Path> {
+        match self {
+            Address::Unix(Some(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The address as the kernel takes it. An unnamed Unix socket cannot be addressed: a
+    /// socket that did not bind to a path cannot be sent to.
+    pub(crate) fn to_sockaddr(&self) -> Result<SockAddr> {
+        match self {
+            Address::Inet(a) => Ok(SockAddr::from(*a)),
+            Address::Unix(Some(path)) => Ok(SockAddr::unix(path)?),
+            Address::Unix(None) => Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "cannot send to an unnamed Unix socket: the peer did not bind to a path",
+            )),
+        }
+    }
+
+    /// The peer and local addresses of `sock` (asyncio's `peername` and `sockname`), `None`
+    /// where the socket has none.
+    pub(crate) fn of_socket(sock: &socket2::Socket) -> (Option<Address>, Option<Address>) {
+        let name = |a: std::io::Result<SockAddr>| a.ok().and_then(|a| Address::from_sockaddr(&a));
+        (name(sock.peer_addr()), name(sock.local_addr()))
+    }
+
+    pub(crate) fn from_sockaddr(addr: &SockAddr) -> Option<Address> {
         if let Some(a) = addr.as_socket() {
             Some(Address::Inet(a))
         } else if addr.is_unix() {
@@ -59,6 +133,28 @@ impl From<SocketAddr> for Address {
     }
 }
 
+impl From<&Path> for Address {
+    fn from(path: &Path) -> Self {
+        Address::Unix(Some(path.to_path_buf()))
+    }
+}
+
+impl From<PathBuf> for Address {
+    fn from(path: PathBuf) -> Self {
+        Address::Unix(Some(path))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Inet(a) => a.fmt(f),
+            Address::Unix(Some(path)) => path.display().fmt(f),
+            Address::Unix(None) => f.write_str("<unnamed>"),
+        }
+    }
+}
+
 /// A value from `get_extra_info` (asyncio's extra-info dictionary, typed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -67,6 +163,13 @@ pub enum ExtraInfo {
     Address(Address),
     /// `"socket"`: the socket's file descriptor (owned by the transport; do not close it).
     Fd(RawFd),
+}
+
+/// Views a byte buffer as the uninitialised buffer that `socket2`'s receive calls take.
+pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and the socket calls only write
+    // initialised bytes into the slice, so it stays a valid `[u8]`.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 
 /// Whether an I/O error means "try again later".

@@ -125,14 +125,7 @@ impl Transport {
     ) -> Result<Transport> {
         lp.check_closed()?;
         let fd = sock.as_raw_fd();
-        let peername = sock
-            .peer_addr()
-            .ok()
-            .and_then(|a| Address::from_sockaddr(&a));
-        let sockname = sock
-            .local_addr()
-            .ok()
-            .and_then(|a| Address::from_sockaddr(&a));
+        let (peername, sockname) = Address::of_socket(&sock);
         let inner = Rc::new(StreamInner {
             lp: lp.clone(),
             fd,
@@ -254,31 +247,7 @@ impl Transport {
         inner.add_reader();
     }
 
-    /// asyncio's `get_extra_info`: `"peername"`, `"sockname"` (an [`Address`]) and `"socket"`
-    /// (the fd). `None` for any other name, and for `"socket"` once the socket is closed.
-    pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
-        match name {
-            "peername" => self.peername().map(ExtraInfo::Address),
-            "sockname" => self.sockname().map(ExtraInfo::Address),
-            "socket" => self.fd().map(ExtraInfo::Fd),
-            _ => None,
-        }
-    }
-
-    /// The remote address.
-    pub fn peername(&self) -> Option<Address> {
-        self.inner.peername.clone()
-    }
-
-    /// The local address.
-    pub fn sockname(&self) -> Option<Address> {
-        self.inner.sockname.clone()
-    }
-
-    /// The socket's file descriptor while it is open.
-    pub fn fd(&self) -> Option<RawFd> {
-        self.inner.sock.borrow().as_ref().map(|s| s.as_raw_fd())
-    }
+    socket_accessors!();
 
     /// Sets the write buffer's water marks. `high` defaults to `4 * low` when only `low` is
     /// given, else to 64 KiB; `low` defaults to `high / 4`. May call `pause_writing` at once.

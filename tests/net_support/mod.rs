@@ -1,8 +1,11 @@
-//! Shared helpers of the `net_*` tests: a watchdog, a bounded wait, and recording protocols.
+//! Shared helpers of the `net_*` tests: a watchdog, a bounded wait, temporary directories, and
+//! recording protocols.
 #![allow(dead_code)]
 
 use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -53,6 +56,38 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 pub async fn spin(n: usize) {
     for _ in 0..n {
         asyncio::sleep(0.0).await.unwrap();
+    }
+}
+
+/// A fresh directory under the system's temporary directory, removed with its contents when
+/// dropped (also when the test panics).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Makes `<tmp>/asyncio-<name>-<pid>-<n>`, unique within and across test processes.
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("asyncio-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// `file` inside the directory.
+    pub fn join(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
