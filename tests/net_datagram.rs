@@ -460,3 +460,24 @@ fn sock_option_uses_an_existing_socket() {
         })
     });
 }
+
+#[test]
+fn closing_the_loop_right_after_close_releases_the_protocol() {
+    watchdog(|| {
+        let lp = EventLoop::new().unwrap();
+        let lp2 = lp.clone();
+        // The protocol keeps its transport (a cycle until the transport is finalized); the loop
+        // closes before `connection_lost` and the finalization had their iterations.
+        let protocol = lp
+            .run_until_complete(async move {
+                let options = DatagramOptions::new().local_addr(("127.0.0.1", 0));
+                let (t, p) = endpoint(&lp2, Dgram::default, options).await;
+                assert!(p.borrow().transport.is_some());
+                t.close();
+                std::rc::Rc::downgrade(&p)
+            })
+            .unwrap();
+        lp.close().unwrap();
+        assert!(protocol.upgrade().is_none(), "protocol leaked");
+    });
+}

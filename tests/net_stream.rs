@@ -484,3 +484,28 @@ fn set_protocol_switches_where_later_events_go() {
         })
     });
 }
+
+#[test]
+fn closing_the_loop_right_after_close_releases_the_protocol() {
+    watchdog(|| {
+        let lp = EventLoop::new().unwrap();
+        let lp2 = lp.clone();
+        let (mine, _theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        // The recorder keeps its transport (a cycle until the transport is finalized); the loop
+        // closes before `connection_lost` had its iteration.
+        let seen = lp
+            .run_until_complete(async move {
+                let (t, p) = lp2
+                    .connect_accepted_socket(Recorder::default, mine)
+                    .await
+                    .unwrap();
+                assert!(p.borrow().seen.borrow().transport.is_some());
+                t.close();
+                let seen = std::rc::Rc::downgrade(&p.borrow().seen);
+                seen
+            })
+            .unwrap();
+        lp.close().unwrap();
+        assert!(seen.upgrade().is_none(), "protocol leaked");
+    });
+}

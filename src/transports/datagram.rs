@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use socket2::{SockAddr, Socket};
 
-use super::{as_uninit, is_retry, Address, ExtraInfo, DEFAULT_HIGH_WATER, SEND_FLAGS};
+use super::{as_uninit, is_retry, Address, ExtraInfo, UnlessRun, DEFAULT_HIGH_WATER, SEND_FLAGS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{log_warning, ExceptionContext};
 use crate::protocols::DatagramProtocol;
@@ -386,15 +386,18 @@ impl DgramInner {
 
     fn schedule_lost(self: &Rc<Self>, exc: Option<Error>) {
         let me = self.clone();
-        let scheduled = self.lp.call_soon(move || {
+        let fallback = self.clone();
+        // A closed loop drops the callback unrun (or refuses it): finalize all the same.
+        let guard = UnlessRun::new(move || fallback.finalize());
+        let _ = self.lp.call_soon(move || {
+            guard.disarm();
             me.with_protocol("connection_lost", move |p| p.connection_lost(exc));
-            let me2 = me.clone();
             // After connection_lost ran (it may have been deferred one iteration).
-            let _ = me.lp.call_soon(move || me2.finalize());
+            let me2 = me.clone();
+            let guard = UnlessRun::new(move || me2.finalize());
+            // Dropping the guard finalizes: when the callback runs, or if the loop drops it unrun.
+            let _ = me.lp.call_soon(move || drop(guard));
         });
-        if scheduled.is_err() {
-            self.finalize();
-        }
     }
 
     fn finalize(&self) {

@@ -172,6 +172,30 @@ pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
     unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 
+/// Runs a clean-up if a scheduled callback is dropped without running (its loop was closed
+/// first). Transports schedule `connection_lost` with one that finalizes them, so the protocol
+/// reference still goes and a protocol that keeps its transport does not leak with it.
+pub(crate) struct UnlessRun<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> UnlessRun<F> {
+    pub(crate) fn new(cleanup: F) -> Self {
+        UnlessRun(Some(cleanup))
+    }
+
+    /// The callback ran: no clean-up.
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for UnlessRun<F> {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.0.take() {
+            cleanup();
+        }
+    }
+}
+
 /// Whether an I/O error means "try again later".
 pub(crate) fn is_retry(e: &std::io::Error) -> bool {
     matches!(

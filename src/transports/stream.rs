@@ -17,8 +17,8 @@ use std::rc::Rc;
 use socket2::Socket;
 
 use super::{
-    is_connection_error, is_retry, Address, ExtraInfo, DEFAULT_HIGH_WATER, MAX_READ_SIZE,
-    SEND_FLAGS,
+    is_connection_error, is_retry, Address, ExtraInfo, UnlessRun, DEFAULT_HIGH_WATER,
+    MAX_READ_SIZE, SEND_FLAGS,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{log_warning, ExceptionContext};
@@ -745,13 +745,13 @@ impl StreamInner {
 
     fn schedule_connection_lost(self: &Rc<Self>, exc: Option<Error>) {
         let me = self.clone();
-        if self
-            .lp
-            .call_soon(move || me.call_connection_lost(exc))
-            .is_err()
-        {
-            self.finalize();
-        }
+        let fallback = self.clone();
+        // A closed loop drops the callback unrun (or refuses it): finalize all the same.
+        let guard = UnlessRun::new(move || fallback.finalize());
+        let _ = self.lp.call_soon(move || {
+            guard.disarm();
+            me.call_connection_lost(exc)
+        });
     }
 
     fn fatal_error(self: &Rc<Self>, err: Error, message: &str) {
