@@ -1,10 +1,11 @@
 //! [`EpollSelector`]: a lean Linux selector on epoll and an eventfd (the default on Linux).
 //!
 //! `polling::Poller::wait` costs about five syscalls per wake-up (it re-arms a timerfd and its
-//! one-shot notifier). Here the eventfd is registered once, level-triggered, and the timeout goes
-//! straight to `epoll_wait`: a cross-thread wake-up is one `write` on the waking side and
-//! `epoll_wait` plus one `read` on the loop's (design section 7; measured with
-//! `benches/core.rs`, row 6).
+//! one-shot notifier). Here the eventfd is registered once, edge-triggered, and the timeout goes
+//! straight to `epoll_wait`: a cross-thread wake-up is one `write` on the waking side and the
+//! `epoll_wait` that returns on the loop's (design section 7; measured with `benches/core.rs`,
+//! row 6). Each write to an eventfd is a new edge, so the loop never reads the counter; the
+//! waker resets it in the (theoretical) case that it saturates.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
@@ -20,7 +21,8 @@ use super::{Interest, ReadyEvent, Selector, SelectorWaker};
 /// The key of the wake-up eventfd (no real fd is `u64::MAX`).
 const WAKE_KEY: u64 = u64::MAX;
 
-/// A level-triggered epoll selector with an eventfd for cross-thread wake-ups (Linux only).
+/// A level-triggered epoll selector with an (edge-triggered) eventfd for cross-thread wake-ups
+/// (Linux only).
 pub struct EpollSelector {
     epoll: OwnedFd,
     wake: Arc<OwnedFd>,
@@ -41,17 +43,17 @@ impl EpollSelector {
     pub fn new() -> io::Result<Self> {
         let epoll = epoll::create(CreateFlags::CLOEXEC)?;
         let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
-        epoll::add(&epoll, &wake, EventData::new_u64(WAKE_KEY), EventFlags::IN)?;
+        epoll::add(
+            &epoll,
+            &wake,
+            EventData::new_u64(WAKE_KEY),
+            EventFlags::IN | EventFlags::ET,
+        )?;
         Ok(EpollSelector {
             epoll,
             wake: Arc::new(wake),
             events: Vec::with_capacity(1024),
         })
-    }
-
-    fn drain_wake(&self) {
-        let mut buf = [0u8; 8];
-        let _ = rustix::io::read(&*self.wake, &mut buf);
     }
 }
 
@@ -124,7 +126,6 @@ impl Selector for EpollSelector {
         for ev in &self.events {
             let key = ev.data.u64();
             if key == WAKE_KEY {
-                self.drain_wake();
                 continue;
             }
             let f = ev.flags;
@@ -149,8 +150,17 @@ struct EventfdWaker(Arc<OwnedFd>);
 impl SelectorWaker for EventfdWaker {
     fn wake(&self) -> io::Result<()> {
         match rustix::io::write(&*self.0, &1u64.to_ne_bytes()) {
-            // EAGAIN: the counter is saturated, so the loop is already woken.
-            Ok(_) | Err(Errno::AGAIN) => Ok(()),
+            Ok(_) => Ok(()),
+            // The counter is saturated (after 2^64 - 2 wake-ups): reset it, and write again so
+            // that there is a new edge for the loop.
+            Err(Errno::AGAIN) => {
+                let mut buf = [0u8; 8];
+                let _ = rustix::io::read(&*self.0, &mut buf);
+                match rustix::io::write(&*self.0, &1u64.to_ne_bytes()) {
+                    Ok(_) | Err(Errno::AGAIN) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -163,5 +173,45 @@ mod tests {
     #[test]
     fn keeps_the_selector_contract() {
         crate::selector::contract::check(&mut EpollSelector::new().unwrap());
+    }
+
+    /// Whether `epoll_wait` (not blocking) reports the wake-up eventfd.
+    fn woken(sel: &EpollSelector) -> bool {
+        let mut events = Vec::with_capacity(4);
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        epoll::wait(
+            sel.epoll.as_fd(),
+            rustix::buffer::spare_capacity(&mut events),
+            Some(&zero),
+        )
+        .unwrap();
+        events.iter().any(|e| e.data.u64() == WAKE_KEY)
+    }
+
+    #[test]
+    fn every_wake_is_an_edge_without_reading_the_counter() {
+        let sel = EpollSelector::new().unwrap();
+        let waker = sel.waker();
+        assert!(!woken(&sel));
+        for _ in 0..3 {
+            waker.wake().unwrap();
+            assert!(woken(&sel));
+            // Consumed: no event until the next wake-up.
+            assert!(!woken(&sel));
+        }
+    }
+
+    #[test]
+    fn a_saturated_counter_is_reset_and_still_wakes() {
+        let sel = EpollSelector::new().unwrap();
+        // The largest value an eventfd holds: the next write would get EAGAIN.
+        rustix::io::write(&*sel.wake, &(u64::MAX - 1).to_ne_bytes()).unwrap();
+        assert!(woken(&sel));
+        assert!(!woken(&sel));
+        sel.waker().wake().unwrap();
+        assert!(woken(&sel));
     }
 }
