@@ -70,8 +70,8 @@ pub use runtime::{ConcurrentFuture, ExecutorFuture};
 pub use selector::{Interest, PollingSelector, ReadyEvent, Selector, SelectorWaker};
 pub use server::{Server, ServerOptions, ServerSocket};
 pub use task::{
-    all_tasks, current_task, gather, shield, sleep, timeout, wait, wait_for, Gather, LoopFuture,
-    ReturnWhen, Shield, Sleep, Task, TaskRef, Timeout,
+    all_tasks, current_task, gather, shield, sleep, timeout, wait, wait_for, CancelOnDrop, Gather,
+    LoopFuture, ReturnWhen, Shield, Sleep, Task, TaskRef, Timeout,
 };
 pub use transports::{Address, DatagramTransport, ExtraInfo, SendtoAddr, Transport};
 pub use unix::child_watcher::{

@@ -41,11 +41,11 @@ use std::sync::Arc;
 
 use asyncio::executor::{Job, ThreadPoolBuilder};
 use asyncio::{
-    AbstractEventLoop, ConcurrentFuture, Error, ErrorKind, EventLoop, EventLoopBuilder,
-    ExceptionContext, ExceptionHandler, Executor, ExecutorFuture, Gather, Handle, Interest,
-    LoopFuture, LoopHandle, MonotonicClock, PollingSelector, ReadyEvent, ReturnWhen, Runner,
-    RunnerBuilder, Selector, SelectorWaker, Shield, Sleep, Task, TaskRef, ThreadPoolExecutor,
-    ThreadsafeHandle, Timeout, TimerHandle, VirtualClock,
+    AbstractEventLoop, CancelOnDrop, ConcurrentFuture, Error, ErrorKind, EventLoop,
+    EventLoopBuilder, ExceptionContext, ExceptionHandler, Executor, ExecutorFuture, Gather, Handle,
+    Interest, LoopFuture, LoopHandle, MonotonicClock, PollingSelector, ReadyEvent, ReturnWhen,
+    Runner, RunnerBuilder, Selector, SelectorWaker, Shield, Sleep, Task, TaskRef,
+    ThreadPoolExecutor, ThreadsafeHandle, Timeout, TimerHandle, VirtualClock,
 };
 
 fn is_static<T: 'static>() {}
@@ -129,6 +129,9 @@ fn helper_futures() {
     assert_impl!(Gather<u8>: Unpin, Future<Output = asyncio::Result<Vec<u8>>>);
     assert_impl!(Gather<NotUnpin>: Unpin);
     assert_not_impl!(Gather<u8>: Send, Sync);
+    assert_impl!(CancelOnDrop<u8>: Unpin, Future<Output = asyncio::Result<u8>>, std::fmt::Debug);
+    assert_impl!(CancelOnDrop<NotUnpin>: Unpin);
+    assert_not_impl!(CancelOnDrop<u8>: Send, Sync);
 
     assert_impl!(Shield<u8>: Unpin, Future<Output = asyncio::Result<u8>>);
     assert_impl!(Shield<NotUnpin>: Unpin);

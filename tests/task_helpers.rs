@@ -437,6 +437,164 @@ fn gather_propagates_a_cancelled_child() {
     event_loop.close().unwrap();
 }
 
+/// Three children: one finishes at t=1, two sleep until t=100 and record whether they ran on.
+fn gather_children(finished: &Rc<Cell<u32>>) -> Vec<std::pin::Pin<Box<dyn Future<Output = u32>>>> {
+    [1.0, 100.0, 100.0]
+        .into_iter()
+        .map(|d| {
+            let f = finished.clone();
+            Box::pin(async move {
+                sleep(d).await.unwrap();
+                f.set(f.get() + 1);
+                d as u32
+            }) as std::pin::Pin<Box<dyn Future<Output = u32>>>
+        })
+        .collect()
+}
+
+#[test]
+fn gather_under_a_timeout_cancels_the_unfinished_children() {
+    let _w = watchdog("gather_timeout");
+    let (event_loop, clock) = virtual_loop();
+    let finished = Rc::new(Cell::new(0));
+    let children = gather_children(&finished);
+    let err = event_loop
+        .run_until_complete(async move { wait_for(gather(children), 5.0).await.unwrap_err() })
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(clock.now(), 5.0);
+    assert_eq!(finished.get(), 1);
+    // The two sleepers were cancelled: they end at their next step, and nothing moves the
+    // clock to 100.
+    event_loop.run_until_complete(sleep(0.0)).unwrap().unwrap();
+    assert!(event_loop.all_tasks().is_empty());
+    event_loop.run_until_complete(sleep(0.0)).unwrap().unwrap();
+    assert_eq!(finished.get(), 1);
+    assert_eq!(clock.now(), 5.0);
+    event_loop.close().unwrap();
+}
+
+#[test]
+fn cancelling_the_task_awaiting_gather_cancels_the_children() {
+    let _w = watchdog("gather_outer_cancel");
+    let (event_loop, _clock) = virtual_loop();
+    let finished = Rc::new(Cell::new(0));
+    let children = gather_children(&finished);
+    let outer = event_loop
+        .create_task(async move { gather(children).await })
+        .unwrap();
+    run_one_iteration(&event_loop);
+    assert_eq!(event_loop.all_tasks().len(), 4);
+    outer.cancel();
+    let r = event_loop.run_until_complete(outer).unwrap();
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::Cancelled);
+    event_loop
+        .run_until_complete(sleep(200.0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        finished.get(),
+        0,
+        "no child ran on after the outer task was cancelled"
+    );
+    assert!(event_loop.all_tasks().is_empty());
+    event_loop.close().unwrap();
+}
+
+/// A task sleeping 100 s, a reference to it, and a flag set when its future is dropped.
+fn sleeper_with_finally(
+    event_loop: &EventLoop,
+) -> (asyncio::Task<u32>, asyncio::TaskRef, Rc<Cell<bool>>) {
+    let (dropped, guard) = drop_flag();
+    let task = event_loop
+        .create_task(async move {
+            let _finally = guard;
+            sleep(100.0).await.unwrap();
+            7
+        })
+        .unwrap();
+    let probe = task.as_task_ref();
+    (task, probe, dropped)
+}
+
+#[test]
+fn wait_for_a_cancel_on_drop_task_cancels_it_on_timeout() {
+    let _w = watchdog("wait_for_cancel_on_drop");
+    let (event_loop, clock) = virtual_loop();
+    let (task, probe, dropped) = sleeper_with_finally(&event_loop);
+    let wrapped = task.cancel_on_drop();
+    assert_eq!(wrapped.task().get_name(), probe.get_name());
+    drop(wrapped);
+    // Dropped unfinished: the task is cancelled, and its future goes at the next step.
+    assert!(!dropped.get());
+    event_loop.run_until_complete(sleep(0.0)).unwrap().unwrap();
+    assert!(probe.cancelled());
+    assert!(dropped.get());
+
+    let (task, probe, dropped) = sleeper_with_finally(&event_loop);
+    let err = event_loop
+        .run_until_complete(wait_for(task.cancel_on_drop(), 2.0))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    event_loop.run_until_complete(sleep(0.0)).unwrap().unwrap();
+    assert!(probe.cancelled());
+    assert!(
+        dropped.get(),
+        "the task's future was dropped (its `finally` ran)"
+    );
+    assert_eq!(clock.now(), 2.0);
+    event_loop.close().unwrap();
+}
+
+#[test]
+fn a_plain_task_under_wait_for_is_detached_and_runs_on() {
+    let _w = watchdog("wait_for_plain_task");
+    let (event_loop, _clock) = virtual_loop();
+    let task = event_loop
+        .create_task(async {
+            sleep(100.0).await.unwrap();
+            7
+        })
+        .unwrap();
+    let probe = task.as_task_ref();
+    let err = event_loop
+        .run_until_complete(wait_for(task, 2.0))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    event_loop
+        .run_until_complete(sleep(200.0))
+        .unwrap()
+        .unwrap();
+    assert!(probe.done() && !probe.cancelled());
+    event_loop.close().unwrap();
+}
+
+#[test]
+fn cancel_on_drop_passes_the_output_through_and_into_inner_detaches() {
+    let _w = watchdog("cancel_on_drop_output");
+    let (event_loop, _clock) = virtual_loop();
+    let task = event_loop.create_task(async { 5 }).unwrap();
+    let out = event_loop
+        .run_until_complete(wait_for(task.cancel_on_drop(), 1.0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.unwrap(), 5);
+
+    let task = event_loop
+        .create_task(async {
+            sleep(3.0).await.unwrap();
+            6
+        })
+        .unwrap();
+    let probe = task.as_task_ref();
+    drop(task.cancel_on_drop().into_inner());
+    event_loop.run_until_complete(sleep(5.0)).unwrap().unwrap();
+    assert!(probe.done() && !probe.cancelled());
+    event_loop.close().unwrap();
+}
+
 #[test]
 fn gather_outside_a_loop_is_no_running_loop() {
     let _w = watchdog("gather_outside");

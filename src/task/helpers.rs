@@ -169,7 +169,8 @@ pin_project_lite::pin_project! {
 /// # Cancel safety
 /// Dropping the `Timeout` drops `future`; whatever `future` guarantees applies. A [`Task`]
 /// handle passed as `future` is detached, not cancelled, when time runs out (dropping a task
-/// handle detaches): pass the task's future itself, or call [`Task::cancel`] on timeout.
+/// handle detaches); pass [`Task::cancel_on_drop`]'s wrapper for asyncio's `wait_for(task, t)`,
+/// which cancels the task on timeout.
 ///
 /// ```
 /// use asyncio::ErrorKind;
@@ -256,7 +257,10 @@ pub struct Gather<T> {
 /// [`ErrorKind::NoRunningLoop`] if no loop runs on this thread.
 ///
 /// # Cancel safety
-/// Dropping the `Gather` detaches the tasks; they run on.
+/// Dropping the `Gather` before it returned cancels the children that have not finished, as
+/// cancelling asyncio's `gather()` cancels its children: a [`timeout`] around it, or the
+/// cancellation of the task awaiting it, stops them all. Once it has returned (an error
+/// included), the remaining children are detached and run on.
 ///
 /// ```
 /// let event_loop = asyncio::EventLoop::new()?;
@@ -317,7 +321,11 @@ impl<T: 'static> Future for Gather<T> {
                     *slot = None;
                     match r {
                         Ok(v) => *out = Some(v),
-                        Err(e) => return Poll::Ready(Err(e)),
+                        Err(e) => {
+                            // asyncio's gather without return_exceptions: the others run on.
+                            tasks.clear();
+                            return Poll::Ready(Err(e));
+                        }
                     }
                 }
             }
@@ -330,6 +338,16 @@ impl<T: 'static> Future for Gather<T> {
             .iter_mut()
             .filter_map(Option::take)
             .collect()))
+    }
+}
+
+impl<T> Drop for Gather<T> {
+    fn drop(&mut self) {
+        if let Ok(tasks) = &self.tasks {
+            for task in tasks.iter().flatten() {
+                task.raw_cancel();
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Tasks and futures: [`Task<T>`], [`TaskRef`], [`LoopFuture<T>`], and the helpers `sleep`,
 //! `wait_for`, `timeout`, `gather`, `shield`, `wait`, `current_task`, `all_tasks`.
 
+mod cancel_on_drop;
 mod future;
 mod helpers;
 pub(crate) mod raw;
@@ -11,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+pub use cancel_on_drop::CancelOnDrop;
 pub use future::LoopFuture;
 pub use helpers::{
     gather, shield, sleep, timeout, wait, wait_for, Gather, ReturnWhen, Shield, Sleep, Timeout,
@@ -25,7 +27,8 @@ use refs::TaskPtr;
 /// A future scheduled on an event loop, from [`EventLoop::create_task`].
 ///
 /// The loop owns the task: it runs to completion even if this handle is dropped (dropping
-/// *detaches*; use [`cancel`](Task::cancel) to stop it). Awaiting the handle gives the task's
+/// *detaches*; use [`cancel`](Task::cancel) to stop it, or [`cancel_on_drop`](Task::cancel_on_drop)
+/// for a handle whose drop cancels). Awaiting the handle gives the task's
 /// output as `Result<T, Error>`, with [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) or
 /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) when it did not finish normally.
 ///
@@ -127,6 +130,12 @@ impl<T: 'static> Task<T> {
         self.as_task_ref().add_done_callback(callback)
     }
 
+    /// Turns this handle into one that cancels the task when dropped before it finished, as
+    /// asyncio's `wait_for(task, timeout)` cancels `task` on timeout. See [`CancelOnDrop`].
+    pub fn cancel_on_drop(self) -> CancelOnDrop<T> {
+        CancelOnDrop::new(self)
+    }
+
     /// An untyped reference to this task.
     pub fn as_task_ref(&self) -> TaskRef {
         TaskRef {
@@ -148,6 +157,13 @@ impl<T: 'static> Future for Task<T> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) => Poll::Ready(self.take_result()),
         }
+    }
+}
+
+impl<T> Task<T> {
+    /// [`Task::cancel`] for code without a `T: 'static` bound (`Drop` impls).
+    pub(crate) fn raw_cancel(&self) -> bool {
+        raw::cancel(&self.raw)
     }
 }
 
