@@ -6,6 +6,7 @@ pub(crate) mod core;
 mod fds;
 mod iteration;
 mod offload;
+mod quad_heap;
 pub(crate) mod running;
 mod threads;
 pub(crate) mod timers;

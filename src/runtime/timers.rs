@@ -1,10 +1,10 @@
 //! The timer heap: deadline order, FIFO among equal deadlines, lazy cancellation.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::rc::Rc;
 
 use crate::handles::HandleRun;
+use crate::runtime::quad_heap::QuadHeap;
 
 /// Heaps smaller than this are never compacted (asyncio's `_MIN_SCHEDULED_TIMER_HANDLES`).
 const MIN_COMPACT_LEN: usize = 100;
@@ -27,20 +27,19 @@ impl PartialOrd for Entry {
     }
 }
 impl Ord for Entry {
-    // Reversed, so that `BinaryHeap` (a max-heap) pops the earliest deadline, then the lowest
-    // sequence number: equal deadlines run in the order they were scheduled.
+    // The earliest deadline first, then the lowest sequence number: equal deadlines run in the
+    // order they were scheduled.
     fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .when
-            .total_cmp(&self.when)
-            .then_with(|| other.seq.cmp(&self.seq))
+        self.when
+            .total_cmp(&other.when)
+            .then_with(|| self.seq.cmp(&other.seq))
     }
 }
 
 /// The loop's scheduled timers.
 #[derive(Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Entry>,
+    heap: QuadHeap<Entry>,
     seq: u64,
     cancelled: usize,
 }
