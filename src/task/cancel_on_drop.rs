@@ -31,23 +31,25 @@ use crate::error::Result;
 /// ```
 #[must_use = "dropping it cancels the task at once"]
 pub struct CancelOnDrop<T: 'static> {
-    // `None` only after `into_inner`.
-    task: Option<Task<T>>,
+    task: Task<T>,
 }
 
 impl<T: 'static> CancelOnDrop<T> {
     pub(super) fn new(task: Task<T>) -> Self {
-        CancelOnDrop { task: Some(task) }
+        CancelOnDrop { task }
     }
 
     /// The task, for its name, id or [`cancel`](Task::cancel).
     pub fn task(&self) -> &Task<T> {
-        self.task.as_ref().expect("only into_inner takes the task")
+        &self.task
     }
 
     /// Gives the plain handle back: dropping that one detaches again.
-    pub fn into_inner(mut self) -> Task<T> {
-        self.task.take().expect("only into_inner takes the task")
+    pub fn into_inner(self) -> Task<T> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is a `ManuallyDrop` that is neither used nor dropped after this read,
+        // so the handle is moved out exactly once and `CancelOnDrop::drop` never runs for it.
+        unsafe { std::ptr::read(&this.task) }
     }
 }
 
@@ -55,18 +57,14 @@ impl<T: 'static> Future for CancelOnDrop<T> {
     type Output = Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        match &mut self.get_mut().task {
-            Some(task) => Pin::new(task).poll(cx),
-            None => unreachable!("only into_inner takes the task, and it consumes the wrapper"),
-        }
+        // `Task` is `Unpin`.
+        Pin::new(&mut self.get_mut().task).poll(cx)
     }
 }
 
 impl<T: 'static> Drop for CancelOnDrop<T> {
     fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.cancel();
-        }
+        self.task.cancel();
     }
 }
 
