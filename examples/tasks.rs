@@ -119,6 +119,18 @@ async fn helpers() -> Result<(), Error> {
     let err = asyncio::wait_for(sleep(10.0), 0.01).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
 
+    // Python's wait_for(task, t) cancels the task on timeout; a plain Task handle would only be
+    // detached when dropped, so wrap it in cancel_on_drop().
+    let task = lp.create_task(sleep(10.0))?;
+    let probe = task.as_task_ref();
+    let err = asyncio::wait_for(task.cancel_on_drop(), 0.01)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    sleep(0.0).await?; // the cancelled task takes its last step
+    assert!(probe.cancelled());
+    println!("wait_for(task.cancel_on_drop(), t): the task was cancelled on timeout");
+
     // shield: the work runs as its own task, so a timeout around it does not stop it.
     let finished = Rc::new(Cell::new(false));
     let f = finished.clone();
