@@ -9,7 +9,7 @@ use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,8 +17,12 @@ use asyncio::{
     EventLoop, Interest, PollingSelector, ReadyEvent, Selector, SelectorWaker, VirtualClock,
 };
 
+#[path = "../common/capture_log.rs"]
+mod capture_log;
 #[path = "../common/watchdog.rs"]
 mod common_watchdog;
+#[allow(unused_imports)]
+pub use capture_log::{install_capturing_logger, take_logs};
 #[allow(unused_imports)]
 pub use common_watchdog::{watchdog, WATCHDOG};
 
@@ -198,43 +202,4 @@ impl Future for Never {
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
         Poll::Pending
     }
-}
-
-thread_local! {
-    static CAPTURED: RefCell<Vec<(log::Level, String, String)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A `log` logger that records every record in a buffer of the thread that logged it, so that
-/// tests running in parallel do not see each other's lines.
-struct ThreadLocalLogger;
-
-impl log::Log for ThreadLocalLogger {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let line = (
-            record.level(),
-            record.target().to_owned(),
-            record.args().to_string(),
-        );
-        let _ = CAPTURED.try_with(|c| c.borrow_mut().push(line));
-    }
-    fn flush(&self) {}
-}
-
-static LOGGER: ThreadLocalLogger = ThreadLocalLogger;
-static INSTALL: Once = Once::new();
-
-/// Installs the capturing logger (once per test binary) at the most verbose level.
-pub fn install_capturing_logger() {
-    INSTALL.call_once(|| {
-        log::set_logger(&LOGGER).expect("no other logger in this test binary");
-        log::set_max_level(log::LevelFilter::Trace);
-    });
-}
-
-/// Takes the records logged by this thread so far: (level, target, message).
-pub fn take_logs() -> Vec<(log::Level, String, String)> {
-    CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()))
 }

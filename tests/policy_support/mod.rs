@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use asyncio::{
     ChildCallback, ChildWatcher, DefaultEventLoopPolicy, Error, ErrorKind, EventLoop,
@@ -13,18 +13,12 @@ use asyncio::{
 
 #[path = "../common/watchdog.rs"]
 mod common_watchdog;
+#[path = "../common/policy_lock.rs"]
+mod policy_lock;
 #[allow(unused_imports)]
 pub use common_watchdog::{watchdog, WATCHDOG};
-
-static GLOBAL_POLICY: Mutex<()> = Mutex::new(());
-
-/// Serialises the tests of one binary that touch the process-wide policy slot, and resets the
-/// slot (a fresh default on next use) before handing out the guard.
-pub fn global_policy_lock() -> MutexGuard<'static, ()> {
-    let guard = GLOBAL_POLICY.lock().unwrap_or_else(|p| p.into_inner());
-    asyncio::set_event_loop_policy(None);
-    guard
-}
+#[allow(unused_imports)]
+pub use policy_lock::global_policy_lock;
 
 /// A child watcher that only counts: `close` calls and the loops it was attached to
 /// (`Some(id)` / `None`).
