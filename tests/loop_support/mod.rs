@@ -14,7 +14,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use asyncio::{
-    EventLoop, Interest, PollingSelector, ReadyEvent, Selector, SelectorWaker, VirtualClock,
+    EventLoop, Interest, LoopHandle, PollingSelector, ReadyEvent, Selector, SelectorWaker,
+    VirtualClock,
 };
 
 #[path = "../common/capture_log.rs"]
@@ -35,6 +36,32 @@ pub fn virtual_loop() -> (EventLoop, VirtualClock) {
         .build()
         .expect("build a loop");
     (event_loop, clock)
+}
+
+/// Waits (bounded by the test's watchdog) until the loop behind `handle` is running.
+pub fn wait_running(handle: &LoopHandle) {
+    while !handle.is_running() {
+        std::thread::yield_now();
+    }
+}
+
+/// Runs `lp` until it stops while `other` runs on another thread with the loop's handle (it is
+/// what stops or wakes the loop); then joins that thread (its panic fails the test) and returns
+/// what it returned.
+pub fn run_while<T: Send + 'static>(
+    lp: &EventLoop,
+    other: impl FnOnce(LoopHandle) -> T + Send + 'static,
+) -> T {
+    let handle = lp.handle();
+    let thread = std::thread::spawn(move || other(handle));
+    lp.run_forever().unwrap();
+    thread.join().unwrap()
+}
+
+/// Runs one iteration of `lp`: `stop`, then `run_forever`.
+pub fn run_once(lp: &EventLoop) {
+    lp.stop();
+    lp.run_forever().unwrap();
 }
 
 /// A shared list of what ran, in order.
@@ -146,6 +173,13 @@ impl CountingSelector {
             stats: stats.clone(),
         };
         (Box::new(sel), stats)
+    }
+
+    /// A loop (on the real clock) with a counting selector, and the selector's statistics.
+    pub fn event_loop() -> (EventLoop, Arc<SelectStats>) {
+        let (sel, stats) = Self::boxed();
+        let lp = EventLoop::builder().selector(sel).build().unwrap();
+        (lp, stats)
     }
 }
 
