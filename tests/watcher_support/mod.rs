@@ -297,6 +297,21 @@ impl Env {
             .add_child_handler(pid, self.reports.callback(tag))
             .expect("add_child_handler");
     }
+
+    /// [`watch`](Env::watch) with a callback that also holds a clone of `token` (so the test
+    /// sees when the watcher drops it).
+    pub fn watch_holding(&self, pid: i32, tag: &str, token: &Token) {
+        let (t, cb) = (token.clone(), self.reports.callback(tag));
+        self.watcher
+            .add_child_handler(
+                pid,
+                Box::new(move |pid, rc| {
+                    let _keep = &t;
+                    cb(pid, rc)
+                }),
+            )
+            .expect("add_child_handler");
+    }
 }
 
 impl Drop for Env {
@@ -316,17 +331,7 @@ pub fn replaces_handler(kind: Kind) {
     let env = Env::new(kind);
     let mut child = Gated::spawn();
     let token = Token::default();
-    let t = token.clone();
-    let first = env.reports.callback("first");
-    env.watcher
-        .add_child_handler(
-            child.pid,
-            Box::new(move |pid, rc| {
-                let _keep = &t;
-                first(pid, rc)
-            }),
-        )
-        .unwrap();
+    env.watch_holding(child.pid, "first", &token);
     assert!(token.alive());
     env.watch(child.pid, "second");
     assert!(
@@ -352,17 +357,7 @@ pub fn remove_is_true_once(kind: Kind) {
     let env = Env::new(kind);
     let mut child = Gated::spawn();
     let token = Token::default();
-    let t = token.clone();
-    let cb = env.reports.callback("removed");
-    env.watcher
-        .add_child_handler(
-            child.pid,
-            Box::new(move |pid, rc| {
-                let _keep = &t;
-                cb(pid, rc)
-            }),
-        )
-        .unwrap();
+    env.watch_holding(child.pid, "removed", &token);
     assert!(env.watcher.remove_child_handler(child.pid));
     assert!(
         !token.alive(),
