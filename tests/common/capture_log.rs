@@ -41,3 +41,15 @@ pub fn install_capturing_logger() {
 pub fn take_logs() -> Vec<(log::Level, String, String)> {
     CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()))
 }
+
+/// Takes the records this thread logged so far and keeps the slow-callback warnings ("Executing
+/// <what> took <secs> seconds" at WARN on the target `asyncio`): their messages.
+pub fn slow_lines() -> Vec<String> {
+    take_logs()
+        .into_iter()
+        .filter(|(level, target, msg)| {
+            *level == log::Level::Warn && target == "asyncio" && msg.starts_with("Executing ")
+        })
+        .map(|(_, _, msg)| msg)
+        .collect()
+}

@@ -23,7 +23,7 @@ mod capture_log;
 #[path = "../common/watchdog.rs"]
 mod common_watchdog;
 #[allow(unused_imports)]
-pub use capture_log::{install_capturing_logger, take_logs};
+pub use capture_log::{install_capturing_logger, slow_lines, take_logs};
 #[allow(unused_imports)]
 pub use common_watchdog::{watchdog, WATCHDOG};
 

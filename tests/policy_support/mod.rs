@@ -15,10 +15,14 @@ use asyncio::{
 mod common_watchdog;
 #[path = "../common/policy_lock.rs"]
 mod policy_lock;
+#[path = "../common/pool.rs"]
+mod pool;
 #[allow(unused_imports)]
 pub use common_watchdog::{watchdog, WATCHDOG};
 #[allow(unused_imports)]
 pub use policy_lock::global_policy_lock;
+#[allow(unused_imports)]
+pub use pool::{named_pool, worker_name};
 
 /// A child watcher that only counts: `close` calls and the loops it was attached to
 /// (`Some(id)` / `None`).
