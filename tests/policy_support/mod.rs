@@ -3,6 +3,8 @@
 //! `get_event_loop` always fails, and counting `PolicyWrapper`s.
 #![allow(dead_code)]
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +25,21 @@ pub use common_watchdog::{watchdog, WATCHDOG};
 pub use policy_lock::global_policy_lock;
 #[allow(unused_imports)]
 pub use pool::{named_pool, worker_name};
+
+/// A flag that turns true when `lp` is dropped: a callback queued on the loop holds a guard
+/// that sets it when the callback is dropped with the loop.
+pub fn released_flag(lp: &EventLoop) -> Rc<Cell<bool>> {
+    struct SetOnDrop(Rc<Cell<bool>>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let released = Rc::new(Cell::new(false));
+    let guard = SetOnDrop(released.clone());
+    lp.call_soon(move || drop(guard)).unwrap();
+    released
+}
 
 /// A child watcher that only counts: `close` calls and the loops it was attached to
 /// (`Some(id)` / `None`).
