@@ -6,9 +6,10 @@
 //! cargo run --example echo_client -- --port 8888 --message hello
 //! ```
 
-use asyncio::{
-    get_running_loop, BaseProtocol, Error, ErrorKind, Protocol, ServerOptions, Transport,
-};
+#[path = "common/server_args.rs"]
+mod server_args;
+
+use asyncio::{get_running_loop, BaseProtocol, Error, Protocol, ServerOptions, Transport};
 
 // ANCHOR: protocol
 /// Writes back whatever it receives.
@@ -33,41 +34,8 @@ impl Protocol for Echo {
 }
 // ANCHOR_END: protocol
 
-/// `--host`, `--port` and `--max-seconds`.
-struct Args {
-    host: String,
-    port: u16,
-    max_seconds: Option<f64>,
-}
-
-fn parse_args() -> Result<Args, Error> {
-    let mut args = Args {
-        host: "127.0.0.1".into(),
-        port: 8888,
-        max_seconds: None,
-    };
-    let mut it = std::env::args().skip(1);
-    let bad = |what: &str| Error::new(ErrorKind::InvalidArgument, what.to_owned());
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| bad("a flag needs a value"))?;
-        match flag.as_str() {
-            "--host" => args.host = value,
-            "--port" => args.port = value.parse().map_err(|_| bad("bad --port"))?,
-            "--max-seconds" => {
-                args.max_seconds = Some(value.parse().map_err(|_| bad("bad --max-seconds"))?)
-            }
-            _ => {
-                return Err(bad(
-                    "usage: echo_server [--host H] [--port P] [--max-seconds N]",
-                ))
-            }
-        }
-    }
-    Ok(args)
-}
-
 fn main() -> Result<(), Error> {
-    let args = parse_args()?;
+    let args = server_args::parse_args("echo_server")?;
     asyncio::run(async move {
         let lp = get_running_loop()?;
         // ANCHOR: serve

@@ -7,8 +7,11 @@
 //! cargo run --example echo_client -- --port 8888 --message hello
 //! ```
 
+#[path = "common/server_args.rs"]
+mod server_args;
+
 use asyncio::streams::{start_server, StreamReader, StreamWriter};
-use asyncio::{get_running_loop, Error, ErrorKind, ExtraInfo};
+use asyncio::{get_running_loop, Error, ExtraInfo};
 
 // ANCHOR: handler
 /// Echoes lines until the client closes; dropping the writer closes the connection.
@@ -34,41 +37,8 @@ async fn handle(reader: StreamReader, writer: StreamWriter) {
 }
 // ANCHOR_END: handler
 
-/// `--host`, `--port` and `--max-seconds`.
-struct Args {
-    host: String,
-    port: u16,
-    max_seconds: Option<f64>,
-}
-
-fn parse_args() -> Result<Args, Error> {
-    let mut args = Args {
-        host: "127.0.0.1".into(),
-        port: 8888,
-        max_seconds: None,
-    };
-    let mut it = std::env::args().skip(1);
-    let bad = |what: &str| Error::new(ErrorKind::InvalidArgument, what.to_owned());
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| bad("a flag needs a value"))?;
-        match flag.as_str() {
-            "--host" => args.host = value,
-            "--port" => args.port = value.parse().map_err(|_| bad("bad --port"))?,
-            "--max-seconds" => {
-                args.max_seconds = Some(value.parse().map_err(|_| bad("bad --max-seconds"))?)
-            }
-            _ => {
-                return Err(bad(
-                    "usage: echo_server_streams [--host H] [--port P] [--max-seconds N]",
-                ))
-            }
-        }
-    }
-    Ok(args)
-}
-
 fn main() -> Result<(), Error> {
-    let args = parse_args()?;
+    let args = server_args::parse_args("echo_server_streams")?;
     asyncio::run(async move {
         let lp = get_running_loop()?;
         // ANCHOR: serve

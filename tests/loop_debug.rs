@@ -8,18 +8,9 @@ mod loop_support;
 use std::time::Duration;
 
 use asyncio::EventLoop;
-use loop_support::{install_capturing_logger, take_logs, virtual_loop, watchdog, yield_now};
-
-/// The slow-callback lines logged on this thread since the last call.
-fn slow_lines() -> Vec<String> {
-    take_logs()
-        .into_iter()
-        .filter(|(level, target, msg)| {
-            *level == log::Level::Warn && target == "asyncio" && msg.starts_with("Executing ")
-        })
-        .map(|(_, _, msg)| msg)
-        .collect()
-}
+use loop_support::{
+    install_capturing_logger, slow_lines, take_logs, virtual_loop, watchdog, yield_now,
+};
 
 fn check_format(line: &str) {
     let rest = line.strip_prefix("Executing ").unwrap();

@@ -13,12 +13,31 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use asyncio::{ErrorKind, EventLoop, Handle};
-use loop_support::{strs, virtual_loop, watchdog, CountingSelector, DropCounter, Recorder};
+use loop_support::{
+    run_once, run_while, strs, virtual_loop, wait_running, watchdog, CountingSelector, DropCounter,
+    Recorder,
+};
 
 fn pair_with_data() -> (UnixStream, UnixStream) {
     let (a, mut b) = UnixStream::pair().unwrap();
     b.write_all(b"x").unwrap();
     (a, b)
+}
+
+/// A call counter and a callback that increments it.
+fn counter() -> (Rc<Cell<u32>>, impl FnMut() + 'static) {
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    (calls, move || c.set(c.get() + 1))
+}
+
+/// Runs `lp` until another thread stops it, about 50 ms after the loop started running.
+fn run_for_a_while(lp: &EventLoop) {
+    run_while(lp, |handle| {
+        wait_running(&handle);
+        std::thread::sleep(Duration::from_millis(50));
+        handle.stop();
+    });
 }
 
 #[test]
@@ -62,16 +81,14 @@ fn a_reader_removed_earlier_in_its_batch_does_not_run() {
         let (lp, _) = virtual_loop();
         let (a, _b) = pair_with_data();
         let fd = a.as_raw_fd();
-        let called = Rc::new(Cell::new(0));
-        let c = called.clone();
-        let h = lp.add_reader(fd, move || c.set(c.get() + 1)).unwrap();
+        let (called, count) = counter();
+        let h = lp.add_reader(fd, count).unwrap();
         // Ready before the poll, so it runs before the reader in the same batch.
         let l = lp.clone();
         let removed = Rc::new(Cell::new(false));
         let rm = removed.clone();
         lp.call_soon(move || rm.set(l.remove_reader(fd))).unwrap();
-        lp.stop();
-        lp.run_forever().unwrap();
+        run_once(&lp);
         assert!(removed.get());
         assert_eq!(called.get(), 0);
         assert!(h.cancelled());
@@ -185,33 +202,27 @@ fn reader_and_writer_on_one_fd_are_independent() {
         let (lp, _) = virtual_loop();
         let (a, _b) = pair_with_data();
         let fd = a.as_raw_fd();
-        let reads = Rc::new(Cell::new(0));
-        let writes = Rc::new(Cell::new(0));
+        let (reads, count_read) = counter();
+        let (writes, count_write) = counter();
         let r = reads.clone();
-        lp.add_reader(fd, move || r.set(r.get() + 1)).unwrap();
-        let w = writes.clone();
-        lp.add_writer(fd, move || w.set(w.get() + 1)).unwrap();
-        lp.stop();
-        lp.run_forever().unwrap();
+        lp.add_reader(fd, count_read).unwrap();
+        lp.add_writer(fd, count_write).unwrap();
+        run_once(&lp);
         assert_eq!((reads.get(), writes.get()), (1, 1));
         // Removing the reader keeps the writer.
         assert!(lp.remove_reader(fd));
         assert!(!lp.remove_reader(fd));
-        lp.stop();
-        lp.run_forever().unwrap();
+        run_once(&lp);
         assert_eq!((reads.get(), writes.get()), (1, 2));
         // And the other way round.
-        let r = reads.clone();
         lp.add_reader(fd, move || r.set(r.get() + 1)).unwrap();
         assert!(lp.remove_writer(fd));
         assert!(!lp.remove_writer(fd));
-        lp.stop();
-        lp.run_forever().unwrap();
+        run_once(&lp);
         assert_eq!((reads.get(), writes.get()), (2, 2));
         assert!(lp.remove_reader(fd));
         // Nothing left: the loop no longer polls the fd.
-        lp.stop();
-        lp.run_forever().unwrap();
+        run_once(&lp);
         assert_eq!((reads.get(), writes.get()), (2, 2));
         lp.close().unwrap();
     });
@@ -280,13 +291,11 @@ fn a_failed_writer_registration_keeps_the_existing_reader() {
         let (lp, _) = virtual_loop();
         let (a, _b) = pair_with_data();
         let fd = a.as_raw_fd();
-        let reads = Rc::new(Cell::new(0));
-        let r = reads.clone();
-        lp.add_reader(fd, move || r.set(r.get() + 1)).unwrap();
+        let (reads, count_read) = counter();
+        lp.add_reader(fd, count_read).unwrap();
         // Adding a writer to a valid, registered fd works; a bad fd next to it fails alone.
         assert!(lp.add_writer(RawFd::MAX - 1, || ()).is_err());
-        lp.stop();
-        lp.run_forever().unwrap();
+        run_once(&lp);
         assert_eq!(reads.get(), 1);
         assert!(lp.remove_reader(fd));
         lp.close().unwrap();
@@ -347,25 +356,14 @@ fn cancelling_a_reader_handle_stops_and_unregisters_it() {
     // CPython's _process_events removes a reader whose handle was cancelled, so a cancelled
     // watcher on a ready fd neither runs nor keeps waking the selector.
     watchdog(|| {
-        let (sel, stats) = CountingSelector::boxed();
-        let lp = EventLoop::builder().selector(sel).build().unwrap();
+        let (lp, stats) = CountingSelector::event_loop();
         let (a, _b) = pair_with_data();
         let fd = a.as_raw_fd();
-        let called = Rc::new(Cell::new(0));
-        let c = called.clone();
-        let h: Handle = lp.add_reader(fd, move || c.set(c.get() + 1)).unwrap();
+        let (called, count) = counter();
+        let h: Handle = lp.add_reader(fd, count).unwrap();
         h.cancel();
         assert!(h.cancelled());
-        let handle = lp.handle();
-        let waker = std::thread::spawn(move || {
-            while !handle.is_running() {
-                std::thread::yield_now();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-            handle.stop();
-        });
-        lp.run_forever().unwrap();
-        waker.join().unwrap();
+        run_for_a_while(&lp);
         assert_eq!(called.get(), 0);
         // Not a busy loop: the readable fd does not wake the selector again and again.
         assert!(stats.count() <= 5, "{} selects", stats.count());
@@ -378,28 +376,16 @@ fn cancelling_a_reader_handle_stops_and_unregisters_it() {
 #[test]
 fn cancelling_a_writer_handle_stops_and_unregisters_it() {
     watchdog(|| {
-        let (sel, stats) = CountingSelector::boxed();
-        let lp = EventLoop::builder().selector(sel).build().unwrap();
+        let (lp, stats) = CountingSelector::event_loop();
         let (a, _b) = UnixStream::pair().unwrap();
         let fd = a.as_raw_fd();
-        let reads = Rc::new(Cell::new(0));
-        let writes = Rc::new(Cell::new(0));
-        let r = reads.clone();
+        let (reads, count_read) = counter();
+        let (writes, count_write) = counter();
         // A reader on a quiet fd stays; the cancelled writer goes.
-        lp.add_reader(fd, move || r.set(r.get() + 1)).unwrap();
-        let w = writes.clone();
-        let h = lp.add_writer(fd, move || w.set(w.get() + 1)).unwrap();
+        lp.add_reader(fd, count_read).unwrap();
+        let h = lp.add_writer(fd, count_write).unwrap();
         h.cancel();
-        let handle = lp.handle();
-        let waker = std::thread::spawn(move || {
-            while !handle.is_running() {
-                std::thread::yield_now();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-            handle.stop();
-        });
-        lp.run_forever().unwrap();
-        waker.join().unwrap();
+        run_for_a_while(&lp);
         assert_eq!((reads.get(), writes.get()), (0, 0));
         assert!(stats.count() <= 5, "{} selects", stats.count());
         assert!(!lp.remove_writer(fd));

@@ -10,14 +10,8 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::Duration;
 
-use asyncio::{EventLoop, LoopHandle, VirtualClock};
-use loop_support::{watchdog, CountingSelector, SelectStats};
-
-fn wait_running(handle: &LoopHandle) {
-    while !handle.is_running() {
-        std::thread::yield_now();
-    }
-}
+use asyncio::{EventLoop, VirtualClock};
+use loop_support::{run_once, run_while, wait_running, watchdog, CountingSelector, SelectStats};
 
 /// Waits (bounded by the watchdog) until the loop has entered its `n`th `select`.
 fn wait_selects(stats: &SelectStats, n: usize) {
@@ -29,18 +23,15 @@ fn wait_selects(stats: &SelectStats, n: usize) {
 #[test]
 fn an_idle_loop_sleeps_in_the_poller() {
     watchdog(|| {
-        let (sel, stats) = CountingSelector::boxed();
-        let lp = EventLoop::builder().selector(sel).build().unwrap();
-        let (handle, st) = (lp.handle(), stats.clone());
-        let waker = std::thread::spawn(move || {
+        let (lp, stats) = CountingSelector::event_loop();
+        let st = stats.clone();
+        run_while(&lp, move |handle| {
             wait_selects(&st, 1);
             std::thread::sleep(Duration::from_millis(50));
             handle
                 .call_soon_threadsafe(|| asyncio::get_running_loop().unwrap().stop())
                 .unwrap();
         });
-        lp.run_forever().unwrap();
-        waker.join().unwrap();
         let selects = stats.count();
         assert!(
             (1..=5).contains(&selects),
@@ -55,17 +46,14 @@ fn an_idle_loop_sleeps_in_the_poller() {
 #[test]
 fn an_idle_loop_with_a_far_timer_sleeps_until_the_timer() {
     watchdog(|| {
-        let (sel, stats) = CountingSelector::boxed();
-        let lp = EventLoop::builder().selector(sel).build().unwrap();
+        let (lp, stats) = CountingSelector::event_loop();
         lp.call_later(3600.0, || panic!("must not fire")).unwrap();
-        let (handle, st) = (lp.handle(), stats.clone());
-        let waker = std::thread::spawn(move || {
+        let st = stats.clone();
+        run_while(&lp, move |handle| {
             wait_selects(&st, 1);
             std::thread::sleep(Duration::from_millis(50));
             handle.stop();
         });
-        lp.run_forever().unwrap();
-        waker.join().unwrap();
         let timeouts = stats.timeouts();
         assert!(timeouts.len() <= 5, "{timeouts:?}");
         // The first wait is for (about) the timer's delay, not a short polling interval.
@@ -95,14 +83,12 @@ fn sleep_timeouts_follow_the_next_timer_and_are_capped_at_a_day() {
             (Some(Duration::from_secs(24 * 3600)), false),
         ];
         for (expected, cancel_near_after) in cases {
-            let (handle, st) = (lp.handle(), stats.clone());
+            let st = stats.clone();
             let before = stats.count();
-            let waker = std::thread::spawn(move || {
+            run_while(&lp, move |handle| {
                 wait_selects(&st, before + 1);
                 handle.stop();
             });
-            lp.run_forever().unwrap();
-            waker.join().unwrap();
             let timeouts = stats.timeouts();
             assert_eq!(timeouts[before], expected, "{timeouts:?}");
             assert!(timeouts.len() <= before + 3, "{timeouts:?}");
@@ -118,16 +104,12 @@ fn sleep_timeouts_follow_the_next_timer_and_are_capped_at_a_day() {
 #[test]
 fn an_infinite_timer_means_waiting_without_a_timeout() {
     watchdog(|| {
-        let (sel, stats) = CountingSelector::boxed();
-        let lp = EventLoop::builder().selector(sel).build().unwrap();
+        let (lp, stats) = CountingSelector::event_loop();
         lp.call_later(f64::INFINITY, || panic!("never")).unwrap();
-        let handle = lp.handle();
-        let waker = std::thread::spawn(move || {
+        run_while(&lp, |handle| {
             wait_running(&handle);
             handle.stop();
         });
-        lp.run_forever().unwrap();
-        waker.join().unwrap();
         assert!(stats
             .timeouts()
             .iter()
@@ -168,8 +150,7 @@ fn without_fds_a_busy_loop_never_polls() {
 #[test]
 fn with_an_fd_registered_a_busy_loop_polls_without_waiting() {
     watchdog(|| {
-        let (sel, stats) = CountingSelector::boxed();
-        let lp = EventLoop::builder().selector(sel).build().unwrap();
+        let (lp, stats) = CountingSelector::event_loop();
         let (a, _b) = UnixStream::pair().unwrap();
         lp.add_reader(a.as_raw_fd(), || panic!("nothing to read"))
             .unwrap();
@@ -194,8 +175,7 @@ fn with_an_fd_registered_a_busy_loop_polls_without_waiting() {
 fn an_idle_loop_watching_a_quiet_fd_sleeps_until_it_is_readable() {
     watchdog(|| {
         use std::io::{Read, Write};
-        let (sel, stats) = CountingSelector::boxed();
-        let lp = EventLoop::builder().selector(sel).build().unwrap();
+        let (lp, stats) = CountingSelector::event_loop();
         let (mut a, mut b) = UnixStream::pair().unwrap();
         let fd = a.as_raw_fd();
         let got = Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -209,14 +189,12 @@ fn an_idle_loop_watching_a_quiet_fd_sleeps_until_it_is_readable() {
         })
         .unwrap();
         let st = stats.clone();
-        let writer = std::thread::spawn(move || {
+        let _b = run_while(&lp, move |_| {
             wait_selects(&st, 1);
             std::thread::sleep(Duration::from_millis(50));
             b.write_all(b"ping").unwrap();
             b
         });
-        lp.run_forever().unwrap();
-        let _b = writer.join().unwrap();
         assert_eq!(&*got.borrow(), b"ping");
         assert!(stats.count() <= 5, "{:?}", stats.timeouts());
         assert_eq!(stats.timeouts()[0], None);
@@ -274,8 +252,7 @@ fn a_failing_selector_ends_the_run_with_its_error_instead_of_spinning() {
         let ran = Rc::new(std::cell::Cell::new(false));
         let r = ran.clone();
         lp.call_soon(move || r.set(true)).unwrap();
-        lp.stop();
-        lp.run_forever().unwrap();
+        run_once(&lp);
         assert!(ran.get());
         lp.close().unwrap();
     });

@@ -272,15 +272,9 @@ fn running_a_loop_inside_its_own_callback_is_already_running() {
         let l = lp.clone();
         lp.call_soon(move || l.stop()).unwrap();
         lp.run_forever().unwrap();
+        // From run_forever, run_until_complete and block_on.
         let msg = "This event loop is already running".to_owned();
-        assert_eq!(
-            *errors.borrow(),
-            vec![
-                (ErrorKind::AlreadyRunning, msg.clone()),
-                (ErrorKind::AlreadyRunning, msg.clone()),
-                (ErrorKind::AlreadyRunning, msg),
-            ]
-        );
+        assert_eq!(*errors.borrow(), vec![(ErrorKind::AlreadyRunning, msg); 3]);
         assert_eq!(drops.dropped(), 1);
         // The same checks from inside a task.
         let l = lp.clone();
@@ -318,14 +312,11 @@ fn running_another_loop_inside_a_running_loop_is_an_error() {
             })
             .unwrap();
         outer.run_forever().unwrap();
+        // From run_forever, run_until_complete and block_on.
         let msg = "Cannot run the event loop while another loop is running".to_owned();
         assert_eq!(
             *errors.borrow(),
-            vec![
-                (ErrorKind::AnotherLoopRunning, msg.clone()),
-                (ErrorKind::AnotherLoopRunning, msg.clone()),
-                (ErrorKind::AnotherLoopRunning, msg),
-            ]
+            vec![(ErrorKind::AnotherLoopRunning, msg); 3]
         );
         // Neither loop was damaged: the inner one still holds its callback and runs it.
         assert_eq!(rec.len(), 0);

@@ -9,15 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use asyncio::{ErrorKind, EventLoop, LoopHandle};
-use loop_support::{watchdog, yield_now, DropCounter};
+use loop_support::{run_while, wait_running, watchdog, yield_now, DropCounter};
 
 const THREADS: usize = 8;
 
-/// Waits (bounded by the test's watchdog) until the loop behind `handle` is running.
-fn wait_running(handle: &LoopHandle) {
-    while !handle.is_running() {
-        std::thread::yield_now();
-    }
+/// Stops the loop behind `handle` from this thread once the loop is running.
+fn stop_when_running(handle: LoopHandle) {
+    wait_running(&handle);
+    handle.stop();
 }
 
 #[test]
@@ -199,13 +198,7 @@ fn handle_stop_wakes_a_loop_sleeping_on_a_long_timer() {
         let fired = std::rc::Rc::new(std::cell::Cell::new(false));
         let f = fired.clone();
         lp.call_later(3600.0, move || f.set(true)).unwrap();
-        let handle = lp.handle();
-        let stopper = std::thread::spawn(move || {
-            wait_running(&handle);
-            handle.stop();
-        });
-        lp.run_forever().unwrap();
-        stopper.join().unwrap();
+        run_while(&lp, stop_when_running);
         assert!(!fired.get());
         assert_eq!(lp.timer_heap_len(), 1);
         assert!(!lp.is_running());
@@ -217,13 +210,7 @@ fn handle_stop_wakes_a_loop_sleeping_on_a_long_timer() {
 fn handle_stop_wakes_a_loop_sleeping_with_nothing_scheduled() {
     watchdog(|| {
         let lp = EventLoop::new().unwrap();
-        let handle = lp.handle();
-        let stopper = std::thread::spawn(move || {
-            wait_running(&handle);
-            handle.stop();
-        });
-        lp.run_forever().unwrap();
-        stopper.join().unwrap();
+        run_while(&lp, stop_when_running);
         lp.close().unwrap();
     });
 }
@@ -234,15 +221,12 @@ fn call_soon_threadsafe_wakes_a_loop_sleeping_on_a_long_timer() {
     watchdog(|| {
         let lp = EventLoop::new().unwrap();
         lp.call_later(3600.0, || panic!("must not fire")).unwrap();
-        let handle = lp.handle();
-        let caller = std::thread::spawn(move || {
+        run_while(&lp, |handle| {
             wait_running(&handle);
             handle
                 .call_soon_threadsafe(|| asyncio::get_running_loop().unwrap().stop())
                 .unwrap();
         });
-        lp.run_forever().unwrap();
-        caller.join().unwrap();
         lp.close().unwrap();
     });
 }

@@ -6,16 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use asyncio::{Address, ConnectOptions, ErrorKind, EventLoop, Server, ServerOptions, Transport};
-use net_support::{run, spin, wait_until, watchdog, Recorder};
-
-fn port_of(server: &Server) -> u16 {
-    server.sockets()[0]
-        .address
-        .as_ref()
-        .and_then(Address::as_inet)
-        .unwrap()
-        .port()
-}
+use net_support::{connect_tcp, port_of, run, spin, wait_until, watchdog, Recorder};
 
 async fn echo_server(lp: &EventLoop, options: ServerOptions) -> Server {
     lp.create_server(Recorder::echo, &["127.0.0.1"], Some(0), options)
@@ -25,16 +16,7 @@ async fn echo_server(lp: &EventLoop, options: ServerOptions) -> Server {
 
 async fn connect(lp: &EventLoop, port: u16) -> (Transport, Recorder) {
     let r = Recorder::default();
-    let r2 = r.clone();
-    let (t, _) = lp
-        .create_connection(
-            move || r2,
-            Some("127.0.0.1"),
-            Some(port),
-            ConnectOptions::new(),
-        )
-        .await
-        .unwrap();
+    let t = connect_tcp(lp, port, r.clone()).await.unwrap();
     (t, r)
 }
 
@@ -60,13 +42,7 @@ fn close_keeps_existing_connections_and_wait_closed_waits_for_them() {
             assert!(!server.is_serving());
             assert!(server.sockets().is_empty());
             // New connections are refused ...
-            let err = lp
-                .create_connection(
-                    Recorder::default,
-                    Some("127.0.0.1"),
-                    Some(port),
-                    ConnectOptions::new(),
-                )
+            let err = connect_tcp(&lp, port, Recorder::default())
                 .await
                 .unwrap_err();
             assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED));

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use asyncio::{
     Address, ConnectOptions, ErrorKind, EventLoop, ExtraInfo, Server, ServerOptions, Transport,
 };
-use net_support::{run, spin, wait_until, watchdog, Recorder};
+use net_support::{connect_tcp, port_of, run, spin, wait_until, watchdog, Recorder, TempDir};
 
 type Accepted = Rc<RefCell<Vec<Recorder>>>;
 
@@ -34,26 +34,12 @@ async fn tcp_server(lp: &EventLoop, make: Recorder) -> (Server, u16, Accepted) {
         )
         .await
         .unwrap();
-    let port = server.sockets()[0]
-        .address
-        .as_ref()
-        .and_then(Address::as_inet)
-        .unwrap()
-        .port();
+    let port = port_of(&server);
     (server, port, accepted)
 }
 
 async fn connect(lp: &EventLoop, port: u16, proto: Recorder) -> Transport {
-    let (t, _) = lp
-        .create_connection(
-            move || proto,
-            Some("127.0.0.1"),
-            Some(port),
-            ConnectOptions::new(),
-        )
-        .await
-        .unwrap();
-    t
+    connect_tcp(lp, port, proto).await.unwrap()
 }
 
 #[test]
@@ -98,10 +84,8 @@ fn tcp_connect_exchange_close() {
 #[test]
 fn unix_connect_exchange_and_socket_file_removed() {
     watchdog(|| {
-        let dir = std::env::temp_dir().join(format!("asyncio-net-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("echo.sock");
-        let p2 = path.clone();
+        let dir = TempDir::new("net");
+        let p2 = dir.join("echo.sock");
         run(|lp| async move {
             let server = lp
                 .create_unix_server(Recorder::echo, Some(&p2), ServerOptions::new())
@@ -140,7 +124,7 @@ fn unix_connect_exchange_and_socket_file_removed() {
             assert!(!p2.exists());
             s2.wait_closed().await.unwrap();
         });
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(dir.path()).unwrap();
     });
 }
 
@@ -151,13 +135,7 @@ fn connection_refused_is_an_io_error() {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let port = listener.local_addr().unwrap().port();
             drop(listener);
-            let err = lp
-                .create_connection(
-                    Recorder::default,
-                    Some("127.0.0.1"),
-                    Some(port),
-                    ConnectOptions::new(),
-                )
+            let err = connect_tcp(&lp, port, Recorder::default())
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Io);

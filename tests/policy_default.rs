@@ -4,8 +4,6 @@
 
 mod policy_support;
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -13,7 +11,7 @@ use asyncio::{
     get_event_loop, get_event_loop_policy, new_event_loop, set_event_loop, set_event_loop_policy,
     DefaultEventLoopPolicy, ErrorKind, EventLoop, EventLoopPolicy,
 };
-use policy_support::{global_policy_lock, watchdog, FailingPolicy};
+use policy_support::{global_policy_lock, released_flag, watchdog, FailingPolicy};
 
 // R43 -----------------------------------------------------------------------------------------
 
@@ -233,18 +231,10 @@ fn two_policies_keep_separate_loops_on_one_thread() {
 
 #[test]
 fn a_dropped_policy_releases_this_threads_loop() {
-    struct SetOnDrop(Rc<Cell<bool>>);
-    impl Drop for SetOnDrop {
-        fn drop(&mut self) {
-            self.0.set(true);
-        }
-    }
     watchdog(|| {
-        let released = Rc::new(Cell::new(false));
         let policy = DefaultEventLoopPolicy::new();
         let lp = policy.new_event_loop().unwrap();
-        let guard = SetOnDrop(released.clone());
-        lp.call_soon(move || drop(guard)).unwrap();
+        let released = released_flag(&lp);
         policy.set_event_loop(Some(lp.clone())).unwrap();
         drop(lp);
         assert!(!released.get(), "the policy still holds the loop");

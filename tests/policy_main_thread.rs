@@ -4,6 +4,8 @@
 //! `set_event_loop_policy(None)`, child-watcher attachment (R46), and a `fork()`ed child not
 //! inheriting the parent's loop.
 
+#[path = "common/main_thread_harness.rs"]
+mod main_thread_harness;
 mod policy_support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -271,24 +273,5 @@ fn main() {
             set_event_loop_attaches_the_child_watcher,
         ),
     ];
-    let mut passed = 0;
-    let mut failed = 0;
-    for (name, test) in tests {
-        match std::panic::catch_unwind(test) {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-        // Every test starts from a fresh default policy.
-        set_event_loop_policy(None);
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    main_thread_harness::run_tests(&tests);
 }

@@ -3,12 +3,10 @@
 
 mod policy_support;
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::sync::{Arc, Barrier};
 
 use asyncio::{DefaultEventLoopPolicy, ErrorKind, EventLoopPolicy};
-use policy_support::{global_policy_lock, watchdog, CountingNew};
+use policy_support::{global_policy_lock, released_flag, watchdog, CountingNew};
 
 #[test]
 fn policies_are_send_and_sync() {
@@ -125,18 +123,10 @@ fn a_policy_can_be_dropped_on_another_thread() {
 
 #[test]
 fn a_policy_dropped_on_another_thread_releases_this_threads_loop() {
-    struct SetOnDrop(Rc<Cell<bool>>);
-    impl Drop for SetOnDrop {
-        fn drop(&mut self) {
-            self.0.set(true);
-        }
-    }
     watchdog(|| {
-        let released = Rc::new(Cell::new(false));
         let policy = Arc::new(DefaultEventLoopPolicy::new());
         let lp = policy.new_event_loop().unwrap();
-        let guard = SetOnDrop(released.clone());
-        lp.call_soon(move || drop(guard)).unwrap();
+        let released = released_flag(&lp);
         policy.set_event_loop(Some(lp)).unwrap(); // the policy holds the only reference
                                                   // `set_event_loop_policy(None)` on another thread, say: the last reference goes there.
         std::thread::spawn(move || drop(policy)).join().unwrap();

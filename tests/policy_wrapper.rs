@@ -12,7 +12,9 @@ use asyncio::{
     DefaultEventLoopPolicy, ErrorKind, EventLoop, EventLoopPolicy, Executor, PolicyWrapper, Result,
     ThreadPoolExecutor,
 };
-use policy_support::{global_policy_lock, watchdog, CountingGet, CountingNew, CountingSet};
+use policy_support::{
+    global_policy_lock, named_pool, watchdog, worker_name, CountingGet, CountingNew, CountingSet,
+};
 
 #[test]
 fn overriding_new_event_loop_is_what_new_event_loop_uses() {
@@ -122,13 +124,7 @@ impl PolicyWrapper for PooledPolicy {
 #[test]
 fn an_overridden_default_executor_is_used_by_the_default_new_event_loop() {
     watchdog(|| {
-        let pool = Arc::new(
-            ThreadPoolExecutor::builder()
-                .max_workers(1)
-                .thread_name_prefix("pooled")
-                .build()
-                .unwrap(),
-        );
+        let pool = named_pool("pooled", 1);
         let policy = PooledPolicy {
             base: DefaultEventLoopPolicy::new(),
             pool: pool.clone(),
@@ -136,16 +132,7 @@ fn an_overridden_default_executor_is_used_by_the_default_new_event_loop() {
         };
         let lp = EventLoopPolicy::new_event_loop(&policy).unwrap();
         assert_eq!(policy.asked.load(Ordering::SeqCst), 1);
-        let l = lp.clone();
-        let name = lp
-            .run_until_complete(async move {
-                l.run_in_executor(None, || std::thread::current().name().map(str::to_owned))
-                    .unwrap()
-                    .await
-                    .unwrap()
-            })
-            .unwrap();
-        assert_eq!(name.as_deref(), Some("pooled_0"));
+        assert_eq!(worker_name(&lp).as_deref(), Some("pooled_0"));
         lp.close().unwrap();
         assert!(
             !pool.is_shutdown(),

@@ -12,16 +12,7 @@ use asyncio::streams::{
     start_unix_server, IncompleteReadError, LimitOverrunError, StreamReader, StreamWriter,
 };
 use asyncio::{Address, ConnectOptions, ErrorKind, EventLoop, ServerOptions};
-use net_support::{run, spin, wait_until, watchdog};
-
-fn port_of(server: &asyncio::Server) -> u16 {
-    server.sockets()[0]
-        .address
-        .as_ref()
-        .and_then(Address::as_inet)
-        .unwrap()
-        .port()
-}
+use net_support::{port_of, run, spin, wait_until, watchdog, TempDir};
 
 async fn echo_lines(reader: StreamReader, writer: StreamWriter) {
     loop {
@@ -81,10 +72,8 @@ fn echo_lines_over_tcp() {
 #[test]
 fn echo_over_unix_socket() {
     watchdog(|| {
-        let dir = std::env::temp_dir().join(format!("asyncio-streams-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("echo.sock");
-        let p2 = path.clone();
+        let dir = TempDir::new("streams");
+        let p2 = dir.join("echo.sock");
         run(|_lp| async move {
             let server = start_unix_server(echo_lines, &p2).await.unwrap();
             let (reader, writer) = open_unix_connection(&p2).await.unwrap();
@@ -96,7 +85,6 @@ fn echo_over_unix_socket() {
             server.close();
             server.wait_closed().await.unwrap();
         });
-        let _ = std::fs::remove_dir_all(&dir);
     });
 }
 

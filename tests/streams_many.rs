@@ -8,8 +8,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use asyncio::streams::{open_connection, start_server_with, StreamReader, StreamWriter};
-use asyncio::{Address, ServerOptions};
-use net_support::{run, watchdog};
+use asyncio::ServerOptions;
+use net_support::{port_of, run, watchdog};
 use rustix::process::{getrlimit, setrlimit, Resource};
 
 const WANTED: usize = 1000;
@@ -61,12 +61,7 @@ fn a_thousand_concurrent_connections() {
             )
             .await
             .unwrap();
-            let port = server.sockets()[0]
-                .address
-                .as_ref()
-                .and_then(Address::as_inet)
-                .unwrap()
-                .port();
+            let port = port_of(&server);
             let ok = Rc::new(Cell::new(0usize));
             let mut tasks = Vec::new();
             for i in 0..n {

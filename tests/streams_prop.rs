@@ -8,8 +8,8 @@ mod net_support;
 use asyncio::streams::{
     open_connection_with, start_server, IncompleteReadError, StreamReader, StreamWriter,
 };
-use asyncio::{Address, ConnectOptions, ErrorKind, EventLoop};
-use net_support::{run, watchdog};
+use asyncio::{ConnectOptions, ErrorKind, EventLoop};
+use net_support::{port_of, run, watchdog};
 
 /// xorshift64*: a small deterministic PRNG.
 struct Rng(u64);
@@ -231,12 +231,7 @@ fn chunked_tcp_matches_the_model() {
             )
             .await
             .unwrap();
-            let port = server.sockets()[0]
-                .address
-                .as_ref()
-                .and_then(Address::as_inet)
-                .unwrap()
-                .port();
+            let port = port_of(&server);
             for seed in 0..50 {
                 let case = gen_case(&mut rng);
                 cases

@@ -6,19 +6,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use asyncio::{DefaultEventLoopPolicy, EventLoopPolicy, ThreadPoolExecutor};
+use asyncio::{DefaultEventLoopPolicy, EventLoopPolicy};
 use asyncio_policies::DebugEventLoopPolicy;
-use support::{global_policy_lock, install_capturing_logger, take_logs, watchdog};
-
-fn slow_lines() -> Vec<String> {
-    take_logs()
-        .into_iter()
-        .filter(|(level, target, msg)| {
-            *level == log::Level::Warn && target == "asyncio" && msg.starts_with("Executing ")
-        })
-        .map(|(_, _, msg)| msg)
-        .collect()
-}
+use support::{
+    global_policy_lock, install_capturing_logger, named_pool, slow_lines, take_logs, watchdog,
+    worker_name,
+};
 
 #[test]
 fn every_new_loop_is_a_debug_loop_with_the_threshold() {
@@ -117,28 +110,13 @@ fn a_plain_default_loop_logs_nothing() {
 #[test]
 fn the_bases_shared_executor_is_kept() {
     watchdog(|| {
-        let pool = Arc::new(
-            ThreadPoolExecutor::builder()
-                .max_workers(1)
-                .thread_name_prefix("debug-pool")
-                .build()
-                .unwrap(),
-        );
+        let pool = named_pool("debug-pool", 1);
         let policy =
             DebugEventLoopPolicy::with_base(DefaultEventLoopPolicy::with_executor(pool.clone()));
         assert!(policy.default_executor().is_some());
         let lp = policy.new_event_loop().unwrap();
         assert!(lp.get_debug());
-        let l = lp.clone();
-        let name = lp
-            .run_until_complete(async move {
-                l.run_in_executor(None, || std::thread::current().name().map(str::to_owned))
-                    .unwrap()
-                    .await
-            })
-            .unwrap()
-            .unwrap();
-        assert_eq!(name.as_deref(), Some("debug-pool_0"));
+        assert_eq!(worker_name(&lp).as_deref(), Some("debug-pool_0"));
         lp.close().unwrap();
         assert!(!asyncio::Executor::is_shutdown(&*pool));
         asyncio::Executor::shutdown(&*pool, true);

@@ -5,30 +5,9 @@ mod support;
 
 use std::sync::Arc;
 
-use asyncio::{EventLoopPolicy, Executor, ThreadPoolExecutor};
+use asyncio::{EventLoopPolicy, Executor};
 use asyncio_policies::ExecutorPolicy;
-use support::{global_policy_lock, watchdog};
-
-fn named_pool(prefix: &str, workers: usize) -> Arc<ThreadPoolExecutor> {
-    Arc::new(
-        ThreadPoolExecutor::builder()
-            .max_workers(workers)
-            .thread_name_prefix(prefix)
-            .build()
-            .unwrap(),
-    )
-}
-
-fn worker_name(lp: &asyncio::EventLoop) -> Option<String> {
-    let l = lp.clone();
-    lp.run_until_complete(async move {
-        l.run_in_executor(None, || std::thread::current().name().map(str::to_owned))
-            .unwrap()
-            .await
-            .unwrap()
-    })
-    .unwrap()
-}
+use support::{global_policy_lock, named_pool, watchdog, worker_name};
 
 #[test]
 fn default_executor_is_the_shared_one() {

@@ -6,12 +6,14 @@
 //!   `get_event_loop`'s implicit creation (open recursion);
 //! - `ExecutorPolicy`'s implicit loop uses the shared executor.
 
+#[path = "../../tests/common/main_thread_harness.rs"]
+mod main_thread_harness;
+#[path = "../../tests/common/pool.rs"]
+mod pool;
+
 use std::sync::Arc;
 
-use asyncio::{
-    get_event_loop, set_event_loop, set_event_loop_policy, ErrorKind, EventLoopPolicy,
-    ThreadPoolExecutor,
-};
+use asyncio::{get_event_loop, set_event_loop, set_event_loop_policy, ErrorKind, EventLoopPolicy};
 use asyncio_policies::{
     DebugEventLoopPolicy, ExecutorPolicy, StrictEventLoopPolicy, VirtualTimePolicy,
 };
@@ -81,26 +83,11 @@ fn virtual_time_implicit_loop_has_a_clock() {
 }
 
 fn executor_policy_implicit_loop_uses_the_pool() {
-    let pool = Arc::new(
-        ThreadPoolExecutor::builder()
-            .max_workers(1)
-            .thread_name_prefix("main-pool")
-            .build()
-            .unwrap(),
-    );
+    let pool = pool::named_pool("main-pool", 1);
     let policy = Arc::new(ExecutorPolicy::new(pool.clone()));
     set_event_loop_policy(Some(policy.clone()));
     let lp = get_event_loop().unwrap();
-    let l = lp.clone();
-    let name = lp
-        .run_until_complete(async move {
-            l.run_in_executor(None, || std::thread::current().name().map(str::to_owned))
-                .unwrap()
-                .await
-        })
-        .unwrap()
-        .unwrap();
-    assert_eq!(name.as_deref(), Some("main-pool_0"));
+    assert_eq!(pool::worker_name(&lp).as_deref(), Some("main-pool_0"));
     set_event_loop(None).unwrap();
     lp.close().unwrap();
     set_event_loop_policy(None);
@@ -127,24 +114,5 @@ fn main() {
             executor_policy_implicit_loop_uses_the_pool,
         ),
     ];
-    let mut passed = 0;
-    let mut failed = 0;
-    for (name, test) in tests {
-        match std::panic::catch_unwind(test) {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-                // A failed test may have left its policy installed.
-                set_event_loop_policy(None);
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    main_thread_harness::run_tests(&tests);
 }

@@ -8,9 +8,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asyncio::{DefaultEventLoopPolicy, EventLoop, EventLoopPolicy, ThreadPoolExecutor};
+use asyncio::{DefaultEventLoopPolicy, EventLoop, EventLoopPolicy};
 use asyncio_policies::VirtualTimePolicy;
-use support::{global_policy_lock, watchdog};
+use support::{global_policy_lock, named_pool, watchdog};
 
 #[test]
 fn sleeps_take_no_wall_time_and_report_exact_times() {
@@ -138,13 +138,7 @@ fn loops_on_several_threads_do_not_share_time() {
 #[test]
 fn the_bases_shared_executor_is_kept() {
     watchdog(|| {
-        let pool = Arc::new(
-            ThreadPoolExecutor::builder()
-                .max_workers(1)
-                .thread_name_prefix("vt-pool")
-                .build()
-                .unwrap(),
-        );
+        let pool = named_pool("vt-pool", 1);
         let policy =
             VirtualTimePolicy::with_base(DefaultEventLoopPolicy::with_executor(pool.clone()));
         let (lp, clock) = policy.new_event_loop_with_clock().unwrap();

@@ -521,6 +521,14 @@ mod tests {
         thread::current().name().unwrap_or("").to_owned()
     }
 
+    /// The name of the worker thread that runs a job submitted now.
+    fn next_worker_name(pool: &ThreadPoolExecutor) -> String {
+        let (tx, rx) = mpsc::channel();
+        pool.submit(Box::new(move || tx.send(thread_name()).unwrap()))
+            .unwrap();
+        rx.recv_timeout(BOUND).unwrap()
+    }
+
     #[test]
     fn jobs_run_and_results_come_back() {
         let pool = pool(4);
@@ -541,10 +549,7 @@ mod tests {
         let pool = pool(4);
         assert_eq!(pool.thread_count(), 0);
         assert_eq!(pool.max_workers(), 4);
-        let (tx, rx) = mpsc::channel();
-        pool.submit(Box::new(move || tx.send(thread_name()).unwrap()))
-            .unwrap();
-        assert_eq!(rx.recv_timeout(BOUND).unwrap(), "asyncio_0");
+        assert_eq!(next_worker_name(&pool), "asyncio_0");
         assert_eq!(pool.thread_count(), 1);
     }
 
@@ -557,10 +562,7 @@ mod tests {
                 let state = pool.inner.lock();
                 state.num_idle == state.num_threads
             }));
-            let (tx, rx) = mpsc::channel();
-            pool.submit(Box::new(move || tx.send(thread_name()).unwrap()))
-                .unwrap();
-            assert_eq!(rx.recv_timeout(BOUND).unwrap(), "asyncio_0");
+            assert_eq!(next_worker_name(&pool), "asyncio_0");
         }
         assert_eq!(pool.thread_count(), 1);
     }
@@ -635,11 +637,8 @@ mod tests {
         pool.submit(Box::new(|| std::panic::resume_unwind(Box::new(Nasty))))
             .unwrap();
 
-        let (tx, rx) = mpsc::channel();
-        pool.submit(Box::new(move || tx.send(thread_name()).unwrap()))
-            .unwrap();
         // Same (only) worker: it survived both panics.
-        assert_eq!(rx.recv_timeout(BOUND).unwrap(), "asyncio_0");
+        assert_eq!(next_worker_name(&pool), "asyncio_0");
         assert_eq!(pool.thread_count(), 1);
     }
 
@@ -775,10 +774,7 @@ mod tests {
         assert!(eventually(|| pool.thread_count() == 0));
 
         // A new worker starts when needed, numbered after the earlier ones.
-        let (tx, rx) = mpsc::channel();
-        pool.submit(Box::new(move || tx.send(thread_name()).unwrap()))
-            .unwrap();
-        assert_eq!(rx.recv_timeout(BOUND).unwrap(), "asyncio_4");
+        assert_eq!(next_worker_name(&pool), "asyncio_4");
     }
 
     #[test]

@@ -78,27 +78,33 @@ fn borrow(fd: RawFd) -> io::Result<BorrowedFd<'static>> {
     Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
-impl Selector for EpollSelector {
-    fn register(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+impl EpollSelector {
+    /// Adds or modifies (`op`: `epoll::add` or `epoll::modify`) the registration of `fd` for
+    /// `interest`, keyed by the fd.
+    fn ctl<'a>(
+        &'a self,
+        op: fn(BorrowedFd<'a>, BorrowedFd<'static>, EventData, EventFlags) -> Result<(), Errno>,
+        fd: RawFd,
+        interest: Interest,
+    ) -> io::Result<()> {
         let src = borrow(fd)?;
-        epoll::add(
-            &self.epoll,
+        op(
+            self.epoll.as_fd(),
             src,
             EventData::new_u64(fd as u64),
             flags(interest),
         )?;
         Ok(())
     }
+}
+
+impl Selector for EpollSelector {
+    fn register(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        self.ctl(epoll::add, fd, interest)
+    }
 
     fn modify(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
-        let src = borrow(fd)?;
-        epoll::modify(
-            &self.epoll,
-            src,
-            EventData::new_u64(fd as u64),
-            flags(interest),
-        )?;
-        Ok(())
+        self.ctl(epoll::modify, fd, interest)
     }
 
     fn deregister(&mut self, fd: RawFd) -> io::Result<()> {

@@ -164,9 +164,24 @@ impl Shared {
     /// asyncio's `_maybe_resume_transport`: resumes reading once the buffer is at or under
     /// the limit.
     pub(crate) fn maybe_resume(&self) {
+        self.resume_reading_if(|st| st.buffer.len() <= self.limit);
+    }
+
+    /// Registers the reader's waker for more data (asyncio's `_wait_for_data`). Resumes a
+    /// paused transport first: the caller needs more than the buffer holds.
+    pub(crate) fn wait_for_data(&self, cx: &Context<'_>) {
+        self.resume_reading_if(|st| {
+            st.read_waker = Some(cx.waker().clone());
+            true
+        });
+    }
+
+    /// Resumes the paused transport when `cond` (run under the state borrow) says so; the
+    /// transport is called after the borrow ends.
+    fn resume_reading_if(&self, cond: impl FnOnce(&mut State) -> bool) {
         let resume = {
             let mut st = self.st.borrow_mut();
-            if st.reading_paused && st.buffer.len() <= self.limit {
+            if cond(&mut st) && st.reading_paused {
                 st.reading_paused = false;
                 st.transport.clone()
             } else {
@@ -178,21 +193,18 @@ impl Shared {
         }
     }
 
-    /// Registers the reader's waker for more data (asyncio's `_wait_for_data`). Resumes a
-    /// paused transport first: the caller needs more than the buffer holds.
-    pub(crate) fn wait_for_data(&self, cx: &Context<'_>) {
-        let resume = {
-            let mut st = self.st.borrow_mut();
-            st.read_waker = Some(cx.waker().clone());
-            if st.reading_paused {
-                st.reading_paused = false;
-                st.transport.clone()
-            } else {
-                None
+    /// Ends one poll of a read: `Some(out)` is ready (and the transport resumes if the buffer
+    /// is back under the limit), `None` waits for more data.
+    pub(crate) fn ready_or_wait<T>(&self, out: Option<T>, cx: &Context<'_>) -> Poll<T> {
+        match out {
+            Some(out) => {
+                self.maybe_resume();
+                Poll::Ready(out)
             }
-        };
-        if let Some(t) = resume {
-            t.resume_reading();
+            None => {
+                self.wait_for_data(cx);
+                Poll::Pending
+            }
         }
     }
 

@@ -133,16 +133,7 @@ impl StreamReader {
                 Some(st.buffer.take(n))
             }
         };
-        match out {
-            Some(data) => {
-                self.shared.maybe_resume();
-                Poll::Ready(Ok(data))
-            }
-            None => {
-                self.shared.wait_for_data(cx);
-                Poll::Pending
-            }
-        }
+        self.shared.ready_or_wait(out.map(Ok), cx)
     }
 
     /// Reads until EOF and returns everything (asyncio's `read(-1)`).
@@ -205,16 +196,7 @@ impl StreamReader {
                     None
                 }
             };
-            match out {
-                Some(r) => {
-                    self.shared.maybe_resume();
-                    Poll::Ready(r)
-                }
-                None => {
-                    self.shared.wait_for_data(cx);
-                    Poll::Pending
-                }
-            }
+            self.shared.ready_or_wait(out, cx)
         })
         .await
     }
@@ -306,16 +288,7 @@ impl StreamReader {
                 None => None,
             }
         };
-        match out {
-            Some(r) => {
-                self.shared.maybe_resume();
-                Poll::Ready(r)
-            }
-            None => {
-                self.shared.wait_for_data(cx);
-                Poll::Pending
-            }
-        }
+        self.shared.ready_or_wait(out, cx)
     }
 
     /// Reads one line, up to and including `\n` (asyncio's `readline`). At EOF the partial
@@ -392,15 +365,6 @@ impl futures::io::AsyncRead for StreamReader {
                 Some(n)
             }
         };
-        match n {
-            Some(n) => {
-                self.shared.maybe_resume();
-                Poll::Ready(Ok(n))
-            }
-            None => {
-                self.shared.wait_for_data(cx);
-                Poll::Pending
-            }
-        }
+        self.shared.ready_or_wait(n.map(Ok), cx)
     }
 }

@@ -470,18 +470,9 @@ impl StreamInner {
             Err(_) => return self.defer(move |me| me.call_base(what, f)),
         };
         if let Err(payload) = res {
-            self.lp.call_exception_handler(
-                &ExceptionContext::new(format!("protocol.{what}() failed"))
-                    .with_exception(Error::from_panic(&*payload))
-                    .with(
-                        "transport",
-                        format!(
-                            "{:?}",
-                            Transport {
-                                inner: self.clone()
-                            }
-                        ),
-                    ),
+            self.report_with_transport(
+                ExceptionContext::new(format!("protocol.{what}() failed"))
+                    .with_exception(Error::from_panic(&*payload)),
             );
         }
     }
@@ -754,21 +745,19 @@ impl StreamInner {
         });
     }
 
+    /// Calls the loop's exception handler with `ctx` and this transport (its `Debug` form) as
+    /// `"transport"`.
+    fn report_with_transport(self: &Rc<Self>, ctx: ExceptionContext) {
+        let transport = Transport {
+            inner: self.clone(),
+        };
+        self.lp
+            .call_exception_handler(&ctx.with("transport", format!("{transport:?}")));
+    }
+
     fn fatal_error(self: &Rc<Self>, err: Error, message: &str) {
         if !is_connection_error(&err) {
-            self.lp.call_exception_handler(
-                &ExceptionContext::new(message)
-                    .with_exception(err.clone())
-                    .with(
-                        "transport",
-                        format!(
-                            "{:?}",
-                            Transport {
-                                inner: self.clone()
-                            }
-                        ),
-                    ),
-            );
+            self.report_with_transport(ExceptionContext::new(message).with_exception(err.clone()));
         } else if self.lp.get_debug() {
             log::debug!(target: "asyncio", "{message}: {err}");
         }

@@ -9,16 +9,21 @@ use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use asyncio::{
-    EventLoop, Interest, PollingSelector, ReadyEvent, Selector, SelectorWaker, VirtualClock,
+    EventLoop, Interest, LoopHandle, PollingSelector, ReadyEvent, Selector, SelectorWaker,
+    VirtualClock,
 };
 
+#[path = "../common/capture_log.rs"]
+mod capture_log;
 #[path = "../common/watchdog.rs"]
 mod common_watchdog;
+#[allow(unused_imports)]
+pub use capture_log::{install_capturing_logger, slow_lines, take_logs};
 #[allow(unused_imports)]
 pub use common_watchdog::{watchdog, WATCHDOG};
 
@@ -31,6 +36,32 @@ pub fn virtual_loop() -> (EventLoop, VirtualClock) {
         .build()
         .expect("build a loop");
     (event_loop, clock)
+}
+
+/// Waits (bounded by the test's watchdog) until the loop behind `handle` is running.
+pub fn wait_running(handle: &LoopHandle) {
+    while !handle.is_running() {
+        std::thread::yield_now();
+    }
+}
+
+/// Runs `lp` until it stops while `other` runs on another thread with the loop's handle (it is
+/// what stops or wakes the loop); then joins that thread (its panic fails the test) and returns
+/// what it returned.
+pub fn run_while<T: Send + 'static>(
+    lp: &EventLoop,
+    other: impl FnOnce(LoopHandle) -> T + Send + 'static,
+) -> T {
+    let handle = lp.handle();
+    let thread = std::thread::spawn(move || other(handle));
+    lp.run_forever().unwrap();
+    thread.join().unwrap()
+}
+
+/// Runs one iteration of `lp`: `stop`, then `run_forever`.
+pub fn run_once(lp: &EventLoop) {
+    lp.stop();
+    lp.run_forever().unwrap();
 }
 
 /// A shared list of what ran, in order.
@@ -143,6 +174,13 @@ impl CountingSelector {
         };
         (Box::new(sel), stats)
     }
+
+    /// A loop (on the real clock) with a counting selector, and the selector's statistics.
+    pub fn event_loop() -> (EventLoop, Arc<SelectStats>) {
+        let (sel, stats) = Self::boxed();
+        let lp = EventLoop::builder().selector(sel).build().unwrap();
+        (lp, stats)
+    }
 }
 
 impl Selector for CountingSelector {
@@ -198,43 +236,4 @@ impl Future for Never {
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
         Poll::Pending
     }
-}
-
-thread_local! {
-    static CAPTURED: RefCell<Vec<(log::Level, String, String)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A `log` logger that records every record in a buffer of the thread that logged it, so that
-/// tests running in parallel do not see each other's lines.
-struct ThreadLocalLogger;
-
-impl log::Log for ThreadLocalLogger {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let line = (
-            record.level(),
-            record.target().to_owned(),
-            record.args().to_string(),
-        );
-        let _ = CAPTURED.try_with(|c| c.borrow_mut().push(line));
-    }
-    fn flush(&self) {}
-}
-
-static LOGGER: ThreadLocalLogger = ThreadLocalLogger;
-static INSTALL: Once = Once::new();
-
-/// Installs the capturing logger (once per test binary) at the most verbose level.
-pub fn install_capturing_logger() {
-    INSTALL.call_once(|| {
-        log::set_logger(&LOGGER).expect("no other logger in this test binary");
-        log::set_max_level(log::LevelFilter::Trace);
-    });
-}
-
-/// Takes the records logged by this thread so far: (level, target, message).
-pub fn take_logs() -> Vec<(log::Level, String, String)> {
-    CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()))
 }

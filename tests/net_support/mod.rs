@@ -1,32 +1,50 @@
-//! Shared helpers of the `net_*` tests: a watchdog, a bounded wait, temporary directories, and
-//! recording protocols.
+//! Shared helpers of the `net_*` and `streams_*` tests: a watchdog, a bounded wait, temporary
+//! directories, TCP helpers and recording protocols.
 #![allow(dead_code)]
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use asyncio::{BaseProtocol, Error, EventLoop, Protocol, Transport};
+use asyncio::{
+    Address, BaseProtocol, ConnectOptions, Error, EventLoop, Protocol, Server, Transport,
+};
+
+#[path = "../common/watchdog.rs"]
+mod common_watchdog;
 
 /// Runs `body` on its own thread (with its own loop) and fails if it takes over 60 s.
 pub fn watchdog<F: FnOnce() + Send + 'static>(body: F) {
-    let (tx, rx) = mpsc::channel();
-    let t = std::thread::spawn(move || {
-        body();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(()) => t.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(p) = t.join() {
-                std::panic::resume_unwind(p);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("watchdog: test hung"),
-    }
+    common_watchdog::watchdog_within(Duration::from_secs(60), || {}, body)
+}
+
+/// The port of a TCP server's first listening socket.
+pub fn port_of(server: &Server) -> u16 {
+    server.sockets()[0]
+        .address
+        .as_ref()
+        .and_then(Address::as_inet)
+        .unwrap()
+        .port()
+}
+
+/// Connects `proto` to 127.0.0.1:`port` over TCP (default options).
+pub async fn connect_tcp<P: Protocol + 'static>(
+    lp: &EventLoop,
+    port: u16,
+    proto: P,
+) -> asyncio::Result<Transport> {
+    let (t, _) = lp
+        .create_connection(
+            move || proto,
+            Some("127.0.0.1"),
+            Some(port),
+            ConnectOptions::new(),
+        )
+        .await?;
+    Ok(t)
 }
 
 /// Runs `f` to completion on a fresh loop, then closes the loop.

@@ -3,8 +3,10 @@
 //! `get_event_loop` always fails, and counting `PolicyWrapper`s.
 #![allow(dead_code)]
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use asyncio::{
     ChildCallback, ChildWatcher, DefaultEventLoopPolicy, Error, ErrorKind, EventLoop,
@@ -13,17 +15,30 @@ use asyncio::{
 
 #[path = "../common/watchdog.rs"]
 mod common_watchdog;
+#[path = "../common/policy_lock.rs"]
+mod policy_lock;
+#[path = "../common/pool.rs"]
+mod pool;
 #[allow(unused_imports)]
 pub use common_watchdog::{watchdog, WATCHDOG};
+#[allow(unused_imports)]
+pub use policy_lock::global_policy_lock;
+#[allow(unused_imports)]
+pub use pool::{named_pool, worker_name};
 
-static GLOBAL_POLICY: Mutex<()> = Mutex::new(());
-
-/// Serialises the tests of one binary that touch the process-wide policy slot, and resets the
-/// slot (a fresh default on next use) before handing out the guard.
-pub fn global_policy_lock() -> MutexGuard<'static, ()> {
-    let guard = GLOBAL_POLICY.lock().unwrap_or_else(|p| p.into_inner());
-    asyncio::set_event_loop_policy(None);
-    guard
+/// A flag that turns true when `lp` is dropped: a callback queued on the loop holds a guard
+/// that sets it when the callback is dropped with the loop.
+pub fn released_flag(lp: &EventLoop) -> Rc<Cell<bool>> {
+    struct SetOnDrop(Rc<Cell<bool>>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let released = Rc::new(Cell::new(false));
+    let guard = SetOnDrop(released.clone());
+    lp.call_soon(move || drop(guard)).unwrap();
+    released
 }
 
 /// A child watcher that only counts: `close` calls and the loops it was attached to

@@ -297,6 +297,21 @@ impl Env {
             .add_child_handler(pid, self.reports.callback(tag))
             .expect("add_child_handler");
     }
+
+    /// [`watch`](Env::watch) with a callback that also holds a clone of `token` (so the test
+    /// sees when the watcher drops it).
+    pub fn watch_holding(&self, pid: i32, tag: &str, token: &Token) {
+        let (t, cb) = (token.clone(), self.reports.callback(tag));
+        self.watcher
+            .add_child_handler(
+                pid,
+                Box::new(move |pid, rc| {
+                    let _keep = &t;
+                    cb(pid, rc)
+                }),
+            )
+            .expect("add_child_handler");
+    }
 }
 
 impl Drop for Env {
@@ -316,17 +331,7 @@ pub fn replaces_handler(kind: Kind) {
     let env = Env::new(kind);
     let mut child = Gated::spawn();
     let token = Token::default();
-    let t = token.clone();
-    let first = env.reports.callback("first");
-    env.watcher
-        .add_child_handler(
-            child.pid,
-            Box::new(move |pid, rc| {
-                let _keep = &t;
-                first(pid, rc)
-            }),
-        )
-        .unwrap();
+    env.watch_holding(child.pid, "first", &token);
     assert!(token.alive());
     env.watch(child.pid, "second");
     assert!(
@@ -352,17 +357,7 @@ pub fn remove_is_true_once(kind: Kind) {
     let env = Env::new(kind);
     let mut child = Gated::spawn();
     let token = Token::default();
-    let t = token.clone();
-    let cb = env.reports.callback("removed");
-    env.watcher
-        .add_child_handler(
-            child.pid,
-            Box::new(move |pid, rc| {
-                let _keep = &t;
-                cb(pid, rc)
-            }),
-        )
-        .unwrap();
+    env.watch_holding(child.pid, "removed", &token);
     assert!(env.watcher.remove_child_handler(child.pid));
     assert!(
         !token.alive(),
@@ -685,52 +680,34 @@ pub fn detach_reattach_loses_nothing(kind: Kind) {
     assert_eq!(env.reports.len(), 1, "{}", kind.name);
 }
 
+/// Generates `#[test] fn $test() { check($kind, $check) }` for each `$test => $check` (the
+/// helper of [`watcher_contract!`] and [`sigchld_watcher_checks!`]).
+macro_rules! watcher_tests {
+    ($kind:expr; $($test:ident => $check:ident,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                watcher_support::check($kind, watcher_support::$check);
+            }
+        )*
+    };
+}
+
 /// Generates one `#[test]` per contract check for a watcher (use with `#[macro_use]`).
 macro_rules! watcher_contract {
     ($kind:expr) => {
-        #[test]
-        fn second_handler_replaces_the_first() {
-            watcher_support::check($kind, watcher_support::replaces_handler);
-        }
-        #[test]
-        fn remove_child_handler_is_true_once() {
-            watcher_support::check($kind, watcher_support::remove_is_true_once);
-        }
-        #[test]
-        fn child_exited_before_registration_is_reported_once() {
-            watcher_support::check($kind, watcher_support::early_exit_reported_once);
-        }
-        #[test]
-        fn twenty_children_exiting_together_are_all_reported() {
-            watcher_support::check($kind, watcher_support::twenty_exit_together);
-        }
-        #[test]
-        fn exit_code_n_is_n_and_signal_s_is_minus_s() {
-            watcher_support::check($kind, watcher_support::exit_codes_and_signals);
-        }
-        #[test]
-        fn child_reaped_elsewhere_before_registration_is_255() {
-            watcher_support::check($kind, watcher_support::reaped_elsewhere_before);
-        }
-        #[test]
-        fn a_panicking_callback_loses_no_other_exit() {
-            watcher_support::check($kind, watcher_support::panicking_callback_loses_nothing);
-        }
-        #[test]
-        fn callbacks_run_on_the_loop_thread_off_the_main_thread() {
-            watcher_support::check($kind, watcher_support::callbacks_on_loop_thread);
-        }
-        #[test]
-        fn five_hundred_children_leave_no_zombie() {
-            watcher_support::check($kind, watcher_support::no_zombies_after_500);
-        }
-        #[test]
-        fn without_a_loop_registration_is_an_error() {
-            watcher_support::check($kind, watcher_support::needs_a_loop);
-        }
-        #[test]
-        fn close_deactivates_and_refuses() {
-            watcher_support::check($kind, watcher_support::close_semantics);
+        watcher_tests! { $kind;
+            second_handler_replaces_the_first => replaces_handler,
+            remove_child_handler_is_true_once => remove_is_true_once,
+            child_exited_before_registration_is_reported_once => early_exit_reported_once,
+            twenty_children_exiting_together_are_all_reported => twenty_exit_together,
+            exit_code_n_is_n_and_signal_s_is_minus_s => exit_codes_and_signals,
+            child_reaped_elsewhere_before_registration_is_255 => reaped_elsewhere_before,
+            a_panicking_callback_loses_no_other_exit => panicking_callback_loses_nothing,
+            callbacks_run_on_the_loop_thread_off_the_main_thread => callbacks_on_loop_thread,
+            five_hundred_children_leave_no_zombie => no_zombies_after_500,
+            without_a_loop_registration_is_an_error => needs_a_loop,
+            close_deactivates_and_refuses => close_semantics,
         }
     };
 }
@@ -843,25 +820,12 @@ pub fn reattach_from_another_thread(kind: Kind) {
 #[allow(unused_macros)]
 macro_rules! sigchld_watcher_checks {
     ($kind:expr) => {
-        #[test]
-        fn child_reaped_elsewhere_after_registration_is_255() {
-            watcher_support::check($kind, watcher_support::reaped_elsewhere_after);
-        }
-        #[test]
-        fn detach_and_reattach_lose_no_exit() {
-            watcher_support::check($kind, watcher_support::detach_reattach_loses_nothing);
-        }
-        #[test]
-        fn attach_installs_and_detach_restores_sigchld() {
-            watcher_support::check($kind, watcher_support::sigchld_disposition_restored);
-        }
-        #[test]
-        fn closing_the_attached_loop_deactivates_the_watcher() {
-            watcher_support::check($kind, watcher_support::closed_loop_deactivates);
-        }
-        #[test]
-        fn reattaching_from_another_thread_moves_delivery() {
-            watcher_support::check($kind, watcher_support::reattach_from_another_thread);
+        watcher_tests! { $kind;
+            child_reaped_elsewhere_after_registration_is_255 => reaped_elsewhere_after,
+            detach_and_reattach_lose_no_exit => detach_reattach_loses_nothing,
+            attach_installs_and_detach_restores_sigchld => sigchld_disposition_restored,
+            closing_the_attached_loop_deactivates_the_watcher => closed_loop_deactivates,
+            reattaching_from_another_thread_moves_delivery => reattach_from_another_thread,
         }
     };
 }

@@ -4,9 +4,11 @@
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::Duration;
+
+#[path = "../common/watchdog.rs"]
+mod common_watchdog;
 
 /// The hard bound of every test.
 pub const WATCHDOG: Duration = Duration::from_secs(30);
@@ -24,29 +26,7 @@ pub fn watchdog<F: FnOnce() + Send + 'static>(body: F) {
         !HUNG.load(Ordering::SeqCst),
         "not run: an earlier test in this binary hung and still holds process-wide state"
     );
-    let name = std::thread::current()
-        .name()
-        .unwrap_or("process-wide-test")
-        .to_owned();
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || {
-            body();
-            let _ = tx.send(());
-        })
-        .expect("spawn the test thread");
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(()) => thread.join().expect("test thread"),
-        Err(RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the test thread ended without reporting"),
-        },
-        Err(RecvTimeoutError::Timeout) => {
-            HUNG.store(true, Ordering::SeqCst);
-            panic!("watchdog: `{name}` did not finish within {WATCHDOG:?} (hang)")
-        }
-    }
+    common_watchdog::watchdog_within(WATCHDOG, || HUNG.store(true, Ordering::SeqCst), body)
 }
 
 /// Raises `sig` on this thread: its C handler has run when this returns (unlike `kill`, whose

@@ -16,10 +16,11 @@
 //! running where `add_child_handler` was called, else the attached loop (for the `SIGCHLD`
 //! watchers, Safe and Fast, always the attached loop).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::error::Result;
-use crate::runtime::core::EventLoop;
+use crate::error::{Error, Result};
+use crate::runtime::core::{EventLoop, LoopHandle};
 
 /// What a watcher calls when a child exits: `(pid, returncode)`, on the loop thread.
 pub type ChildCallback = Box<dyn FnOnce(i32, i32) + Send + 'static>;
@@ -75,6 +76,70 @@ pub(crate) fn reaped_elsewhere(pid: i32) -> i32 {
         "Unknown child process pid {pid}, will report returncode 255"
     ));
     255
+}
+
+/// A watcher's bookkeeping `S` behind a mutex, and whether the watcher is closed.
+#[derive(Default)]
+struct Guarded<S> {
+    state: Mutex<S>,
+    closed: AtomicBool,
+}
+
+impl<S> Guarded<S> {
+    fn new(state: S) -> Self {
+        Guarded {
+            state: Mutex::new(state),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Locks the bookkeeping (a lock poisoned by a panicking callback is still used).
+    fn lock(&self) -> MutexGuard<'_, S> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn set_closed(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) once the watcher is closed.
+    fn check_open(&self) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::new(
+                crate::ErrorKind::Closed,
+                "the child watcher is closed",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) for a pid that cannot name
+/// a child (`<= 0`).
+fn check_pid(pid: i32) -> Result<()> {
+    if pid <= 0 {
+        return Err(Error::new(
+            crate::ErrorKind::InvalidArgument,
+            format!("invalid pid {pid}"),
+        ));
+    }
+    Ok(())
+}
+
+/// What a watcher without signal handlers remembers on `attach_loop(event_loop)`: the loop's
+/// handle, `None` to detach.
+///
+/// # Errors
+/// [`ErrorKind::Closed`](crate::ErrorKind::Closed) if the loop is closed.
+fn attachment(event_loop: Option<&EventLoop>) -> Result<Option<LoopHandle>> {
+    if let Some(lp) = event_loop {
+        lp.check_closed()?;
+    }
+    Ok(event_loop.map(EventLoop::handle))
 }
 
 /// The default watcher: pidfd where the kernel allows it, else threaded.

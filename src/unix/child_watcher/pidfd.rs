@@ -2,13 +2,12 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use rustix::io::Errno;
 use rustix::process::{pidfd_open, waitpid, Pid, PidfdFlags, WaitOptions};
 
-use super::{reaped_elsewhere, returncode, ChildCallback, ChildWatcher};
+use super::{attachment, reaped_elsewhere, returncode, ChildCallback, ChildWatcher, Guarded};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::core::{EventLoop, LoopHandle};
 use crate::runtime::running::try_running_loop;
@@ -23,17 +22,9 @@ struct State {
     attached: Option<LoopHandle>,
 }
 
-#[derive(Default)]
-struct Inner {
-    state: Mutex<State>,
-    closed: AtomicBool,
-}
+type Inner = Guarded<State>;
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The child is gone: reap it and run its callback (we are on the loop thread).
     fn finish(&self, pid: i32) {
         let rc = reap_now(pid);
@@ -88,7 +79,7 @@ impl std::fmt::Debug for PidfdChildWatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PidfdChildWatcher")
             .field("watched", &self.inner.lock().entries.len())
-            .field("closed", &self.inner.closed.load(Ordering::Acquire))
+            .field("closed", &self.inner.is_closed())
             .finish()
     }
 }
@@ -111,9 +102,7 @@ fn register(inner: Arc<Inner>, lp: &EventLoop, pid: i32, pidfd: OwnedFd) -> Resu
 
 impl ChildWatcher for PidfdChildWatcher {
     fn add_child_handler(&self, pid: i32, callback: ChildCallback) -> Result<()> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::Closed, "the child watcher is closed"));
-        }
+        self.inner.check_open()?;
         let p = Pid::from_raw(pid)
             .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, format!("invalid pid {pid}")))?;
         let running = try_running_loop();
@@ -199,19 +188,16 @@ impl ChildWatcher for PidfdChildWatcher {
     }
 
     fn attach_loop(&self, event_loop: Option<&EventLoop>) -> Result<()> {
-        if let Some(lp) = event_loop {
-            lp.check_closed()?;
-        }
-        self.inner.lock().attached = event_loop.map(EventLoop::handle);
+        self.inner.lock().attached = attachment(event_loop)?;
         Ok(())
     }
 
     fn is_active(&self) -> bool {
-        !self.inner.closed.load(Ordering::Acquire)
+        !self.inner.is_closed()
     }
 
     fn close(&self) {
-        self.inner.closed.store(true, Ordering::Release);
+        self.inner.set_closed();
         for e in self.inner.lock().entries.values_mut() {
             e.callback = None;
         }

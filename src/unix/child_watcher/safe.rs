@@ -24,14 +24,14 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, MutexGuard};
 use std::thread::ThreadId;
 
 use rustix::io::Errno;
 use rustix::process::{waitpid, Pid, WaitOptions};
 
-use super::{reaped_elsewhere, returncode, ChildCallback};
+use super::{check_pid, reaped_elsewhere, returncode, ChildCallback, Guarded};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::core::{EventLoop, Inner as LoopInner, LoopHandle};
 
@@ -149,21 +149,19 @@ fn deliver_threadsafe(handle: &LoopHandle, exits: Vec<Exit>) {
 /// The shared engine of [`SafeChildWatcher`] and [`FastChildWatcher`](super::FastChildWatcher).
 pub(super) struct Sigchld {
     strategy: Strategy,
-    state: Mutex<State>,
-    closed: AtomicBool,
+    guarded: Guarded<State>,
 }
 
 impl Sigchld {
     pub(super) fn new(strategy: Strategy) -> Arc<Self> {
         Arc::new(Sigchld {
             strategy,
-            state: Mutex::new(State::default()),
-            closed: AtomicBool::new(false),
+            guarded: Guarded::new(State::default()),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.guarded.lock()
     }
 
     /// One pass over the exited children, by strategy.
@@ -192,15 +190,8 @@ impl Sigchld {
     }
 
     pub(super) fn add_child_handler(&self, pid: i32, callback: ChildCallback) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::Closed, "the child watcher is closed"));
-        }
-        if pid <= 0 {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                format!("invalid pid {pid}"),
-            ));
-        }
+        self.guarded.check_open()?;
+        check_pid(pid)?;
         let (handle, exit) = {
             let mut state = self.lock();
             let Some(attached) = &state.attached else {
@@ -248,9 +239,7 @@ impl Sigchld {
     pub(super) fn attach_loop(self: &Arc<Self>, event_loop: Option<&EventLoop>) -> Result<()> {
         let new = match event_loop {
             Some(lp) => {
-                if self.closed.load(Ordering::Acquire) {
-                    return Err(Error::new(ErrorKind::Closed, "the child watcher is closed"));
-                }
+                self.guarded.check_open()?;
                 lp.check_closed()?;
                 // Installed before the old one goes, so a failure leaves the old attachment.
                 Some(self.install(lp)?)
@@ -301,7 +290,7 @@ impl Sigchld {
     }
 
     pub(super) fn is_active(&self) -> bool {
-        !self.closed.load(Ordering::Acquire)
+        !self.guarded.is_closed()
             && self
                 .lock()
                 .attached
@@ -310,7 +299,7 @@ impl Sigchld {
     }
 
     pub(super) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.guarded.set_closed();
         let (handlers, zombies, old) = {
             let mut state = self.lock();
             (

@@ -1,13 +1,14 @@
 //! [`ThreadedChildWatcher`]: one thread per child, blocking in `waitpid(pid)`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use rustix::io::Errno;
 use rustix::process::{waitpid, Pid, WaitOptions};
 
-use super::{reaped_elsewhere, returncode, ChildCallback, ChildWatcher};
+use super::{
+    attachment, check_pid, reaped_elsewhere, returncode, ChildCallback, ChildWatcher, Guarded,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::core::{EventLoop, LoopHandle};
 use crate::runtime::running::try_running_loop;
@@ -19,17 +20,7 @@ struct State {
     attached: Option<LoopHandle>,
 }
 
-#[derive(Default)]
-struct Inner {
-    state: Mutex<State>,
-    closed: AtomicBool,
-}
-
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+type Inner = Guarded<State>;
 
 /// Reaps each child on a thread of its own that blocks in `waitpid(pid, 0)`, then hands the
 /// return code to the loop with `call_soon_threadsafe`.
@@ -57,7 +48,7 @@ impl std::fmt::Debug for ThreadedChildWatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ThreadedChildWatcher")
             .field("waiting", &self.waiting_count())
-            .field("closed", &self.inner.closed.load(Ordering::Acquire))
+            .field("closed", &self.inner.is_closed())
             .finish()
     }
 }
@@ -78,15 +69,8 @@ fn wait_blocking(pid: i32) -> i32 {
 
 impl ChildWatcher for ThreadedChildWatcher {
     fn add_child_handler(&self, pid: i32, callback: ChildCallback) -> Result<()> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::Closed, "the child watcher is closed"));
-        }
-        if pid <= 0 {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                format!("invalid pid {pid}"),
-            ));
-        }
+        self.inner.check_open()?;
+        check_pid(pid)?;
         let mut state = self.inner.lock();
         let handle = match try_running_loop() {
             Some(lp) => lp.handle(),
@@ -133,19 +117,16 @@ impl ChildWatcher for ThreadedChildWatcher {
     }
 
     fn attach_loop(&self, event_loop: Option<&EventLoop>) -> Result<()> {
-        if let Some(lp) = event_loop {
-            lp.check_closed()?;
-        }
-        self.inner.lock().attached = event_loop.map(EventLoop::handle);
+        self.inner.lock().attached = attachment(event_loop)?;
         Ok(())
     }
 
     fn is_active(&self) -> bool {
-        !self.inner.closed.load(Ordering::Acquire)
+        !self.inner.is_closed()
     }
 
     fn close(&self) {
-        self.inner.closed.store(true, Ordering::Release);
+        self.inner.set_closed();
         let handlers = std::mem::take(&mut self.inner.lock().handlers);
         // The waiting threads still reap their children; nobody is told.
         drop(handlers);
