@@ -104,6 +104,8 @@ pub(crate) struct Inner {
     pub(crate) tasks: RefCell<slab::Slab<AnyTask>>,
     pub(crate) current_task: RefCell<Option<AnyTask>>,
     pub(crate) stopping: Cell<bool>,
+    /// A [`Remote::Wake`] was drained and not yet looked at: the iteration must not block.
+    pub(crate) remote_wake: Cell<bool>,
     pub(crate) running: Cell<bool>,
     pub(crate) closed: Cell<bool>,
     pub(crate) debug: Cell<bool>,
@@ -151,7 +153,9 @@ impl Inner {
                 }
                 // Requested while not running, it makes the next run a pre-stopped one.
                 Remote::Stop => self.stopping.set(true),
-                Remote::Wake => {}
+                // The wake-up is the item itself: remember it, or the loop could block with the
+                // woken `block_on` future never polled again.
+                Remote::Wake => self.remote_wake.set(true),
             }
         }
     }
@@ -345,6 +349,7 @@ impl EventLoopBuilder {
                 tasks: RefCell::new(slab::Slab::new()),
                 current_task: RefCell::new(None),
                 stopping: Cell::new(false),
+                remote_wake: Cell::new(false),
                 running: Cell::new(false),
                 closed: Cell::new(false),
                 debug: Cell::new(debug),
