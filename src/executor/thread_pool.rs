@@ -111,6 +111,9 @@ struct Inner {
     idle_timeout: Duration,
     /// Unique id of this pool (for [`WORKER_OF`]).
     id: u64,
+    /// Tests: runs in a worker that leaves on its idle timeout, after it released the lock.
+    #[cfg(test)]
+    idle_exit_hook: Mutex<Option<Box<dyn Fn() + Send>>>,
 }
 
 struct State {
@@ -170,6 +173,8 @@ impl ThreadPoolExecutor {
                 prefix: builder.prefix,
                 idle_timeout: builder.idle_timeout,
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+                #[cfg(test)]
+                idle_exit_hook: Mutex::new(None),
             }),
         }
     }
@@ -368,16 +373,23 @@ impl fmt::Debug for ThreadPoolBuilder {
 }
 
 /// Decrements the thread count when a worker exits, even by unwinding.
-struct ExitGuard<'a>(&'a Inner);
+struct ExitGuard<'a> {
+    inner: &'a Inner,
+    /// The worker already took itself out of `num_threads` (an idle exit, under the same lock
+    /// as its decision to exit).
+    counted_out: bool,
+}
 
 impl Drop for ExitGuard<'_> {
     fn drop(&mut self) {
-        let mut state = self.0.lock();
-        state.num_threads -= 1;
+        let mut state = self.inner.lock();
+        if !self.counted_out {
+            state.num_threads -= 1;
+        }
         let shutdown = state.shutdown;
         drop(state);
         if shutdown {
-            self.0.exit_cond.notify_all();
+            self.inner.exit_cond.notify_all();
         }
     }
 }
@@ -395,7 +407,10 @@ fn run_job(job: Job) {
 /// The body of a worker thread.
 fn worker_main(inner: Arc<Inner>) {
     WORKER_OF.with(|w| w.set(inner.id));
-    let _exit = ExitGuard(&inner);
+    let mut exit = ExitGuard {
+        inner: &inner,
+        counted_out: false,
+    };
     let mut state = inner.lock();
     'main: loop {
         while let Some(job) = state.queue.pop_front() {
@@ -429,7 +444,13 @@ fn worker_main(inner: Arc<Inner>) {
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
+                        // Leave the count in the same critical section: a `submit` that still
+                        // counted this thread as alive would not start a new one, and with
+                        // the pool at `max_workers` its job could wait for a worker that is
+                        // gone.
                         state.num_idle -= 1;
+                        state.num_threads -= 1;
+                        exit.counted_out = true;
                         break 'main;
                     }
                     state = inner
@@ -442,7 +463,14 @@ fn worker_main(inner: Arc<Inner>) {
         }
     }
     drop(state);
-    // `_exit` now decrements the thread count.
+    #[cfg(test)]
+    if exit.counted_out {
+        if let Some(hook) = &*inner.idle_exit_hook.lock().unwrap() {
+            hook();
+        }
+    }
+    // `exit` now wakes `shutdown(true)` waiters (and counts the thread out if still counted).
+    drop(exit);
 }
 
 #[cfg(test)]
@@ -810,6 +838,46 @@ mod tests {
             s.join().unwrap();
         }
         assert!(pool.thread_count() <= 3);
+        shutdown_wait_bounded(&pool);
+        assert_eq!(pool.thread_count(), 0);
+    }
+
+    #[test]
+    fn a_submit_racing_the_last_workers_idle_exit_still_runs() {
+        // The only worker of a one-worker pool times out and has decided to leave; a job
+        // submitted before the thread is gone must get a new worker, not wait for the old one.
+        let pool = Arc::new(
+            ThreadPoolExecutor::builder()
+                .max_workers(1)
+                .idle_timeout(Duration::from_millis(1))
+                .build()
+                .unwrap(),
+        );
+        let (leaving_tx, leaving_rx) = mpsc::channel::<()>();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let go_rx = Mutex::new(go_rx);
+        *pool.inner.idle_exit_hook.lock().unwrap() = Some(Box::new(move || {
+            let _ = leaving_tx.send(());
+            let _ = go_rx.lock().unwrap().recv_timeout(BOUND);
+        }));
+        let (tx, rx) = mpsc::channel();
+        let tx2 = tx.clone();
+        pool.submit(Box::new(move || tx2.send(1).unwrap())).unwrap();
+        assert_eq!(rx.recv_timeout(BOUND).unwrap(), 1);
+        // The worker is idle, times out, and stops in the hook, past its decision to exit.
+        leaving_rx
+            .recv_timeout(BOUND)
+            .expect("the worker did not time out");
+        pool.submit(Box::new(move || tx.send(2).unwrap())).unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(5));
+        // Let the leaving worker go; later ones pass the hook at once (disconnected).
+        go_tx.send(()).unwrap();
+        drop(go_tx);
+        assert_eq!(
+            got.expect("the job waited for a worker that was leaving"),
+            2
+        );
+        *pool.inner.idle_exit_hook.lock().unwrap() = None;
         shutdown_wait_bounded(&pool);
         assert_eq!(pool.thread_count(), 0);
     }
