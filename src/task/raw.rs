@@ -352,7 +352,12 @@ pub(crate) fn run_task(lp: &EventLoop, task: AnyTask) -> Option<String> {
         return None;
     }
     let inner = &lp.inner;
-    task.header().scheduled.store(false, Ordering::Release);
+    // A swap, not a store: a waker on another thread that finds the flag still set (and so
+    // queues nothing) must be ordered before this point, so that the poll below sees what it
+    // published. A plain store could sit in the store buffer while the poll reads stale state
+    // and the waker reads the old `true`: a lost wake-up (store-buffer reordering, seen on
+    // x86-64 after about 1M remote wake-ups).
+    let _ = task.header().scheduled.swap(false, Ordering::AcqRel);
     let previous = inner.current_task.replace(Some(task.clone()));
     let done = task.with_waker(|waker| task.poll_step(waker));
     *inner.current_task.borrow_mut() = previous;
