@@ -345,7 +345,7 @@ impl<T> Drop for Gather<T> {
     fn drop(&mut self) {
         if let Ok(tasks) = &self.tasks {
             for task in tasks.iter().flatten() {
-                task.raw_cancel();
+                task.cancel();
             }
         }
     }

@@ -68,14 +68,6 @@ impl<T: 'static> Task<T> {
         self.raw.status() == Status::Cancelled
     }
 
-    /// Requests cancellation: the future is dropped at the task's next step and the task ends
-    /// with [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) (or
-    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) if the future's `Drop` panics, as a
-    /// raising `finally` does in asyncio). Returns `false` if the task had already finished.
-    pub fn cancel(&self) -> bool {
-        raw::cancel(&self.raw)
-    }
-
     /// The task's name (`Task-<id>` unless set).
     pub fn get_name(&self) -> String {
         self.raw.name()
@@ -160,9 +152,13 @@ impl<T: 'static> Future for Task<T> {
     }
 }
 
+// Without the `T: 'static` bound, so that `Drop` impls can cancel.
 impl<T> Task<T> {
-    /// [`Task::cancel`] for code without a `T: 'static` bound (`Drop` impls).
-    pub(crate) fn raw_cancel(&self) -> bool {
+    /// Requests cancellation: the future is dropped at the task's next step and the task ends
+    /// with [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) (or
+    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) if the future's `Drop` panics, as a
+    /// raising `finally` does in asyncio). Returns `false` if the task had already finished.
+    pub fn cancel(&self) -> bool {
         raw::cancel(&self.raw)
     }
 }
