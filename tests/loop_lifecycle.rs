@@ -619,3 +619,47 @@ fn a_panicking_drop_does_not_stop_close_from_releasing_the_rest() {
         );
     });
 }
+
+#[test]
+fn a_task_future_whose_drop_panics_at_close_reaches_the_exception_handler() {
+    // Closing drops a pending task's future (its `finally`); a panic there is reported like
+    // every other panic, not swallowed.
+    watchdog(|| {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("task drop bomb");
+            }
+        }
+        let (lp, _) = virtual_loop();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        let handler: ExceptionHandler = Rc::new(move |_, ctx| {
+            s.borrow_mut().push((
+                ctx.message.clone(),
+                ctx.exception
+                    .as_ref()
+                    .map(|e| (e.kind(), e.message().to_owned())),
+            ))
+        });
+        lp.set_exception_handler(Some(handler));
+        let task = lp
+            .create_task(async move {
+                let _bomb = Bomb;
+                Never(None).await
+            })
+            .unwrap();
+        // One step, so the future holds the bomb.
+        lp.run_until_complete(yield_now()).unwrap();
+        lp.close().unwrap();
+        assert!(task.cancelled());
+        let seen = seen.borrow().clone();
+        assert!(
+            seen.contains(&(
+                "Exception while dropping the pending work of a closed loop".to_owned(),
+                Some((ErrorKind::Panicked, "task drop bomb".to_owned()))
+            )),
+            "{seen:?}"
+        );
+    });
+}

@@ -188,7 +188,9 @@ impl Inner {
         drop_caught(signals, &mut panics);
         let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
         for (_, task) in tasks {
-            task.destroy();
+            // A panic in the future's `Drop` is reported like any other (its `finally` raised).
+            panics.extend(task.destroy());
+            drop_caught(task, &mut panics);
         }
         panics
     }

@@ -47,8 +47,9 @@ pub(crate) trait TaskRun {
     /// The last local reference is going: drops everything that must stay on the loop thread
     /// (the future or its output, callbacks, the loop reference). See `refs.rs`.
     fn release_local(&self);
-    /// Drops the future without running it further (loop closing).
-    fn destroy(&self);
+    /// Drops the future without running it further (loop closing); returns the panic of the
+    /// future's `Drop`, if it panicked, for the exception handler.
+    fn destroy(&self) -> Option<Error>;
     fn id(&self) -> u64;
     fn name(&self) -> String;
     fn set_name(&self, name: String);
@@ -221,11 +222,11 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
         }
     }
 
-    fn destroy(&self) {
+    fn destroy(&self) -> Option<Error> {
         if self.status.get() != Status::Pending {
-            return;
+            return None;
         }
-        self.set_stage(Stage::Gone);
+        let panic = self.set_stage(Stage::Gone);
         self.finish(
             Status::Cancelled,
             Some(Error::new(
@@ -234,7 +235,8 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
             )),
         );
         let callbacks = self.take_done_callbacks();
-        drop(callbacks);
+        let dropped = catch_unwind(AssertUnwindSafe(move || drop(callbacks)));
+        panic.or_else(|| dropped.err().map(|p| Error::from_panic(&*p)))
     }
 
     fn id(&self) -> u64 {
