@@ -245,7 +245,7 @@ impl Server {
             return;
         };
         for s in &socks {
-            inner.lp.remove_reader(s.as_raw_fd());
+            inner.lp.unwatch_reader(s.as_raw_fd());
         }
         for t in inner.retry_timers.borrow_mut().drain(..) {
             t.cancel();
@@ -368,7 +368,7 @@ impl ServerInner {
             None => return Ok(()),
         };
         let weak = Rc::downgrade(self);
-        self.lp.add_reader(fd, move || {
+        self.lp.watch_reader(fd, move || {
             if let Some(me) = weak.upgrade() {
                 me.accept_ready(idx, fd);
             }
@@ -402,7 +402,7 @@ impl ServerInner {
                                 .with("socket", format!("fd {fd}")),
                         );
                     }
-                    self.lp.remove_reader(fd);
+                    self.lp.unwatch_reader(fd);
                     let weak: Weak<ServerInner> = Rc::downgrade(self);
                     let timer = self.lp.call_later(ACCEPT_RETRY_DELAY, move || {
                         if let Some(me) = weak.upgrade() {

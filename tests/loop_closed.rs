@@ -137,15 +137,15 @@ fn fd_watching_on_a_closed_loop() {
         lp.close().unwrap();
         // close() released the watchers.
         assert_eq!(drops.dropped(), 2);
-        assert!(!lp.remove_reader(a.as_raw_fd()));
-        assert!(!lp.remove_writer(b.as_raw_fd()));
-        assert!(!lp.remove_reader(b.as_raw_fd()));
+        assert!(!lp.remove_reader(a.as_raw_fd()).unwrap());
+        assert!(!lp.remove_writer(b.as_raw_fd()).unwrap());
+        assert!(!lp.remove_reader(b.as_raw_fd()).unwrap());
         assert_closed("add_reader", lp.add_reader(a.as_raw_fd(), || ()));
         assert_closed("add_writer", lp.add_writer(b.as_raw_fd(), || ()));
         // The fds are free for another loop.
         let (lp2, _) = virtual_loop();
         lp2.add_reader(a.as_raw_fd(), || ()).unwrap();
-        assert!(lp2.remove_reader(a.as_raw_fd()));
+        assert!(lp2.remove_reader(a.as_raw_fd()).unwrap());
         lp2.close().unwrap();
     });
 }

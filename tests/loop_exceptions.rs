@@ -107,7 +107,7 @@ fn panics_in_every_kind_of_callback_are_caught() {
             if c.get() == 1 {
                 panic!("reader");
             }
-            l.remove_reader(fd);
+            l.remove_reader(fd).unwrap();
         })
         .unwrap();
         let l = lp.clone();

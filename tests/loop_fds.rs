@@ -50,7 +50,7 @@ fn a_ready_reader_is_queued_behind_callbacks_already_ready() {
         let (l, r) = (lp.clone(), rec.clone());
         lp.add_reader(fd, move || {
             r.push(format!("reader@{}", l.iteration_count()));
-            l.remove_reader(fd);
+            l.remove_reader(fd).unwrap();
         })
         .unwrap();
         let (l, r) = (lp.clone(), rec.clone());
@@ -87,7 +87,8 @@ fn a_reader_removed_earlier_in_its_batch_does_not_run() {
         let l = lp.clone();
         let removed = Rc::new(Cell::new(false));
         let rm = removed.clone();
-        lp.call_soon(move || rm.set(l.remove_reader(fd))).unwrap();
+        lp.call_soon(move || rm.set(l.remove_reader(fd).unwrap()))
+            .unwrap();
         run_once(&lp);
         assert!(removed.get());
         assert_eq!(called.get(), 0);
@@ -114,7 +115,7 @@ fn readers_are_level_triggered() {
             a.read_exact(&mut byte).unwrap();
             g.borrow_mut().push(byte[0]);
             if g.borrow().len() == 3 {
-                l.remove_reader(fd);
+                l.remove_reader(fd).unwrap();
                 l.stop();
             }
         })
@@ -158,10 +159,10 @@ fn a_second_add_reader_replaces_and_cancels_the_first() {
         assert_eq!(drops.dropped(), 1);
         lp.run_forever().unwrap();
         assert_eq!(rec.get(), strs(&["second"]));
-        assert!(lp.remove_reader(fd));
+        assert!(lp.remove_reader(fd).unwrap());
         assert!(second.cancelled());
-        assert!(!lp.remove_reader(fd));
-        assert!(!lp.remove_reader(fd));
+        assert!(!lp.remove_reader(fd).unwrap());
+        assert!(!lp.remove_reader(fd).unwrap());
         lp.close().unwrap();
     });
 }
@@ -180,7 +181,7 @@ fn writers_fire_when_writable_and_replace_like_readers() {
             .add_writer(fd, move || {
                 r.push("second");
                 w.write_all(b"hi").unwrap();
-                assert!(l.remove_writer(fd));
+                assert!(l.remove_writer(fd).unwrap());
                 l.stop();
             })
             .unwrap();
@@ -188,7 +189,7 @@ fn writers_fire_when_writable_and_replace_like_readers() {
         lp.run_forever().unwrap();
         assert_eq!(rec.get(), strs(&["second"]));
         assert!(second.cancelled());
-        assert!(!lp.remove_writer(fd));
+        assert!(!lp.remove_writer(fd).unwrap());
         let mut buf = [0u8; 2];
         b.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"hi");
@@ -210,17 +211,17 @@ fn reader_and_writer_on_one_fd_are_independent() {
         run_once(&lp);
         assert_eq!((reads.get(), writes.get()), (1, 1));
         // Removing the reader keeps the writer.
-        assert!(lp.remove_reader(fd));
-        assert!(!lp.remove_reader(fd));
+        assert!(lp.remove_reader(fd).unwrap());
+        assert!(!lp.remove_reader(fd).unwrap());
         run_once(&lp);
         assert_eq!((reads.get(), writes.get()), (1, 2));
         // And the other way round.
         lp.add_reader(fd, move || r.set(r.get() + 1)).unwrap();
-        assert!(lp.remove_writer(fd));
-        assert!(!lp.remove_writer(fd));
+        assert!(lp.remove_writer(fd).unwrap());
+        assert!(!lp.remove_writer(fd).unwrap());
         run_once(&lp);
         assert_eq!((reads.get(), writes.get()), (2, 2));
-        assert!(lp.remove_reader(fd));
+        assert!(lp.remove_reader(fd).unwrap());
         // Nothing left: the loop no longer polls the fd.
         run_once(&lp);
         assert_eq!((reads.get(), writes.get()), (2, 2));
@@ -239,7 +240,7 @@ fn a_peer_hangup_makes_the_reader_ready() {
         lp.add_reader(fd, move || {
             let mut buf = [0u8; 8];
             e.set(a.read(&mut buf).unwrap() == 0);
-            l.remove_reader(fd);
+            l.remove_reader(fd).unwrap();
             l.stop();
         })
         .unwrap();
@@ -259,28 +260,28 @@ fn bad_descriptors_are_errors_not_panics() {
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{fd}");
             let e = lp.add_writer(fd, || ()).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{fd}");
-            assert!(!lp.remove_reader(fd));
-            assert!(!lp.remove_writer(fd));
+            assert!(!lp.remove_reader(fd).unwrap());
+            assert!(!lp.remove_writer(fd).unwrap());
         }
         // A number that cannot be an open descriptor: the OS says EBADF.
         let unused: RawFd = RawFd::MAX - 1;
         let e = lp.add_reader(unused, || ()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Io);
         assert_eq!(e.raw_os_error(), Some(libc::EBADF));
-        assert!(!lp.remove_reader(unused));
+        assert!(!lp.remove_reader(unused).unwrap());
         // A regular file cannot be polled: the OS says EPERM.
         let file = std::fs::File::open("Cargo.toml").unwrap();
         let e = lp.add_reader(file.as_raw_fd(), || ()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Io);
         assert_eq!(e.raw_os_error(), Some(libc::EPERM));
-        assert!(!lp.remove_reader(file.as_raw_fd()));
+        assert!(!lp.remove_reader(file.as_raw_fd()).unwrap());
         // The loop still works and polls nothing stale.
         lp.run_until_complete(async {}).unwrap();
         let (a, _b) = pair_with_data();
         let l = lp.clone();
         lp.add_reader(a.as_raw_fd(), move || l.stop()).unwrap();
         lp.run_forever().unwrap();
-        assert!(lp.remove_reader(a.as_raw_fd()));
+        assert!(lp.remove_reader(a.as_raw_fd()).unwrap());
         lp.close().unwrap();
     });
 }
@@ -297,7 +298,7 @@ fn a_failed_writer_registration_keeps_the_existing_reader() {
         assert!(lp.add_writer(RawFd::MAX - 1, || ()).is_err());
         run_once(&lp);
         assert_eq!(reads.get(), 1);
-        assert!(lp.remove_reader(fd));
+        assert!(lp.remove_reader(fd).unwrap());
         lp.close().unwrap();
     });
 }
@@ -314,7 +315,7 @@ fn remove_reader_drops_the_callback() {
                 let _t = &t;
             })
             .unwrap();
-        assert!(lp.remove_reader(a.as_raw_fd()));
+        assert!(lp.remove_reader(a.as_raw_fd()).unwrap());
         assert_eq!(drops.dropped(), 1);
         assert!(h.cancelled());
         lp.close().unwrap();
@@ -336,7 +337,7 @@ fn a_reader_may_replace_or_remove_itself_from_its_callback() {
             let (l2, r2) = (l.clone(), r.clone());
             l.add_reader(fd, move || {
                 r2.push("second");
-                assert!(l2.remove_reader(fd));
+                assert!(l2.remove_reader(fd).unwrap());
                 l2.stop();
             })
             .unwrap();
@@ -346,7 +347,7 @@ fn a_reader_may_replace_or_remove_itself_from_its_callback() {
         assert_eq!(rec.get(), strs(&["first", "second"]));
         // The replaced closure is gone once its run is over (no handle kept it).
         assert_eq!(drops.dropped(), 1);
-        assert!(!lp.remove_reader(fd));
+        assert!(!lp.remove_reader(fd).unwrap());
         lp.close().unwrap();
     });
 }
@@ -368,7 +369,7 @@ fn cancelling_a_reader_handle_stops_and_unregisters_it() {
         // Not a busy loop: the readable fd does not wake the selector again and again.
         assert!(stats.count() <= 5, "{} selects", stats.count());
         // It was unregistered along the way.
-        assert!(!lp.remove_reader(fd));
+        assert!(!lp.remove_reader(fd).unwrap());
         lp.close().unwrap();
     });
 }
@@ -388,8 +389,8 @@ fn cancelling_a_writer_handle_stops_and_unregisters_it() {
         run_for_a_while(&lp);
         assert_eq!((reads.get(), writes.get()), (0, 0));
         assert!(stats.count() <= 5, "{} selects", stats.count());
-        assert!(!lp.remove_writer(fd));
-        assert!(lp.remove_reader(fd));
+        assert!(!lp.remove_writer(fd).unwrap());
+        assert!(lp.remove_reader(fd).unwrap());
         lp.close().unwrap();
     });
 }

@@ -166,7 +166,7 @@ fn with_an_fd_registered_a_busy_loop_polls_without_waiting() {
         // One poll per iteration, none of them waiting: there was always work ready.
         assert_eq!(timeouts.len(), iterations);
         assert!(timeouts.iter().all(|t| *t == Some(Duration::ZERO)));
-        assert!(lp.remove_reader(a.as_raw_fd()));
+        assert!(lp.remove_reader(a.as_raw_fd()).unwrap());
         lp.close().unwrap();
     });
 }
@@ -184,7 +184,7 @@ fn an_idle_loop_watching_a_quiet_fd_sleeps_until_it_is_readable() {
             let mut buf = [0u8; 16];
             let n = a.read(&mut buf).unwrap();
             g.borrow_mut().extend_from_slice(&buf[..n]);
-            l.remove_reader(fd);
+            l.remove_reader(fd).unwrap();
             l.stop();
         })
         .unwrap();

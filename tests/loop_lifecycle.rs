@@ -84,7 +84,7 @@ fn a_pre_stopped_idle_loop_does_not_block() {
         lp.stop();
         lp.run_forever().unwrap();
         assert_eq!(stats.timeouts(), vec![Some(Duration::ZERO)]);
-        assert!(lp.remove_reader(fd));
+        assert!(lp.remove_reader(fd).unwrap());
         // Without any fd the poll is skipped altogether.
         lp.stop();
         lp.run_forever().unwrap();
@@ -539,7 +539,7 @@ fn drop_code_that_touches_the_closing_loop_gets_errors_not_panics() {
                 l.call_soon(|| ()).map(|_| ()).map_err(|e| e.kind()),
                 l.call_later(1.0, || ()).map(|_| ()).map_err(|e| e.kind()),
                 l.create_task(async {}).map(|_| ()).map_err(|e| e.kind()),
-                l.remove_reader(0),
+                l.remove_reader(0).unwrap(),
             ));
         });
         lp.call_soon(move || drop(guard)).unwrap();

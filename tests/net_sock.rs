@@ -81,7 +81,7 @@ fn recv_waits_and_cancel_removes_the_watcher() {
             // The reader was removed with the cancelled future: adding one again is a fresh
             // registration and removing it reports it was there.
             use std::os::fd::AsRawFd;
-            assert!(!lp.remove_reader(a.as_raw_fd()));
+            assert!(!lp.remove_reader(a.as_raw_fd()).unwrap());
             // A later recv still works.
             let (lp3, a3) = (lp.clone(), a.clone());
             let t = lp

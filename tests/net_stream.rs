@@ -487,3 +487,41 @@ fn closing_the_loop_right_after_close_releases_the_protocol() {
         assert!(seen.upgrade().is_none(), "protocol leaked");
     });
 }
+
+#[test]
+fn fd_watchers_on_a_transports_socket_are_refused_while_it_is_open() {
+    // asyncio's `_ensure_fd_no_transport`: "File descriptor N is used by transport ...". A
+    // user reader must not silently replace the transport's own watcher.
+    watchdog(|| {
+        run(|lp| async move {
+            let (server, port, _accepted) = tcp_server(&lp, Recorder::echo()).await;
+            let client = Recorder::default();
+            let t = connect(&lp, port, client.clone()).await;
+            let fd = t.fd().unwrap();
+            let refused = [
+                lp.add_reader(fd, || {}).map(|_| ()),
+                lp.add_writer(fd, || {}).map(|_| ()),
+                lp.remove_reader(fd).map(|_| ()),
+                lp.remove_writer(fd).map(|_| ()),
+            ];
+            for r in refused {
+                let e = r.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::InvalidState);
+                assert!(
+                    e.message()
+                        .starts_with(&format!("File descriptor {fd} is used by transport")),
+                    "{e}"
+                );
+            }
+            // The transport still reads: the echo comes back.
+            t.write(b"still mine").unwrap();
+            wait_until("echo", || client.len() == 10).await;
+            // A closing transport gives its fd up (asyncio checks `is_closing()`).
+            t.close();
+            assert!(!lp.remove_writer(fd).unwrap());
+            wait_until("client lost", || client.lost()).await;
+            server.close();
+            server.wait_closed().await.unwrap();
+        })
+    });
+}

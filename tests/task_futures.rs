@@ -298,3 +298,42 @@ fn awaiting_tasks_and_done_callbacks_resume_in_registration_order() {
     assert_eq!(log.take(), ["cb-before", "task resumed 5", "cb-after"]);
     event_loop.close().unwrap();
 }
+
+#[test]
+fn a_future_or_task_of_another_loop_is_refused_not_awaited_for_ever() {
+    // asyncio: run_until_complete(fut of another loop) raises "The future belongs to a different
+    // loop ..."; a task awaiting one fails too. The other loop is not running, so waiting could
+    // only hang.
+    let _w = watchdog("foreign_loop");
+    let (lp, _) = virtual_loop();
+    let (other, _) = virtual_loop();
+    let foreign = other.create_future::<i32>();
+    let err = lp.run_until_complete(foreign.clone()).unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.message().contains("different loop"), "{err}");
+    // Even when it is done.
+    foreign.set_result(1).unwrap();
+    let err = lp.run_until_complete(foreign.clone()).unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    let task = other.create_task(async { 5 }).unwrap();
+    let err = lp.run_until_complete(task).unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    // Inside a task of `lp`, awaiting the other loop's task fails the same way.
+    let task = other.create_task(async { 6 }).unwrap();
+    let inner = lp
+        .run_until_complete(async move {
+            let out = task.await;
+            asyncio::sleep(0.0).await.unwrap();
+            out
+        })
+        .unwrap();
+    assert_eq!(inner.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    // On its own loop, the same objects are fine.
+    assert_eq!(other.run_until_complete(foreign).unwrap().unwrap(), 1);
+    let task = other.create_task(async { 7 }).unwrap();
+    assert_eq!(other.run_until_complete(task).unwrap().unwrap(), 7);
+    // block_on is refused the same way.
+    let task = other.create_task(async { 8 }).unwrap();
+    let err = lp.block_on(task).unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}

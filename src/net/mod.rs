@@ -116,7 +116,7 @@ struct WriterGuard<'a> {
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
-        self.lp.remove_writer(self.fd);
+        self.lp.unwatch_writer(self.fd);
     }
 }
 
@@ -143,7 +143,7 @@ pub(crate) async fn sock_connect(lp: &EventLoop, sock: &Socket, addr: &SockAddr)
     let fd = sock.as_raw_fd();
     let fut = lp.create_future::<()>();
     let f2 = fut.clone();
-    lp.add_writer(fd, move || {
+    lp.watch_writer(fd, move || {
         if !f2.done() {
             let _ = f2.set_result(());
         }

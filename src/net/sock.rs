@@ -33,8 +33,8 @@ struct Watch<'a> {
 impl Drop for Watch<'_> {
     fn drop(&mut self) {
         match self.side {
-            Side::Read => self.lp.remove_reader(self.fd),
-            Side::Write => self.lp.remove_writer(self.fd),
+            Side::Read => self.lp.unwatch_reader(self.fd),
+            Side::Write => self.lp.unwatch_writer(self.fd),
         };
     }
 }

@@ -100,6 +100,8 @@ pub(crate) struct Inner {
     pub(crate) selector: RefCell<Box<dyn Selector>>,
     pub(crate) events: RefCell<Vec<ReadyEvent>>,
     pub(crate) fds: RefCell<HashMap<RawFd, FdWatch>>,
+    /// The fds that open transports own (asyncio's `_transports`).
+    pub(crate) transports: RefCell<HashMap<RawFd, std::rc::Weak<dyn crate::runtime::fds::FdOwner>>>,
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) tasks: RefCell<slab::Slab<AnyTask>>,
     pub(crate) current_task: RefCell<Option<AnyTask>>,
@@ -347,6 +349,7 @@ impl EventLoopBuilder {
                 selector: RefCell::new(selector),
                 events: RefCell::new(Vec::new()),
                 fds: RefCell::new(HashMap::new()),
+                transports: RefCell::new(HashMap::new()),
                 clock: self.clock.unwrap_or_else(|| Rc::new(MonotonicClock::new())),
                 tasks: RefCell::new(slab::Slab::new()),
                 current_task: RefCell::new(None),

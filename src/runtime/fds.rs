@@ -2,12 +2,22 @@
 //! `remove_writer` (asyncio's selector-loop API, rules R33-R34).
 
 use std::os::fd::RawFd;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::handles::{Handle, HandleRun, RepeatCell};
 use crate::runtime::core::{EventLoop, FdWatch};
 use crate::selector::Interest;
+
+/// A transport that owns an fd, as the loop sees it (asyncio's `_transports` map): enough to
+/// refuse `add_reader` and friends on that fd while the transport is open, so a user callback
+/// cannot silently replace the transport's own watcher.
+pub(crate) trait FdOwner {
+    /// Whether the transport is closing or closed (its fd is then free for callbacks).
+    fn is_closing(&self) -> bool;
+    /// The transport, for the error message.
+    fn describe(&self) -> String;
+}
 
 #[derive(Clone, Copy)]
 enum Side {
@@ -30,6 +40,8 @@ impl EventLoop {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for a negative fd; [`ErrorKind::Closed`] on a closed loop;
+    /// [`ErrorKind::InvalidState`] ("File descriptor N is used by transport ...") when an open
+    /// transport of this loop owns `fd`, as in asyncio;
     /// [`ErrorKind::Io`] if the selector refuses the fd (for example `EBADF`, or `EPERM` for a
     /// regular file).
     ///
@@ -44,14 +56,15 @@ impl EventLoop {
     /// let lp = event_loop.clone();
     /// let fd = a.as_raw_fd();
     /// event_loop.add_reader(fd, move || {
-    ///     lp.remove_reader(fd);
+    ///     lp.remove_reader(fd).unwrap();
     ///     lp.stop();
     /// })?;
     /// event_loop.run_forever()?;
     /// # Ok::<(), asyncio::Error>(())
     /// ```
     pub fn add_reader<F: FnMut() + 'static>(&self, fd: RawFd, callback: F) -> Result<Handle> {
-        self.add_watch(fd, Side::Read, RepeatCell::new_rc(callback))
+        self.ensure_fd_no_transport(fd)?;
+        self.watch_reader(fd, callback)
     }
 
     /// Calls `callback` each time `fd` is writable; see [`add_reader`](EventLoop::add_reader).
@@ -59,18 +72,83 @@ impl EventLoop {
     /// # Errors
     /// As [`add_reader`](EventLoop::add_reader).
     pub fn add_writer<F: FnMut() + 'static>(&self, fd: RawFd, callback: F) -> Result<Handle> {
-        self.add_watch(fd, Side::Write, RepeatCell::new_rc(callback))
+        self.ensure_fd_no_transport(fd)?;
+        self.watch_writer(fd, callback)
     }
 
     /// Stops watching `fd` for readability; `true` if a reader was removed (`false` on a closed
     /// loop).
-    pub fn remove_reader(&self, fd: RawFd) -> bool {
-        self.remove_watch(fd, Side::Read)
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`] when an open transport of this loop owns `fd` (see
+    /// [`add_reader`](EventLoop::add_reader)).
+    pub fn remove_reader(&self, fd: RawFd) -> Result<bool> {
+        self.ensure_fd_no_transport(fd)?;
+        Ok(self.unwatch_reader(fd))
     }
 
     /// Stops watching `fd` for writability; `true` if a writer was removed.
-    pub fn remove_writer(&self, fd: RawFd) -> bool {
+    ///
+    /// # Errors
+    /// As [`remove_reader`](EventLoop::remove_reader).
+    pub fn remove_writer(&self, fd: RawFd) -> Result<bool> {
+        self.ensure_fd_no_transport(fd)?;
+        Ok(self.unwatch_writer(fd))
+    }
+
+    /// `add_reader` without the transport check: for the transport that owns `fd`.
+    pub(crate) fn watch_reader<F: FnMut() + 'static>(
+        &self,
+        fd: RawFd,
+        callback: F,
+    ) -> Result<Handle> {
+        self.add_watch(fd, Side::Read, RepeatCell::new_rc(callback))
+    }
+
+    /// `add_writer` without the transport check.
+    pub(crate) fn watch_writer<F: FnMut() + 'static>(
+        &self,
+        fd: RawFd,
+        callback: F,
+    ) -> Result<Handle> {
+        self.add_watch(fd, Side::Write, RepeatCell::new_rc(callback))
+    }
+
+    /// `remove_reader` without the transport check.
+    pub(crate) fn unwatch_reader(&self, fd: RawFd) -> bool {
+        self.remove_watch(fd, Side::Read)
+    }
+
+    /// `remove_writer` without the transport check.
+    pub(crate) fn unwatch_writer(&self, fd: RawFd) -> bool {
         self.remove_watch(fd, Side::Write)
+    }
+
+    /// Records that an open transport owns `fd` until it is finalized.
+    pub(crate) fn register_transport(&self, fd: RawFd, owner: Weak<dyn FdOwner>) {
+        self.inner.transports.borrow_mut().insert(fd, owner);
+    }
+
+    /// Forgets the transport of `fd` (it is closing its fd).
+    pub(crate) fn forget_transport(&self, fd: RawFd) {
+        self.inner.transports.borrow_mut().remove(&fd);
+    }
+
+    /// asyncio's `_ensure_fd_no_transport`: refuses an fd that an open transport owns.
+    fn ensure_fd_no_transport(&self, fd: RawFd) -> Result<()> {
+        let owner = self
+            .inner
+            .transports
+            .borrow()
+            .get(&fd)
+            .and_then(Weak::upgrade);
+        match owner {
+            Some(t) if !t.is_closing() => Err(Error::new(
+                ErrorKind::InvalidState,
+                format!("File descriptor {fd} is used by transport {}", t.describe()),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn add_watch(&self, fd: RawFd, side: Side, cell: Rc<dyn HandleRun>) -> Result<Handle> {

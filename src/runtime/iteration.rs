@@ -152,9 +152,9 @@ impl EventLoop {
         *inner.events.borrow_mut() = events;
         for (fd, reader) in cancelled {
             if reader {
-                self.remove_reader(fd);
+                self.unwatch_reader(fd);
             } else {
-                self.remove_writer(fd);
+                self.unwatch_writer(fd);
             }
         }
         Ok(())

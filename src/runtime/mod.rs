@@ -3,7 +3,7 @@
 
 pub mod clock;
 pub(crate) mod core;
-mod fds;
+pub(crate) mod fds;
 mod iteration;
 mod offload;
 mod quad_heap;

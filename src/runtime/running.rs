@@ -7,9 +7,24 @@ use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::core::{EventLoop, Inner, Shared};
+use crate::unix::fork_generation;
+
+/// The running loop, and the fork generation it started running in: after `fork()` the child
+/// has no running loop, even inside the callback that forked (asyncio's `on_fork` resets it).
+struct Running {
+    event_loop: EventLoop,
+    generation: u64,
+}
+
+impl Running {
+    /// The loop, unless it runs in the parent of this (forked) process.
+    fn current(&self) -> Option<&EventLoop> {
+        (self.generation == fork_generation()).then_some(&self.event_loop)
+    }
+}
 
 thread_local! {
-    static RUNNING: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
+    static RUNNING: RefCell<Option<Running>> = const { RefCell::new(None) };
     /// The loops that have run on this thread. A task of one of them woken here while that loop
     /// is not running joins the loop's local FIFO queue, as asyncio's `call_soon` would, rather
     /// than the cross-thread inbox (which would put it behind callbacks queued after it).
@@ -68,7 +83,7 @@ pub fn get_running_loop() -> Result<EventLoop> {
 /// The loop running on this thread, if any.
 pub fn try_running_loop() -> Option<EventLoop> {
     RUNNING
-        .try_with(|r| r.try_borrow().ok().and_then(|r| r.clone()))
+        .try_with(|r| r.try_borrow().ok()?.as_ref()?.current().cloned())
         .ok()
         .flatten()
 }
@@ -76,12 +91,27 @@ pub fn try_running_loop() -> Option<EventLoop> {
 /// Runs `f` with the running loop's state, if a loop runs on this thread.
 pub(crate) fn with_running<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> Option<R> {
     RUNNING
-        .try_with(|r| match r.try_borrow() {
-            Ok(r) => r.as_ref().map(|l| f(&l.inner)),
-            Err(_) => None,
+        .try_with(|r| {
+            let running = r.try_borrow().ok()?;
+            let event_loop = running.as_ref()?.current()?;
+            Some(f(&event_loop.inner))
         })
         .ok()
         .flatten()
+}
+
+/// Refuses to await a task or future of another loop: `Ok` unless a loop runs on this thread and
+/// `is_owner` says it is not the awaited object's loop. asyncio refuses the same
+/// (`run_until_complete` of a foreign future, or a task awaiting one): that loop is not running,
+/// so the await could only hang.
+pub(crate) fn check_owner(is_owner: impl FnOnce(&Rc<Inner>) -> bool) -> Result<()> {
+    match with_running(is_owner) {
+        Some(false) => Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "The future belongs to a different loop than the one it is awaited on",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Marks `event_loop` as running on this thread for the guard's lifetime.
@@ -106,7 +136,13 @@ impl RunGuard {
                 "Cannot run the event loop while another loop is running",
             ));
         }
-        RUNNING.with(|r| *r.borrow_mut() = Some(event_loop.clone()));
+        let running = Running {
+            event_loop: event_loop.clone(),
+            generation: fork_generation(),
+        };
+        let previous = RUNNING.with(|r| r.borrow_mut().replace(running));
+        // Only a forked child's stale entry can be there (its parent's loop): drop it.
+        drop(previous);
         remember_local(&event_loop.inner);
         event_loop.inner.running.set(true);
         event_loop

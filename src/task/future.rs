@@ -9,6 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::core::{EventLoop, Inner};
+use crate::runtime::running::check_owner;
 
 type DoneCallback<T> = Box<dyn FnOnce(&LoopFuture<T>)>;
 
@@ -34,7 +35,9 @@ struct Shared<T> {
 ///
 /// Done callbacks are scheduled with `call_soon` when the result is set, in registration order,
 /// never called synchronously (rule R9). Awaiting a `LoopFuture` (clone it first; clones share
-/// the slot) gives `Result<T, Error>`. It must be awaited on its own loop's thread.
+/// the slot) gives `Result<T, Error>`. It must be awaited on its own loop: awaited while another
+/// loop runs (`run_until_complete` of another loop, or that loop's tasks), it gives
+/// [`ErrorKind::InvalidArgument`], as asyncio refuses a future of a different loop.
 ///
 /// [`set_result`]: LoopFuture::set_result
 /// [`set_exception`]: LoopFuture::set_exception
@@ -206,6 +209,10 @@ impl<T: Clone + 'static> Future for LoopFuture<T> {
     type Output = Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let owner = self.shared.event_loop.as_ptr();
+        if let Err(e) = check_owner(|running| Rc::as_ptr(running) == owner) {
+            return Poll::Ready(Err(e));
+        }
         let mut st = self.shared.state.borrow_mut();
         match &st.outcome {
             Some(o) => Poll::Ready(o.clone()),

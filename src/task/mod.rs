@@ -10,6 +10,7 @@ pub(crate) mod refs;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 pub use cancel_on_drop::CancelOnDrop;
@@ -20,7 +21,7 @@ pub use helpers::{
 
 use crate::error::{Error, Result};
 use crate::runtime::core::EventLoop;
-use crate::runtime::running::get_running_loop;
+use crate::runtime::running::{check_owner, get_running_loop};
 use raw::{AnyTask, Status, TaskJoin};
 use refs::TaskPtr;
 
@@ -30,7 +31,9 @@ use refs::TaskPtr;
 /// *detaches*; use [`cancel`](Task::cancel) to stop it, or [`cancel_on_drop`](Task::cancel_on_drop)
 /// for a handle whose drop cancels). Awaiting the handle gives the task's
 /// output as `Result<T, Error>`, with [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) or
-/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) when it did not finish normally.
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) when it did not finish normally, and with
+/// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) when awaited while a
+/// different loop runs (asyncio: "The future belongs to a different loop").
 ///
 /// Cancelling drops the task's future at its next step, so its `Drop` code plays the part of
 /// Python's `finally`.
@@ -145,6 +148,10 @@ impl<T: 'static> Future for Task<T> {
     type Output = Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let owner = &self.raw.header().shared;
+        if let Err(e) = check_owner(|running| Arc::ptr_eq(&running.shared, owner)) {
+            return Poll::Ready(Err(e));
+        }
         match self.raw.poll_done(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) => Poll::Ready(self.take_result()),

@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::{log_warning, ExceptionContext};
 use crate::protocols::DatagramProtocol;
 use crate::runtime::core::EventLoop;
+use crate::runtime::fds::FdOwner;
 use crate::task::LoopFuture;
 
 /// The largest UDP datagram.
@@ -41,6 +42,19 @@ struct DgramInner {
     protocol_paused: Cell<bool>,
     high_water: Cell<usize>,
     low_water: Cell<usize>,
+}
+
+impl FdOwner for DgramInner {
+    fn is_closing(&self) -> bool {
+        self.closing.get()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "<DatagramTransport fd={} sockname={:?}>",
+            self.fd, self.sockname
+        )
+    }
 }
 
 /// Where [`DatagramTransport::sendto`] sends a datagram: `None` for the endpoint's own remote
@@ -114,6 +128,8 @@ impl DatagramTransport {
             high_water: Cell::new(DEFAULT_HIGH_WATER),
             low_water: Cell::new(DEFAULT_HIGH_WATER / 4),
         });
+        let owner: Rc<dyn FdOwner> = inner.clone();
+        lp.register_transport(inner.fd, Rc::downgrade(&owner));
         let t = DatagramTransport { inner };
         let t2 = t.clone();
         lp.call_soon(move || {
@@ -130,7 +146,7 @@ impl DatagramTransport {
             let me = t2.inner.clone();
             if !me.closing.get() {
                 let r = me.clone();
-                if let Err(e) = me.lp.add_reader(me.fd, move || r.read_ready()) {
+                if let Err(e) = me.lp.watch_reader(me.fd, move || r.read_ready()) {
                     let _ = waiter.set_exception(e.clone());
                     me.fatal(e, "Fatal error: could not watch the socket for reading");
                     return;
@@ -192,7 +208,7 @@ impl DatagramTransport {
                 Err(e) if is_retry(&e) => {
                     let r = inner.clone();
                     if !inner.writer_added.replace(true) {
-                        inner.lp.add_writer(inner.fd, move || r.write_ready())?;
+                        inner.lp.watch_writer(inner.fd, move || r.write_ready())?;
                     }
                 }
                 Err(e) => {
@@ -215,7 +231,7 @@ impl DatagramTransport {
         if inner.closing.replace(true) {
             return;
         }
-        inner.lp.remove_reader(inner.fd);
+        inner.lp.unwatch_reader(inner.fd);
         if inner.buffer.borrow().is_empty() {
             inner.conn_lost.set(inner.conn_lost.get() + 1);
             inner.schedule_lost(None);
@@ -337,7 +353,7 @@ impl DgramInner {
         self.maybe_resume();
         if self.buffer.borrow().is_empty() {
             if self.writer_added.replace(false) {
-                self.lp.remove_writer(self.fd);
+                self.lp.unwatch_writer(self.fd);
             }
             if self.closing.get() && self.conn_lost.get() == 0 {
                 self.conn_lost.set(1);
@@ -375,10 +391,10 @@ impl DgramInner {
         self.buffer.borrow_mut().clear();
         self.buffer_size.set(0);
         if self.writer_added.replace(false) {
-            self.lp.remove_writer(self.fd);
+            self.lp.unwatch_writer(self.fd);
         }
         if !self.closing.replace(true) {
-            self.lp.remove_reader(self.fd);
+            self.lp.unwatch_reader(self.fd);
         }
         self.conn_lost.set(1);
         self.schedule_lost(exc);
@@ -405,10 +421,11 @@ impl DgramInner {
             return;
         }
         self.closing.set(true);
-        self.lp.remove_reader(self.fd);
+        self.lp.unwatch_reader(self.fd);
         if self.writer_added.replace(false) {
-            self.lp.remove_writer(self.fd);
+            self.lp.unwatch_writer(self.fd);
         }
+        self.lp.forget_transport(self.fd);
         let sock = self.sock.borrow_mut().take();
         drop(sock);
         let p = self.protocol.borrow_mut().take();

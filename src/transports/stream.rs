@@ -24,6 +24,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::{log_warning, ExceptionContext};
 use crate::protocols::{BaseProtocol, BufferedProtocol, Protocol};
 use crate::runtime::core::EventLoop;
+use crate::runtime::fds::FdOwner;
 use crate::task::LoopFuture;
 
 /// The alignment of the offset the shared read buffer is read at (see `read_plain`).
@@ -147,6 +148,8 @@ impl Transport {
             sockname,
             on_lost: RefCell::new(on_lost),
         });
+        let owner: Rc<dyn FdOwner> = inner.clone();
+        lp.register_transport(fd, Rc::downgrade(&owner));
         let transport = Transport {
             inner: inner.clone(),
         };
@@ -234,7 +237,7 @@ impl Transport {
             return;
         }
         inner.paused.set(true);
-        inner.lp.remove_reader(inner.fd);
+        inner.lp.unwatch_reader(inner.fd);
     }
 
     /// Resumes reading after [`pause_reading`](Transport::pause_reading).
@@ -313,6 +316,16 @@ impl Transport {
     }
 }
 
+impl FdOwner for StreamInner {
+    fn is_closing(&self) -> bool {
+        self.closing.get()
+    }
+
+    fn describe(&self) -> String {
+        format!("<Transport fd={} peername={:?}>", self.fd, self.peername)
+    }
+}
+
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &self.inner;
@@ -374,7 +387,7 @@ impl StreamInner {
             return;
         }
         let me = self.clone();
-        if let Err(e) = self.lp.add_reader(self.fd, move || me.read_ready()) {
+        if let Err(e) = self.lp.watch_reader(self.fd, move || me.read_ready()) {
             self.fatal_error(e, "Fatal error: could not watch the socket for reading");
         }
     }
@@ -384,7 +397,7 @@ impl StreamInner {
             return;
         }
         let me = self.clone();
-        if let Err(e) = self.lp.add_writer(self.fd, move || me.write_ready()) {
+        if let Err(e) = self.lp.watch_writer(self.fd, move || me.write_ready()) {
             self.writer_added.set(false);
             self.clear_buffer();
             self.fatal_error(e, "Fatal error: could not watch the socket for writing");
@@ -393,7 +406,7 @@ impl StreamInner {
 
     fn remove_writer(&self) {
         if self.writer_added.replace(false) {
-            self.lp.remove_writer(self.fd);
+            self.lp.unwatch_writer(self.fd);
         }
     }
 
@@ -603,7 +616,7 @@ impl StreamInner {
         match keep {
             Ok(true) => {
                 // Half-open: stop reading, keep writing.
-                self.lp.remove_reader(self.fd);
+                self.lp.unwatch_reader(self.fd);
             }
             Ok(false) => self.close(),
             Err(payload) => self.fatal_error(
@@ -711,7 +724,7 @@ impl StreamInner {
         if self.closing.replace(true) {
             return;
         }
-        self.lp.remove_reader(self.fd);
+        self.lp.unwatch_reader(self.fd);
         if self.buffered() == 0 {
             self.conn_lost.set(self.conn_lost.get() + 1);
             self.remove_writer();
@@ -728,7 +741,7 @@ impl StreamInner {
             self.remove_writer();
         }
         if !self.closing.replace(true) {
-            self.lp.remove_reader(self.fd);
+            self.lp.unwatch_reader(self.fd);
         }
         self.conn_lost.set(self.conn_lost.get() + 1);
         self.schedule_connection_lost(exc);
@@ -796,8 +809,9 @@ impl StreamInner {
         if self.conn_lost.get() == 0 {
             self.conn_lost.set(1);
         }
-        self.lp.remove_reader(self.fd);
+        self.lp.unwatch_reader(self.fd);
         self.remove_writer();
+        self.lp.forget_transport(self.fd);
         let sock = self.sock.borrow_mut().take();
         drop(sock);
         let protocol = self.protocol.borrow_mut().take();

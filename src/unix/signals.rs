@@ -411,7 +411,7 @@ impl EventLoop {
         let fd = state.read_fd();
         *self.inner.signals.borrow_mut() = Some(state);
         let weak = Rc::downgrade(&self.inner);
-        let added = self.add_reader(fd, move || {
+        let added = self.watch_reader(fd, move || {
             if let Some(inner) = weak.upgrade() {
                 EventLoop::from_inner(inner).dispatch_signals();
             }
@@ -455,7 +455,7 @@ impl EventLoop {
         if unused {
             let state = self.inner.signals.borrow_mut().take();
             if let Some(state) = state {
-                self.remove_reader(state.read_fd());
+                self.unwatch_reader(state.read_fd());
                 drop(state);
             }
         }

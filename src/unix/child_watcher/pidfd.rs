@@ -89,9 +89,9 @@ fn register(inner: Arc<Inner>, lp: &EventLoop, pid: i32, pidfd: OwnedFd) -> Resu
     let fd = pidfd.as_raw_fd();
     let weak = std::rc::Rc::downgrade(&lp.inner);
     let mut pidfd = Some(pidfd);
-    lp.add_reader(fd, move || {
+    lp.watch_reader(fd, move || {
         if let Some(l) = weak.upgrade() {
-            EventLoop::from_inner(l).remove_reader(fd);
+            EventLoop::from_inner(l).unwatch_reader(fd);
         }
         // Close the pidfd after deregistering it.
         drop(pidfd.take());
