@@ -64,7 +64,7 @@ pub use policy::{
 pub use protocols::{BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol};
 pub use runners::{run, Runner, RunnerBuilder, THREAD_JOIN_TIMEOUT};
 pub use runtime::clock::{Clock, IntoDeadline, IntoDelay, MonotonicClock, VirtualClock};
-pub use runtime::core::{EventLoop, EventLoopBuilder, LoopHandle};
+pub use runtime::core::{EventLoop, EventLoopBuilder, LoopHandle, WeakEventLoop};
 pub use runtime::running::{get_running_loop, try_running_loop};
 pub use runtime::{ConcurrentFuture, ExecutorFuture};
 pub use selector::{Interest, PollingSelector, ReadyEvent, Selector, SelectorWaker};

@@ -45,7 +45,7 @@ use asyncio::{
     EventLoopBuilder, ExceptionContext, ExceptionHandler, Executor, ExecutorFuture, Gather, Handle,
     Interest, LoopFuture, LoopHandle, MonotonicClock, PollingSelector, ReadyEvent, ReturnWhen,
     Runner, RunnerBuilder, Selector, SelectorWaker, Shield, Sleep, Task, TaskRef,
-    ThreadPoolExecutor, ThreadsafeHandle, Timeout, TimerHandle, VirtualClock,
+    ThreadPoolExecutor, ThreadsafeHandle, Timeout, TimerHandle, VirtualClock, WeakEventLoop,
 };
 
 fn is_static<T: 'static>() {}
@@ -64,6 +64,8 @@ impl Future for NotUnpin {
 fn the_loop_stays_on_its_thread_and_its_handle_travels() {
     assert_impl!(EventLoop: Clone, Unpin, std::fmt::Debug);
     assert_not_impl!(EventLoop: Send, Sync);
+    assert_impl!(WeakEventLoop: Clone, Unpin, std::fmt::Debug);
+    assert_not_impl!(WeakEventLoop: Send, Sync);
     assert_not_impl!(EventLoopBuilder: Send, Sync);
     assert_impl!(EventLoopBuilder: Default, Unpin);
 

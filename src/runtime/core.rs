@@ -232,18 +232,19 @@ impl Drop for Inner {
 /// thread that made it, so closures and futures handed to it need not be `Send`. Other threads
 /// use its [`LoopHandle`].
 ///
-/// A loop holds the tasks it runs, and tasks often hold a clone of their loop: call
-/// [`close`](EventLoop::close) (or use [`run`](crate::run) / [`Runner`](crate::Runner), which
-/// do) to release them, as asyncio warns about unclosed loops.
+/// A loop holds the callbacks and tasks it runs, and those may hold a clone of their loop: a
+/// reference cycle. Call [`close`](EventLoop::close) (or use [`run`](crate::run) /
+/// [`Runner`](crate::Runner), which do) to release them, as asyncio warns about unclosed loops.
+/// A loop still open when its thread ends is closed then. Inside a callback, prefer
+/// [`get_running_loop`](crate::get_running_loop) or a [`WeakEventLoop`] to a clone.
 ///
 /// ```
-/// use asyncio::EventLoop;
+/// use asyncio::{get_running_loop, EventLoop};
 ///
 /// let event_loop = EventLoop::new()?;
-/// let lp = event_loop.clone();
-/// event_loop.call_soon(move || {
+/// event_loop.call_soon(|| {
 ///     println!("Hello World");
-///     lp.stop();
+///     get_running_loop().unwrap().stop();
 /// })?;
 /// event_loop.run_forever()?;
 /// event_loop.close()?;
@@ -252,6 +253,48 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub struct EventLoop {
     pub(crate) inner: Rc<Inner>,
+}
+
+/// A reference to an [`EventLoop`] that does not keep it alive: what a callback or task stored
+/// in the loop should hold, so that dropping the last [`EventLoop`] releases the loop without a
+/// [`close`](EventLoop::close) (a clone in the loop's own queues would be a reference cycle).
+/// `!Send`, like the loop.
+///
+/// ```
+/// use asyncio::EventLoop;
+///
+/// let event_loop = EventLoop::new()?;
+/// let weak = event_loop.downgrade();
+/// event_loop.call_soon(move || {
+///     if let Some(lp) = weak.upgrade() {
+///         lp.stop();
+///     }
+/// })?;
+/// event_loop.run_forever()?;
+/// let weak = event_loop.downgrade();
+/// drop(event_loop);
+/// // The queued callback held no strong reference: the loop is gone.
+/// assert!(weak.upgrade().is_none());
+/// # Ok::<(), asyncio::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct WeakEventLoop {
+    inner: std::rc::Weak<Inner>,
+}
+
+impl WeakEventLoop {
+    /// The loop, unless every [`EventLoop`] of it was dropped.
+    pub fn upgrade(&self) -> Option<EventLoop> {
+        self.inner.upgrade().map(EventLoop::from_inner)
+    }
+}
+
+impl fmt::Debug for WeakEventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakEventLoop")
+            .field("alive", &(self.inner.strong_count() > 0))
+            .finish()
+    }
 }
 
 /// Builds an [`EventLoop`] with pluggable parts: selector, clock, default executor, debug mode.
@@ -341,7 +384,7 @@ impl EventLoopBuilder {
             closed: AtomicBool::new(false),
         });
         let debug = self.debug.unwrap_or_else(debug_from_env);
-        Ok(EventLoop {
+        let event_loop = EventLoop {
             inner: Rc::new(Inner {
                 shared,
                 ready: RefCell::new(VecDeque::new()),
@@ -370,7 +413,9 @@ impl EventLoopBuilder {
                 iterations: Cell::new(0),
                 signals: RefCell::new(None),
             }),
-        })
+        };
+        crate::runtime::thread_loops::register(&event_loop.inner);
+        Ok(event_loop)
     }
 }
 
@@ -413,6 +458,13 @@ impl EventLoop {
     pub fn handle(&self) -> LoopHandle {
         LoopHandle {
             shared: self.inner.shared.clone(),
+        }
+    }
+
+    /// A [`WeakEventLoop`]: a reference that does not keep the loop alive.
+    pub fn downgrade(&self) -> WeakEventLoop {
+        WeakEventLoop {
+            inner: Rc::downgrade(&self.inner),
         }
     }
 

@@ -259,9 +259,11 @@ impl EventLoop {
         let task = self.create_task(future)?;
         let active = Rc::new(Cell::new(true));
         let flag = active.clone();
-        let lp = self.clone();
+        // Weak: if the run ends first (stopped), the callback stays with the pending task, and a
+        // strong clone there would keep the loop alive through its own task table.
+        let lp = self.downgrade();
         task.add_done_callback(move |_| {
-            if flag.get() {
+            if let Some(lp) = lp.upgrade().filter(|_| flag.get()) {
                 lp.stop();
             }
         })?;

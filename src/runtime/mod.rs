@@ -8,6 +8,7 @@ mod iteration;
 mod offload;
 mod quad_heap;
 pub(crate) mod running;
+pub(crate) mod thread_loops;
 mod threads;
 pub(crate) mod timers;
 

@@ -1,12 +1,11 @@
 //! The loop running on this thread (`get_running_loop`), and the guard that marks a run.
 
 use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::runtime::core::{EventLoop, Inner, Shared};
+use crate::runtime::core::{EventLoop, Inner};
 use crate::unix::fork_generation;
 
 /// The running loop, and the fork generation it started running in: after `fork()` the child
@@ -25,41 +24,6 @@ impl Running {
 
 thread_local! {
     static RUNNING: RefCell<Option<Running>> = const { RefCell::new(None) };
-    /// The loops that have run on this thread. A task of one of them woken here while that loop
-    /// is not running joins the loop's local FIFO queue, as asyncio's `call_soon` would, rather
-    /// than the cross-thread inbox (which would put it behind callbacks queued after it).
-    static LOCAL: RefCell<Vec<Weak<Inner>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Remembers that `inner` runs on this thread (see `LOCAL`).
-fn remember_local(inner: &Rc<Inner>) {
-    let _ = LOCAL.try_with(|l| {
-        if let Ok(mut l) = l.try_borrow_mut() {
-            if !l
-                .iter()
-                .any(|w| std::ptr::eq(w.as_ptr(), Rc::as_ptr(inner)))
-            {
-                l.retain(|w| w.strong_count() > 0);
-                l.push(Rc::downgrade(inner));
-            }
-        }
-    });
-}
-
-/// Runs `f` with the state of the loop behind `shared`, if that loop has run on this thread and
-/// still exists.
-pub(crate) fn with_local<R>(shared: &Arc<Shared>, f: impl FnOnce(&Rc<Inner>) -> R) -> Option<R> {
-    let inner = LOCAL
-        .try_with(|l| {
-            l.try_borrow()
-                .ok()?
-                .iter()
-                .filter_map(Weak::upgrade)
-                .find(|i| Arc::ptr_eq(&i.shared, shared))
-        })
-        .ok()
-        .flatten()?;
-    Some(f(&inner))
 }
 
 /// The event loop running on this thread.
@@ -143,7 +107,6 @@ impl RunGuard {
         let previous = RUNNING.with(|r| r.borrow_mut().replace(running));
         // Only a forked child's stale entry can be there (its parent's loop): drop it.
         drop(previous);
-        remember_local(&event_loop.inner);
         event_loop.inner.running.set(true);
         event_loop
             .inner

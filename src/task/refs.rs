@@ -27,7 +27,8 @@ use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use super::raw::TaskRun;
 use crate::runtime::core::{Inner, Ready, Remote, Shared};
-use crate::runtime::running::{with_local, with_running};
+use crate::runtime::running::with_running;
+use crate::runtime::thread_loops::with_local;
 
 /// What a thin header pointer needs to know about its task's type.
 pub(crate) struct TaskVtable {
@@ -262,7 +263,7 @@ fn schedule(header: NonNull<Header>) {
     if on_running == Some(true) {
         return;
     }
-    // Not running, but the loop lives on this thread: join its FIFO queue (R1, R10). A closed
+    // Not running, but the loop belongs to this thread: join its FIFO queue (R1, R10). A closed
     // loop has dropped its tasks already; the wake-up is moot.
     if with_local(&h.shared, |inner| inner.closed.get() || local(inner)) == Some(true) {
         return;
