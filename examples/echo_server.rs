@@ -12,13 +12,29 @@ mod server_args;
 use asyncio::{get_running_loop, BaseProtocol, Error, Protocol, ServerOptions, Transport};
 
 // ANCHOR: protocol
-/// Writes back whatever it receives.
+/// Writes back whatever it receives, and stops reading from a client that does not read its
+/// echoes: asyncio's flow-control pattern.
 #[derive(Default)]
 struct Echo {
     transport: Option<Transport>,
 }
 
-impl BaseProtocol for Echo {}
+impl BaseProtocol for Echo {
+    // The transport's write buffer went over its high-water mark (the client reads slower than
+    // it sends): stop reading, so the buffer stops growing.
+    fn pause_writing(&mut self) {
+        if let Some(t) = &self.transport {
+            t.pause_reading();
+        }
+    }
+
+    // The buffer drained to its low-water mark: read again.
+    fn resume_writing(&mut self) {
+        if let Some(t) = &self.transport {
+            t.resume_reading();
+        }
+    }
+}
 
 impl Protocol for Echo {
     fn connection_made(&mut self, transport: Transport) {
@@ -27,7 +43,8 @@ impl Protocol for Echo {
 
     fn data_received(&mut self, data: &[u8]) {
         if let Some(t) = &self.transport {
-            // Never blocks: what the socket does not take now is buffered by the transport.
+            // Never blocks: what the socket does not take now is buffered by the transport,
+            // and `pause_writing` above keeps that buffer bounded.
             let _ = t.write(data);
         }
     }
