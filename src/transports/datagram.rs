@@ -44,6 +44,13 @@ struct DgramInner {
     low_water: Cell<usize>,
 }
 
+impl DgramInner {
+    /// Never a pipe (for the shared `get_extra_info`).
+    fn is_pipe(&self) -> bool {
+        false
+    }
+}
+
 impl FdOwner for DgramInner {
     fn is_closing(&self) -> bool {
         self.closing.get()

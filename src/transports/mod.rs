@@ -2,6 +2,8 @@
 //!
 //! - [`Transport`]: one stream-socket transport for TCP and Unix sockets (asyncio's
 //!   `_SelectorSocketTransport`), with write buffering and flow control.
+//!   The same type serves pipes ([`connect_read_pipe`](crate::EventLoop::connect_read_pipe),
+//!   [`connect_write_pipe`](crate::EventLoop::connect_write_pipe)).
 //! - [`DatagramTransport`]: a UDP or Unix-datagram endpoint with `sendto`.
 //!
 //! Both are cheap-to-clone handles (`Rc` inside, `!Send`) that live on their loop's thread.
@@ -22,13 +24,21 @@ use crate::error::{Error, ErrorKind, Result};
 macro_rules! socket_accessors {
     () => {
         /// asyncio's `get_extra_info`: `"peername"` and `"sockname"` (an [`Address`]) and
-        /// `"socket"` (the fd). `None` for any other name, for `"peername"` of a socket that is
-        /// not connected, and for `"socket"` once the socket is closed.
+        /// `"socket"` (the fd; `"pipe"` instead for a pipe transport). `None` for any other
+        /// name, for `"peername"` of a socket that is not connected or of a pipe, and for the
+        /// fd once it is closed.
         pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
             match name {
                 "peername" => self.peername().map(ExtraInfo::Address),
                 "sockname" => self.sockname().map(ExtraInfo::Address),
-                "socket" => self.fd().map(ExtraInfo::Fd),
+                "socket" => self
+                    .fd()
+                    .filter(|_| !self.inner.is_pipe())
+                    .map(ExtraInfo::Fd),
+                "pipe" => self
+                    .fd()
+                    .filter(|_| self.inner.is_pipe())
+                    .map(ExtraInfo::Fd),
                 _ => None,
             }
         }
@@ -52,6 +62,8 @@ macro_rules! socket_accessors {
 }
 
 mod datagram;
+mod endpoint;
+mod pipe;
 mod stream;
 
 pub use datagram::{DatagramTransport, SendtoAddr};

@@ -1,5 +1,5 @@
-//! The stream-socket transport shared by TCP and Unix sockets (asyncio's
-//! `_SelectorSocketTransport`).
+//! The stream transport shared by TCP and Unix sockets (asyncio's `_SelectorSocketTransport`)
+//! and by pipes (`_UnixReadPipeTransport`, `_UnixWritePipeTransport`): see [`Mode`].
 //!
 //! Reading: a reader is registered with the loop while reading is not paused; each readiness
 //! event reads up to [`MAX_READ_SIZE`] bytes and hands them to the protocol. Writing: `write`
@@ -9,16 +9,15 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::Read;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use socket2::Socket;
 
+use super::endpoint::{Endpoint, Mode};
 use super::{
-    is_connection_error, is_retry, Address, ExtraInfo, UnlessRun, DEFAULT_HIGH_WATER,
-    MAX_READ_SIZE, SEND_FLAGS,
+    is_connection_error, is_retry, Address, ExtraInfo, UnlessRun, DEFAULT_HIGH_WATER, MAX_READ_SIZE,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{log_warning, ExceptionContext};
@@ -76,7 +75,9 @@ type LostHook = Box<dyn FnOnce()>;
 pub(crate) struct StreamInner {
     lp: EventLoop,
     fd: RawFd,
-    sock: RefCell<Option<Socket>>,
+    /// The socket or pipe; `None` once closed.
+    sock: RefCell<Option<Endpoint>>,
+    mode: Mode,
     protocol: RefCell<Option<ProtocolRefs>>,
     protocol_connected: Cell<bool>,
     buffer: RefCell<Vec<u8>>,
@@ -124,13 +125,39 @@ impl Transport {
         waiter: Option<LoopFuture<()>>,
         on_lost: Option<LostHook>,
     ) -> Result<Transport> {
+        let names = Address::of_socket(&sock);
+        let endpoint = Endpoint::Socket(sock);
+        Self::start_endpoint(lp, endpoint, Mode::Socket, names, protocol, waiter, on_lost)
+    }
+
+    /// [`start`](Transport::start) for one end of a pipe (already non-blocking).
+    pub(crate) fn start_pipe(
+        lp: &EventLoop,
+        pipe: std::fs::File,
+        mode: Mode,
+        protocol: ProtocolRefs,
+        waiter: Option<LoopFuture<()>>,
+    ) -> Result<Transport> {
+        let endpoint = Endpoint::Pipe(pipe);
+        Self::start_endpoint(lp, endpoint, mode, (None, None), protocol, waiter, None)
+    }
+
+    fn start_endpoint(
+        lp: &EventLoop,
+        endpoint: Endpoint,
+        mode: Mode,
+        (peername, sockname): (Option<Address>, Option<Address>),
+        protocol: ProtocolRefs,
+        waiter: Option<LoopFuture<()>>,
+        on_lost: Option<LostHook>,
+    ) -> Result<Transport> {
         lp.check_closed()?;
-        let fd = sock.as_raw_fd();
-        let (peername, sockname) = Address::of_socket(&sock);
+        let fd = endpoint.as_raw_fd();
         let inner = Rc::new(StreamInner {
             lp: lp.clone(),
             fd,
-            sock: RefCell::new(Some(sock)),
+            sock: RefCell::new(Some(endpoint)),
+            mode,
             protocol: RefCell::new(Some(protocol)),
             protocol_connected: Cell::new(true),
             buffer: RefCell::new(Vec::new()),
@@ -189,11 +216,18 @@ impl Transport {
     }
 
     /// Shuts down the write side of the socket once the buffered data is sent; reading goes
-    /// on. Does nothing on a closing transport or a second time.
+    /// on. Does nothing on a closing transport or a second time. On a write pipe, which cannot
+    /// half-close, it closes the transport once the buffer is sent (asyncio's
+    /// `_UnixWritePipeTransport.write_eof`); on a read pipe it does nothing.
     pub fn write_eof(&self) {
         let inner = &self.inner;
         if inner.closing.get() || inner.eof.get() {
             return;
+        }
+        match inner.mode {
+            Mode::Socket => {}
+            Mode::WritePipe => return inner.close(),
+            Mode::ReadPipe => return,
         }
         inner.eof.set(true);
         if inner.buffered() == 0 {
@@ -201,9 +235,17 @@ impl Transport {
         }
     }
 
-    /// Whether [`write_eof`](Transport::write_eof) is supported: always `true` for sockets.
+    /// Whether [`write_eof`](Transport::write_eof) is supported: `true` for sockets and write
+    /// pipes, `false` for read pipes.
     pub fn can_write_eof(&self) -> bool {
-        true
+        self.inner.mode != Mode::ReadPipe
+    }
+
+    /// Whether the transport is one end of a pipe (from
+    /// [`connect_read_pipe`](EventLoop::connect_read_pipe) or
+    /// [`connect_write_pipe`](EventLoop::connect_write_pipe)) rather than a socket connection.
+    pub fn is_pipe(&self) -> bool {
+        self.inner.is_pipe()
     }
 
     /// Closes the transport: stops reading, sends the buffered data, then calls the protocol's
@@ -223,9 +265,9 @@ impl Transport {
         self.inner.closing.get()
     }
 
-    /// Whether the transport is reading (not paused and not closing).
+    /// Whether the transport is reading (not paused and not closing; never for a write pipe).
     pub fn is_reading(&self) -> bool {
-        !self.inner.paused.get() && !self.inner.closing.get()
+        self.inner.mode.reads() && !self.inner.paused.get() && !self.inner.closing.get()
     }
 
     /// Stops reading: the protocol receives no data until
@@ -233,7 +275,7 @@ impl Transport {
     /// closing.
     pub fn pause_reading(&self) {
         let inner = &self.inner;
-        if inner.closing.get() || inner.paused.get() {
+        if inner.closing.get() || inner.paused.get() || !inner.mode.reads() {
             return;
         }
         inner.paused.set(true);
@@ -243,7 +285,7 @@ impl Transport {
     /// Resumes reading after [`pause_reading`](Transport::pause_reading).
     pub fn resume_reading(&self) {
         let inner = &self.inner;
-        if inner.closing.get() || !inner.paused.get() {
+        if inner.closing.get() || !inner.paused.get() || !inner.mode.reads() {
             return;
         }
         inner.paused.set(false);
@@ -337,6 +379,7 @@ impl fmt::Debug for Transport {
             "open"
         };
         f.debug_struct("Transport")
+            .field("mode", &inner.mode)
             .field("fd", &inner.fd)
             .field("state", &state)
             .field("peername", &inner.peername)
@@ -371,14 +414,29 @@ impl StreamInner {
 
     fn send(&self, data: &[u8]) -> std::io::Result<usize> {
         match self.sock.borrow().as_ref() {
-            Some(s) => s.send_with_flags(data, SEND_FLAGS),
+            Some(s) => s.send(data),
             None => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
         }
     }
 
     fn shutdown_write(&self) {
         if let Some(s) = self.sock.borrow().as_ref() {
-            let _ = s.shutdown(std::net::Shutdown::Write);
+            s.shutdown_write();
+        }
+    }
+
+    pub(crate) fn is_pipe(&self) -> bool {
+        self.mode != Mode::Socket
+    }
+
+    /// The write end of a pipe became readable: its reader closed (asyncio's
+    /// `_UnixWritePipeTransport._read_ready`). Unsent data makes it a broken pipe.
+    fn write_pipe_peer_closed(self: &Rc<Self>) {
+        if self.buffered() > 0 {
+            let err = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+            self.force_close(Some(err.into()));
+        } else {
+            self.force_close(None);
         }
     }
 
@@ -387,8 +445,23 @@ impl StreamInner {
             return;
         }
         let me = self.clone();
-        if let Err(e) = self.lp.watch_reader(self.fd, move || me.read_ready()) {
-            self.fatal_error(e, "Fatal error: could not watch the socket for reading");
+        let watched = if self.mode == Mode::WritePipe {
+            // Only a FIFO or a socket tells its writer that the reader left, by becoming
+            // readable (asyncio watches just those; a pty or `/dev/null` is not watched).
+            if !super::pipe::signals_peer_close(self.fd) {
+                return;
+            }
+            self.lp
+                .watch_reader(self.fd, move || me.write_pipe_peer_closed())
+        } else {
+            self.lp.watch_reader(self.fd, move || me.read_ready())
+        };
+        if let Err(e) = watched {
+            let noun = self.mode.noun();
+            self.fatal_error(
+                e,
+                &format!("Fatal error: could not watch the {noun} for reading"),
+            );
         }
     }
 
@@ -400,7 +473,11 @@ impl StreamInner {
         if let Err(e) = self.lp.watch_writer(self.fd, move || me.write_ready()) {
             self.writer_added.set(false);
             self.clear_buffer();
-            self.fatal_error(e, "Fatal error: could not watch the socket for writing");
+            let noun = self.mode.noun();
+            self.fatal_error(
+                e,
+                &format!("Fatal error: could not watch the {noun} for writing"),
+            );
         }
     }
 
@@ -523,7 +600,7 @@ impl StreamInner {
         // messages: 68k -> ~107k msgs/s).
         let off = buf.as_ptr().align_offset(READ_ALIGN).min(READ_ALIGN);
         let res = match self.sock.borrow().as_ref() {
-            Some(s) => (&*s).read(&mut buf[off..off + MAX_READ_SIZE]),
+            Some(s) => s.read(&mut buf[off..off + MAX_READ_SIZE]),
             None => return,
         };
         let outcome = match res {
@@ -539,7 +616,7 @@ impl StreamInner {
                     }
                 });
                 drop(proto);
-                self.fatal_error(e.into(), "Fatal read error on socket transport");
+                self.fatal_error(e.into(), &self.fatal_message("read"));
                 return;
             }
         };
@@ -578,7 +655,7 @@ impl StreamInner {
                 ));
             }
             let res = match self.sock.borrow().as_ref() {
-                Some(s) => (&*s).read(buf),
+                Some(s) => s.read(buf),
                 None => return Ok(None),
             };
             match res {
@@ -600,7 +677,7 @@ impl StreamInner {
             }
             Ok(Err(e)) => {
                 drop(proto);
-                self.fatal_error(e, "Fatal read error on socket transport");
+                self.fatal_error(e, &self.fatal_message("read"));
             }
             Err(payload) => {
                 drop(proto);
@@ -612,8 +689,16 @@ impl StreamInner {
         }
     }
 
+    /// asyncio's "Fatal read error on socket transport" (or "pipe").
+    fn fatal_message(&self, what: &str) -> String {
+        format!("Fatal {what} error on {} transport", self.mode.noun())
+    }
+
     fn after_eof(self: &Rc<Self>, keep: std::thread::Result<bool>) {
         match keep {
+            // A pipe has no half-open state: its EOF ends the transport whatever the protocol
+            // answered (asyncio's read pipe calls `connection_lost` after `eof_received`).
+            Ok(true) if self.mode == Mode::ReadPipe => self.close(),
             Ok(true) => {
                 // Half-open: stop reading, keep writing.
                 self.lp.unwatch_reader(self.fd);
@@ -627,6 +712,12 @@ impl StreamInner {
     }
 
     fn write(self: &Rc<Self>, data: &[u8]) -> Result<()> {
+        if self.mode == Mode::ReadPipe {
+            return Err(Error::new(
+                ErrorKind::NotSupported,
+                "a read pipe transport cannot write",
+            ));
+        }
         if self.eof.get() {
             return Err(Error::new(
                 ErrorKind::InvalidState,
@@ -655,7 +746,7 @@ impl StreamInner {
                 }
                 Err(e) if is_retry(&e) => {}
                 Err(e) => {
-                    self.fatal_error(e.into(), "Fatal write error on socket transport");
+                    self.fatal_error(e.into(), &self.fatal_message("write"));
                     return Ok(());
                 }
             }
@@ -700,7 +791,7 @@ impl StreamInner {
             Err(e) => {
                 self.remove_writer();
                 self.clear_buffer();
-                self.fatal_error(e.into(), "Fatal write error on socket transport");
+                self.fatal_error(e.into(), &self.fatal_message("write"));
             }
         }
     }
