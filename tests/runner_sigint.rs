@@ -27,10 +27,8 @@ fn disposition(sig: i32) -> libc::sighandler_t {
     // SAFETY: a zeroed `sigaction` is a valid value to be overwritten.
     let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: with a null `act`, `sigaction` only writes the current disposition into `cur`.
-    assert_eq!(
-        unsafe { libc::sigaction(sig, std::ptr::null(), &mut cur) },
-        0
-    );
+    let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut cur) };
+    assert_eq!(rc, 0);
     cur.sa_sigaction
 }
 
@@ -40,17 +38,16 @@ fn set_disposition(sig: i32, handler: libc::sighandler_t) {
     let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
     act.sa_sigaction = handler;
     // SAFETY: `act` is initialised; `handler` is SIG_DFL or SIG_IGN.
-    assert_eq!(
-        unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) },
-        0
-    );
+    let rc = unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
 }
 
 /// SIGINT to this thread: its handler has run when this returns.
 fn raise_sigint() {
     // SAFETY: `raise` has no memory-safety preconditions; the tests that call it have a
     // handler installed (or want the default action, in the child).
-    assert_eq!(unsafe { libc::raise(libc::SIGINT) }, 0);
+    let rc = unsafe { libc::raise(libc::SIGINT) };
+    assert_eq!(rc, 0);
 }
 
 /// Sets a flag when dropped: the main task's future was dropped (cancelled).
@@ -156,10 +153,8 @@ fn a_handler_that_cannot_be_installed_is_tolerated() {
         rlim_max: 0,
     };
     // SAFETY: `getrlimit` writes into `limit`.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0
-    );
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(rc, 0);
     let saved = limit;
     // A soft limit a little above the lowest free fd, and every fd below it used.
     // SAFETY: `dup` of stdin's fd only makes a new descriptor (or fails).
@@ -167,7 +162,8 @@ fn a_handler_that_cannot_be_installed_is_tolerated() {
     assert!(lowest_free >= 0);
     limit.rlim_cur = lowest_free as libc::rlim_t + 16;
     // SAFETY: lowers the soft limit only.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    assert_eq!(rc, 0);
     let mut held = vec![lowest_free];
     loop {
         // SAFETY: as above.
@@ -186,7 +182,8 @@ fn a_handler_that_cannot_be_installed_is_tolerated() {
         unsafe { libc::close(fd) };
     }
     // SAFETY: puts the saved limit back.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &saved) }, 0);
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &saved) };
+    assert_eq!(rc, 0);
     assert_eq!(out.unwrap(), 11);
     runner.close().unwrap();
 }

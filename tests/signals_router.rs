@@ -340,10 +340,8 @@ fn our_handler_blocks_every_signal_while_it_runs() {
             // SAFETY: a zeroed `sigaction` is a valid value to be overwritten.
             let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
             // SAFETY: with a null `act`, `sigaction` only writes the current disposition.
-            assert_eq!(
-                unsafe { libc::sigaction(sig, std::ptr::null(), &mut cur) },
-                0
-            );
+            let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut cur) };
+            assert_eq!(rc, 0);
             for other in [
                 libc::SIGUSR1,
                 libc::SIGUSR2,
