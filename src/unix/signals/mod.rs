@@ -1,18 +1,18 @@
 //! UNIX signals on the loop: `add_signal_handler` / `remove_signal_handler`, through one
 //! process-wide router.
 //!
-//! - [`router`]: one C handler per signal, installed with `sigaction` (saving the disposition
+//! - `router`: one C handler per signal, installed with `sigaction` (saving the disposition
 //!   that was there, restored when the last subscriber on any loop goes: R40 as the project
 //!   keeps it). A foreign handler found at installation (another library's) is chained to, not
 //!   lost; one installed over ours keeps ours and its predecessor alive.
-//! - [`slots`]: each loop that handles signals owns a self-pipe registered with its selector,
+//! - `slots`: each loop that handles signals owns a self-pipe registered with its selector,
 //!   and a wake slot that the C handler reads with atomics only: the handler marks the signal
 //!   pending in every subscribed slot and writes one byte to that slot's pipe. So several loops,
 //!   on any threads, may watch one signal and each gets it (R41); slots never run out.
 //! - This module, the loop side: the loop reads its pipe as an ordinary reader callback and
 //!   schedules the user callback with `call_soon`, so handlers run on the loop thread through
 //!   the ready queue, one iteration after the pipe is read (R39).
-//! - [`interrupt`]: the runner's SIGINT handling (R51).
+//! - `interrupt`: the runner's SIGINT handling (R51).
 //!
 //! The C handlers are async-signal-safe: atomics, `write(2)`, and errno saved and restored.
 
