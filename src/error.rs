@@ -64,6 +64,9 @@ pub enum ErrorKind {
     /// A stream's buffer limit was reached while looking for a separator (asyncio's
     /// `LimitOverrunError`); see [`LimitOverrunError`](crate::streams::LimitOverrunError).
     LimitOverrun,
+    /// A SIGINT (Ctrl-C) cancelled the main task of [`run`](crate::run) or
+    /// [`Runner::run`](crate::Runner::run) (Python's `KeyboardInterrupt`).
+    Interrupted,
 }
 
 impl ErrorKind {
@@ -87,6 +90,7 @@ impl ErrorKind {
             ErrorKind::Io => "I/O error",
             ErrorKind::IncompleteRead => "incomplete read",
             ErrorKind::LimitOverrun => "limit overrun",
+            ErrorKind::Interrupted => "interrupted",
         }
     }
 }

@@ -1,12 +1,16 @@
 //! `asyncio.run` and `asyncio.Runner`: create a loop, run a future, clean up.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::ExceptionContext;
 use crate::runtime::core::EventLoop;
 use crate::runtime::running::try_running_loop;
+use crate::task::TaskRef;
+use crate::unix::signals::InterruptGuard;
 
 /// How long [`Runner::close`] waits for the default executor's workers (asyncio's
 /// `THREAD_JOIN_TIMEOUT`).
@@ -175,9 +179,18 @@ impl Runner {
 
     /// Runs `future` to completion on the runner's loop.
     ///
+    /// On the main thread, when SIGINT has its default disposition, a handler is installed for
+    /// the run (R51): the first SIGINT (Ctrl-C) cancels the future's task, and `run` then fails
+    /// with [`ErrorKind::Interrupted`] ("KeyboardInterrupt"); a second SIGINT before `run`
+    /// returns restores the default disposition and raises SIGINT again, which ends the process
+    /// as an uncaught Ctrl-C does (asyncio raises `KeyboardInterrupt` at once). The previous
+    /// disposition comes back when `run` returns; a handler that cannot be installed is simply
+    /// not used. A loop's own `add_signal_handler(SIGINT)` during the run replaces this one.
+    ///
     /// # Errors
     /// [`ErrorKind::AnotherLoopRunning`] ("Runner.run() cannot be called from a running event
-    /// loop"); [`ErrorKind::Closed`] after `close`; the task's error.
+    /// loop"); [`ErrorKind::Closed`] after `close`; [`ErrorKind::Interrupted`] after a SIGINT;
+    /// the task's error.
     pub fn run<F: Future + 'static>(&mut self, future: F) -> Result<F::Output> {
         if try_running_loop().is_some() {
             return Err(Error::new(
@@ -186,7 +199,39 @@ impl Runner {
             ));
         }
         let event_loop = self.lazy_init()?;
-        event_loop.run_until_complete(future)
+        // The main task records itself on its first step, so the SIGINT callback can cancel it.
+        let main_task: Rc<RefCell<Option<TaskRef>>> = Rc::default();
+        // A SIGINT before that step: the task cancels itself when it starts.
+        let cancel_on_start = Rc::new(Cell::new(false));
+        // The main task was already done at the first SIGINT (asyncio raises KeyboardInterrupt
+        // from the handler then, and the result is lost).
+        let too_late = Rc::new(Cell::new(false));
+        let (mt, on_start, late) = (main_task.clone(), cancel_on_start.clone(), too_late.clone());
+        let guard = InterruptGuard::install(&event_loop, move || match mt.borrow().as_ref() {
+            Some(task) => late.set(!task.cancel()),
+            None => on_start.set(true),
+        });
+        let (mt, on_start) = (main_task.clone(), cancel_on_start);
+        let result = event_loop.run_until_complete(async move {
+            let me = crate::get_running_loop()
+                .ok()
+                .and_then(|l| l.current_task());
+            let cancel_now = on_start.get() && me.as_ref().is_some_and(TaskRef::cancel);
+            *mt.borrow_mut() = me;
+            if cancel_now {
+                // The cancellation drops this future at the task's next step.
+                std::future::pending::<()>().await;
+            }
+            future.await
+        });
+        main_task.borrow_mut().take();
+        let interrupted = guard.as_ref().is_some_and(InterruptGuard::interrupted);
+        drop(guard);
+        match result {
+            Err(e) if interrupted && e.is_cancelled() => Err(keyboard_interrupt()),
+            Ok(_) if interrupted && too_late.get() => Err(keyboard_interrupt()),
+            other => other,
+        }
     }
 
     /// Cancels the loop's remaining tasks and waits for them, shuts the default executor down
@@ -218,6 +263,11 @@ impl Drop for Runner {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// The error of a run cut short by SIGINT (Python's `KeyboardInterrupt`).
+fn keyboard_interrupt() -> Error {
+    Error::new(ErrorKind::Interrupted, "KeyboardInterrupt")
 }
 
 /// Cancels every pending task, waits for them, then joins the default executor.

@@ -11,7 +11,7 @@ mod process_wide;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -325,5 +325,129 @@ fn closing_or_dropping_a_loop_removes_its_handlers() {
         assert_ne!(disposition(libc::SIGUSR1), libc::SIG_DFL);
         drop(dropped);
         assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+    });
+}
+
+#[test]
+fn our_handler_blocks_every_signal_while_it_runs() {
+    // Issue 9: with an empty `sa_mask`, different signals arriving at once nested the handler
+    // inside itself on the small alternate signal stack until it overflowed (SIGSEGV).
+    watchdog(|| {
+        let event_loop = EventLoop::new().unwrap();
+        event_loop.add_signal_handler(libc::SIGUSR1, || {}).unwrap();
+        event_loop.add_signal_handler(libc::SIGUSR2, || {}).unwrap();
+        for sig in [libc::SIGUSR1, libc::SIGUSR2] {
+            // SAFETY: a zeroed `sigaction` is a valid value to be overwritten.
+            let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: with a null `act`, `sigaction` only writes the current disposition.
+            let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut cur) };
+            assert_eq!(rc, 0);
+            for other in [
+                libc::SIGUSR1,
+                libc::SIGUSR2,
+                libc::SIGINT,
+                libc::SIGTERM,
+                libc::SIGWINCH,
+                libc::SIGRTMIN(),
+            ] {
+                // SAFETY: `cur.sa_mask` is an initialised signal set.
+                let member = unsafe { libc::sigismember(&cur.sa_mask, other) };
+                assert_eq!(
+                    member, 1,
+                    "signal {other} not blocked in the handler of {sig}"
+                );
+            }
+        }
+        event_loop.close().unwrap();
+    });
+}
+
+static BLOCKING_ARMED: AtomicBool = AtomicBool::new(false);
+static BLOCKING_INSIDE: AtomicBool = AtomicBool::new(false);
+static BLOCKING_RELEASE: AtomicBool = AtomicBool::new(false);
+
+/// Another library's handler that, once armed, stays inside until released (atomics only).
+extern "C" fn blocking_handler(_sig: libc::c_int) {
+    if BLOCKING_ARMED.swap(false, Ordering::SeqCst) {
+        BLOCKING_INSIDE.store(true, Ordering::SeqCst);
+        while !BLOCKING_RELEASE.load(Ordering::SeqCst) {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+#[test]
+fn a_loop_that_takes_a_released_slot_keeps_its_signals() {
+    // Issue 9: a dropped loop freed its wake slot first and cleared the slot's pending bits
+    // only after every running handler had left, so a new loop that took the slot in between
+    // lost the signals marked for it. Here a handler stays running (chained to a foreign
+    // handler that blocks) while loop A is dropped and loop B takes a slot and gets SIGUSR1.
+    watchdog(|| {
+        let blocking = blocking_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        set_disposition(libc::SIGUSR2, blocking);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (drop_tx, drop_rx) = mpsc::channel::<()>();
+        let dropper = std::thread::spawn(move || {
+            let a = EventLoop::new().unwrap();
+            a.add_signal_handler(libc::SIGUSR2, || {}).unwrap();
+            ready_tx.send(()).unwrap();
+            drop_rx.recv().unwrap();
+            drop(a);
+        });
+        ready_rx.recv_timeout(WATCHDOG).unwrap();
+        BLOCKING_ARMED.store(true, Ordering::SeqCst);
+        let raiser = std::thread::spawn(|| raise(libc::SIGUSR2));
+        while !BLOCKING_INSIDE.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // A's drop gives its subscription back (the foreign disposition returns) and frees
+        // its slot, while our handler is still running on the raiser's thread.
+        drop_tx.send(()).unwrap();
+        while disposition(libc::SIGUSR2) != blocking {
+            std::thread::yield_now();
+        }
+        let b = EventLoop::new().unwrap();
+        let got = Rc::new(Cell::new(0));
+        let g = got.clone();
+        b.add_signal_handler(libc::SIGUSR1, move || g.set(g.get() + 1))
+            .unwrap();
+        raise(libc::SIGUSR1);
+        BLOCKING_RELEASE.store(true, Ordering::SeqCst);
+        raiser.join().unwrap();
+        dropper.join().unwrap();
+        one_iteration(&b);
+        one_iteration(&b);
+        assert_eq!(got.get(), 1, "the signal marked for the new loop was lost");
+        b.close().unwrap();
+        set_disposition(libc::SIGUSR2, libc::SIG_DFL);
+    });
+}
+
+#[test]
+fn a_handler_installed_over_ours_keeps_ours_alive_until_the_default_returns() {
+    // Issue 9: removing our last handler while another library's is on top must keep our
+    // entry (theirs may chain to ours), so a later add only counts instead of installing ours
+    // over theirs; once the disposition is reset, a later add installs ours again.
+    watchdog(|| {
+        let custom = custom_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        let event_loop = EventLoop::new().unwrap();
+        event_loop.add_signal_handler(libc::SIGUSR1, || {}).unwrap();
+        let ours = disposition(libc::SIGUSR1);
+        set_disposition(libc::SIGUSR1, custom);
+        assert!(event_loop.remove_signal_handler(libc::SIGUSR1).unwrap());
+        assert_eq!(disposition(libc::SIGUSR1), custom, "theirs stays on top");
+        event_loop.add_signal_handler(libc::SIGUSR1, || {}).unwrap();
+        assert_eq!(
+            disposition(libc::SIGUSR1),
+            custom,
+            "ours was installed over theirs"
+        );
+        assert!(event_loop.remove_signal_handler(libc::SIGUSR1).unwrap());
+        set_disposition(libc::SIGUSR1, libc::SIG_DFL);
+        event_loop.add_signal_handler(libc::SIGUSR1, || {}).unwrap();
+        assert_eq!(disposition(libc::SIGUSR1), ours);
+        assert!(event_loop.remove_signal_handler(libc::SIGUSR1).unwrap());
+        assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+        event_loop.close().unwrap();
     });
 }
