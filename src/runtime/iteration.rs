@@ -60,7 +60,11 @@ impl EventLoop {
             Some(Duration::ZERO)
         } else {
             match deadline {
-                Some(when) if when.is_finite() => {
+                // `+inf` never comes: wait for I/O or another thread only.
+                None => None,
+                Some(when) if when == f64::INFINITY => None,
+                Some(when) => {
+                    // A past deadline, `-inf` included, is due now (`secs` is not positive).
                     let secs = when - inner.clock.now();
                     if secs > 0.0 && inner.clock.advance_to(when) {
                         // Virtual time: jump to the timer instead of sleeping, but still look at
@@ -70,7 +74,6 @@ impl EventLoop {
                         Some(secs_to_timeout(secs))
                     }
                 }
-                _ => None,
             }
         };
 
