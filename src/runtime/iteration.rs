@@ -50,8 +50,10 @@ impl EventLoop {
         // 1. Work from other threads.
         inner.drain_inbox();
 
-        // 2. How long may we wait? (`extra_ready` was read before the inbox was drained: a
-        // `block_on` future woken from another thread since then shows as a drained wake-up.)
+        // 2. How long may we wait? Cancelled timers go first (all of them when over half of a
+        // large heap is cancelled, else those at the head). (`extra_ready` was read before the
+        // inbox was drained: a `block_on` future woken from another thread since then shows as
+        // a drained wake-up.)
         let woken = inner.remote_wake.replace(false);
         let nothing_ready =
             inner.ready.borrow().is_empty() && !extra_ready && !woken && !inner.stopping.get();
