@@ -41,9 +41,10 @@ impl Ord for Entry {
 /// Cancelled timers stay in the heap until asyncio's step 1 of an iteration
 /// ([`next_deadline`](Timers::next_deadline)) drops them: all of them when more than half of
 /// over [`MIN_COMPACT_LEN`] entries are cancelled, else those at the head. A heap that crosses
-/// that line between iterations is compacted at once too, so arming and cancelling in a tight
-/// loop stays bounded; the next iteration then sweeps again, so it leaves no cancelled timer,
-/// as asyncio's would (the early compaction may leave the heap under the threshold).
+/// that line at another time (a cancellation, or due timers popped) is compacted at once too,
+/// so it stays bounded by its live timers even when a callback arms and cancels in a tight loop;
+/// the next iteration then sweeps again, so it leaves no cancelled timer, as asyncio's would
+/// (the early compaction may leave the heap under the threshold).
 #[derive(Default)]
 pub(crate) struct Timers {
     heap: QuadHeap<Entry>,
@@ -119,6 +120,8 @@ impl Timers {
     }
 
     /// Moves every live timer due by `end` (deadline `<= end`) into `out`, in deadline order.
+    /// Popping live timers can leave over half of the rest cancelled: then compact at once, so
+    /// that the heap stays bounded by its live timers until the next iteration.
     pub(crate) fn pop_due(&mut self, end: f64, mut out: impl FnMut(Rc<dyn HandleRun>)) {
         while let Some(top) = self.heap.peek() {
             if top.when > end && !top.cell.is_cancelled() {
@@ -129,6 +132,10 @@ impl Timers {
                     out(e.cell);
                 }
             }
+        }
+        if self.over_half_cancelled() {
+            self.compact();
+            self.compacted_early = true;
         }
     }
 
@@ -160,6 +167,10 @@ impl Timers {
             .collect()
     }
 }
+
+#[cfg(test)]
+#[path = "timers_model_tests.rs"]
+mod model_tests;
 
 #[cfg(test)]
 mod tests {
