@@ -314,6 +314,26 @@ fn the_heap_is_compacted_when_over_half_is_cancelled() {
 }
 
 #[test]
+fn the_iteration_after_over_half_of_over_100_were_cancelled_leaves_none() {
+    // Issue 9: 120 timers, 70 cancelled. The compaction on the 61st cancellation left 59
+    // entries, under the threshold, and the 9 cancelled after it stayed through the iteration.
+    watchdog(|| {
+        let (lp, _) = virtual_loop();
+        let timers: Vec<_> = (0..120)
+            .map(|i| lp.call_at(1.0 + i as f64, || ()).unwrap())
+            .collect();
+        for t in &timers[50..] {
+            t.cancel();
+        }
+        lp.stop();
+        lp.run_forever().unwrap();
+        assert_eq!(lp.timer_heap_len(), 50);
+        assert_eq!(lp.cancelled_timer_count(), 0);
+        lp.close().unwrap();
+    });
+}
+
+#[test]
 fn small_heaps_are_never_compacted() {
     watchdog(|| {
         let (lp, _) = virtual_loop();

@@ -6,10 +6,11 @@ mod loop_support;
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use asyncio::{ErrorKind, EventLoop};
-use loop_support::{strs, virtual_loop, watchdog, Recorder};
+use loop_support::{strs, virtual_loop, watchdog, NonBlockingSelector, Recorder};
 
 /// Schedules `stop` at loop time `when`.
 fn stop_at(lp: &EventLoop, when: f64) {
@@ -173,6 +174,50 @@ fn negative_infinity_fires_first_and_at_once() {
             strs(&["soon", "later-ninf", "at-ninf", "minus-one"])
         );
         assert_eq!(lp.time(), 0.0);
+        lp.close().unwrap();
+    });
+}
+
+#[test]
+fn negative_infinity_with_nothing_else_ready_does_not_freeze_the_loop() {
+    // Issue 9: a `-inf` deadline at the head of the heap with nothing ready made the loop wait
+    // without limit (a non-finite deadline was taken for "no timer"): 0 % CPU, and no other
+    // timer fired again. The selector here counts such a wait instead of blocking.
+    watchdog(|| {
+        let (lp, clock, freezes) = NonBlockingSelector::virtual_loop(1_000);
+        clock.advance(5.0);
+        let rec = Recorder::new();
+        lp.call_later(2.0, at(&lp, &rec, "two")).unwrap();
+        let t = lp
+            .call_at(f64::NEG_INFINITY, at(&lp, &rec, "at-ninf"))
+            .unwrap();
+        assert_eq!(t.when(), f64::NEG_INFINITY);
+        lp.call_later(f64::NEG_INFINITY, at(&lp, &rec, "later-ninf"))
+            .unwrap();
+        lp.call_later(-1e300, at(&lp, &rec, "minus-1e300")).unwrap();
+        stop_at(&lp, 8.0);
+        lp.run_forever().unwrap();
+        assert_eq!(freezes.load(Ordering::SeqCst), 0, "the loop waited forever");
+        assert_eq!(
+            rec.get(),
+            strs(&["at-ninf@5", "later-ninf@5", "minus-1e300@5", "two@7"])
+        );
+        // Again from inside a running loop, with only the `-inf` timer and a later one.
+        let l = lp.clone();
+        let r = rec.clone();
+        lp.call_soon(move || {
+            let (l2, r2) = (l.clone(), r.clone());
+            l.call_at(f64::NEG_INFINITY, move || {
+                r2.push(format!("inner@{}", l2.time()))
+            })
+            .unwrap();
+        })
+        .unwrap();
+        stop_at(&lp, 9.0);
+        lp.run_forever().unwrap();
+        assert_eq!(freezes.load(Ordering::SeqCst), 0, "the loop waited forever");
+        assert_eq!(rec.get().last().unwrap(), "inner@8");
+        assert_eq!(lp.time(), 9.0);
         lp.close().unwrap();
     });
 }

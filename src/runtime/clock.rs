@@ -111,10 +111,11 @@ impl VirtualClock {
         self.now.get()
     }
 
-    /// Moves the clock forward by `secs` (negative or NaN values are ignored).
+    /// Moves the clock forward by `secs` (negative or NaN values are ignored). The time stays
+    /// finite: a move past `f64::MAX` (such as `advance(f64::INFINITY)`) stops at `f64::MAX`.
     pub fn advance(&self, secs: f64) {
         if secs > 0.0 {
-            self.now.set(self.now.get() + secs);
+            self.now.set((self.now.get() + secs).min(f64::MAX));
         }
     }
 
@@ -137,7 +138,7 @@ impl Clock for VirtualClock {
             return false;
         }
         if when > self.now.get() {
-            self.now.set(when);
+            self.now.set(when.min(f64::MAX));
         }
         true
     }
@@ -154,10 +155,36 @@ impl Clock for VirtualClock {
 /// A delay accepted by `call_later`, `sleep` and the timeout helpers: `f64`/`f32` seconds like
 /// asyncio, or a [`Duration`].
 ///
-/// Negative delays mean "now", `+inf` means "never"; NaN is an [`ErrorKind::InvalidArgument`]
-/// error. Nothing panics on odd values.
+/// # What every time value means
+///
+/// One contract for every public function that takes a time. `now` is the loop's
+/// [`time`](crate::EventLoop::time); a deadline is `now + delay` computed in `f64`, so a sum
+/// past `f64::MAX` is `+inf`. Nothing panics on any value.
+///
+/// | value (delay `d`, or deadline `w` for `call_at`) | `call_later(d)` / `call_at(w)`: `when()` and firing | `sleep(d)` | `timeout(d, f)` / `wait_for(f, d)` |
+/// | --- | --- | --- | --- |
+/// | NaN (any sign or payload) | [`ErrorKind::InvalidArgument`]; nothing is scheduled | awaits to `InvalidArgument` | `InvalidArgument`; `f` is not polled |
+/// | `+inf` | `when() == +inf`: never fires (stays in the heap until cancelled) | never completes | no time limit |
+/// | finite, `now + d` overflows | `when() == +inf`: never fires | never completes | no time limit in effect |
+/// | finite, `now + d > now` | `when() == now + d` (`w`): fires once the loop time reaches it (a [`VirtualClock`] jumps there, however far) | completes at `now + d` | [`ErrorKind::Timeout`] at `now + d` unless `f` finished |
+/// | `±0`, a subnormal, or any `d` with `now + d == now` | `when() == now + d`: due now, runs in the next iteration | yields once (asyncio's `sleep(0)`) for `d <= 0`; otherwise completes at `now + d` | `d <= 0`: `f` gets exactly one poll, then `Timeout`; otherwise as above |
+/// | finite `< 0`, down to `-f64::MAX` | `when() == now + d` (`w`), in the past: due now, still ordered by deadline | yields once | one poll of `f`, then `Timeout` |
+/// | `-inf` | `when() == -inf`: due now, before every finite deadline (the loop does not wait) | yields once | one poll of `f`, then `Timeout` |
+/// | [`Duration::ZERO`] | as `0.0` | as `0.0` | as `0.0` |
+/// | any [`Duration`] up to [`Duration::MAX`] | as its [`as_secs_f64`](Duration::as_secs_f64) (finite: at most about `1.8e19` s) | as that | as that |
+/// | an [`Instant`] (`call_at` only) | `when()` is the instant on the loop's clock ([`Clock::instant_to_time`]); a clock that maps it to NaN gives `InvalidArgument` | — | — |
+///
+/// The other functions that take a time follow the same rules:
+/// [`shutdown_default_executor(Some(d))`](crate::EventLoop::shutdown_default_executor) waits
+/// like `timeout(d, ..)`; [`ConcurrentFuture::result(Some(d))`](crate::ConcurrentFuture::result)
+/// blocks at most `d`, and a `d` too large for an [`Instant`] (such as `Duration::MAX`) means no
+/// limit; a [`ThreadPoolExecutor`](crate::ThreadPoolExecutor)'s idle timeout likewise;
+/// [`set_slow_callback_duration(d)`](crate::EventLoop::set_slow_callback_duration) takes any
+/// `Duration` (`ZERO` logs every callback in debug mode, `MAX` none); a Happy Eyeballs delay is
+/// a delay as above, NaN an error when connecting, negative values `0`.
 pub trait IntoDelay {
-    /// The delay in seconds.
+    /// The delay in seconds: the value itself for `f64`, widened for `f32`,
+    /// [`as_secs_f64`](Duration::as_secs_f64) for a `Duration`. See the table above.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for NaN.
@@ -191,11 +218,14 @@ impl IntoDelay for Duration {
 
 /// A point in time accepted by `call_at`: `f64` in the loop's [`time`](crate::EventLoop::time)
 /// scale like asyncio, or an [`Instant`].
+///
+/// What each value means is in the table at [`IntoDelay`]: NaN is an error, `+inf` never,
+/// `-inf` and every past time "now" (ordered by deadline).
 pub trait IntoDeadline {
     /// The deadline in the scale of `clock`.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidArgument`] for NaN.
+    /// [`ErrorKind::InvalidArgument`] for NaN (for an `Instant`: if `clock` maps it to NaN).
     fn into_deadline(self, clock: &dyn Clock) -> Result<f64>;
 }
 
@@ -214,8 +244,37 @@ impl IntoDeadline for f64 {
 
 impl IntoDeadline for Instant {
     fn into_deadline(self, clock: &dyn Clock) -> Result<f64> {
-        Ok(clock.instant_to_time(self))
+        let when = clock.instant_to_time(self);
+        if when.is_nan() {
+            Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "the clock maps this Instant to NaN",
+            ))
+        } else {
+            Ok(when)
+        }
     }
+}
+
+/// The deadline `delay` seconds after `now` (the table at [`IntoDelay`]): an `f64` sum, so an
+/// overflow is `+inf` (never) and `-inf` stays `-inf` (now). NaN only comes from a clock whose
+/// time is not finite; it is an error rather than a timer that could never be ordered.
+pub(crate) fn deadline_after(now: f64, delay: f64) -> Result<f64> {
+    let when = now + delay;
+    if when.is_nan() {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("no deadline {delay} seconds after the clock's time {now}"),
+        ))
+    } else {
+        Ok(when)
+    }
+}
+
+/// The instant `timeout` from now, for blocking waits on real threads; `None` (no limit) when
+/// `timeout` reaches past what an [`Instant`] can hold (such as [`Duration::MAX`]).
+pub(crate) fn instant_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// Converts a non-negative finite number of seconds to a `Duration`, capped at one day (the
@@ -242,6 +301,34 @@ mod tests {
         assert_eq!(secs_to_timeout(f64::INFINITY), Duration::from_secs(86400));
         assert_eq!(secs_to_timeout(-3.0), Duration::ZERO);
         assert_eq!(secs_to_timeout(f64::NAN), Duration::ZERO);
+        assert_eq!(secs_to_timeout(f64::NEG_INFINITY), Duration::ZERO);
+        // Deadlines: an overflow is never, `-inf` stays now; NaN only from a broken clock.
+        assert_eq!(deadline_after(1.0, f64::MAX).unwrap(), f64::MAX);
+        assert_eq!(deadline_after(f64::MAX, f64::MAX).unwrap(), f64::INFINITY);
+        assert_eq!(
+            deadline_after(5.0, f64::NEG_INFINITY).unwrap(),
+            f64::NEG_INFINITY
+        );
+        let e = deadline_after(f64::INFINITY, f64::NEG_INFINITY).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(instant_after(Duration::MAX).is_none());
+        assert!(instant_after(Duration::from_secs(1)).is_some());
+    }
+
+    /// A clock whose time is NaN: what a broken custom clock could return.
+    struct NanClock;
+    impl Clock for NanClock {
+        fn now(&self) -> f64 {
+            f64::NAN
+        }
+    }
+
+    #[test]
+    fn an_instant_a_clock_maps_to_nan_is_an_invalid_argument() {
+        let e = Instant::now().into_deadline(&NanClock).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        let when = Instant::now().into_deadline(&VirtualClock::new()).unwrap();
+        assert!(when.abs() < 1.0);
     }
 
     #[test]
@@ -256,6 +343,13 @@ mod tests {
         c.set_frozen(true);
         assert!(!c.advance_to(9.0));
         assert_eq!(c.now(), 5.0);
+        // The time stays finite.
+        c.set_frozen(false);
+        c.advance(f64::INFINITY);
+        assert_eq!(c.now(), f64::MAX);
+        let c = VirtualClock::new();
+        assert!(c.advance_to(f64::INFINITY));
+        assert_eq!(c.now(), f64::MAX);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::handles::TimerHandle;
 use crate::handles::{
     Handle, HandleRun, OnceCell, ThreadsafeCell, ThreadsafeHandle, ThreadsafeRun,
 };
-use crate::runtime::clock::{Clock, IntoDeadline, IntoDelay, MonotonicClock};
+use crate::runtime::clock::{deadline_after, Clock, IntoDeadline, IntoDelay, MonotonicClock};
 use crate::runtime::timers::Timers;
 use crate::selector::{ReadyEvent, Selector, SelectorWaker};
 use crate::task::raw::AnyTask;
@@ -505,7 +505,8 @@ impl EventLoop {
     }
 
     /// Schedules `callback` to run `delay` from now: `f64` seconds or a `Duration`. A negative
-    /// delay means now (ordered by deadline); `f64::INFINITY` means never.
+    /// delay (down to `-inf`) means now (ordered by deadline); `f64::INFINITY`, or a deadline
+    /// past `f64::MAX`, means never. The full table is at [`IntoDelay`].
     ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for a NaN delay; [`ErrorKind::Closed`] on a closed loop.
@@ -516,7 +517,7 @@ impl EventLoop {
     ) -> Result<TimerHandle> {
         let delay = delay.into_delay()?;
         self.check_closed()?;
-        let when = self.time() + delay;
+        let when = deadline_after(self.time(), delay)?;
         Ok(self.schedule_at(when, OnceCell::new_rc(callback)))
     }
 
@@ -527,12 +528,13 @@ impl EventLoop {
         cell: Rc<dyn HandleRun>,
     ) -> Result<TimerHandle> {
         self.check_closed()?;
-        let when = self.time() + delay;
+        let when = deadline_after(self.time(), delay)?;
         Ok(self.schedule_at(when, cell))
     }
 
     /// Schedules `callback` at `when`: loop time (`f64`, see [`time`](EventLoop::time)) or an
-    /// `Instant`. Timers with equal deadlines run in the order they were scheduled.
+    /// `Instant`. Timers with equal deadlines run in the order they were scheduled. A past
+    /// deadline (down to `-inf`) means now, `+inf` never (the table is at [`IntoDelay`]).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidArgument`] for NaN; [`ErrorKind::Closed`] on a closed loop.

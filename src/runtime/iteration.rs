@@ -50,8 +50,10 @@ impl EventLoop {
         // 1. Work from other threads.
         inner.drain_inbox();
 
-        // 2. How long may we wait? (`extra_ready` was read before the inbox was drained: a
-        // `block_on` future woken from another thread since then shows as a drained wake-up.)
+        // 2. How long may we wait? Cancelled timers go first (all of them when over half of a
+        // large heap is cancelled, else those at the head). (`extra_ready` was read before the
+        // inbox was drained: a `block_on` future woken from another thread since then shows as
+        // a drained wake-up.)
         let woken = inner.remote_wake.replace(false);
         let nothing_ready =
             inner.ready.borrow().is_empty() && !extra_ready && !woken && !inner.stopping.get();
@@ -60,7 +62,11 @@ impl EventLoop {
             Some(Duration::ZERO)
         } else {
             match deadline {
-                Some(when) if when.is_finite() => {
+                // `+inf` never comes: wait for I/O or another thread only.
+                None => None,
+                Some(when) if when == f64::INFINITY => None,
+                Some(when) => {
+                    // A past deadline, `-inf` included, is due now (`secs` is not positive).
                     let secs = when - inner.clock.now();
                     if secs > 0.0 && inner.clock.advance_to(when) {
                         // Virtual time: jump to the timer instead of sleeping, but still look at
@@ -70,7 +76,6 @@ impl EventLoop {
                         Some(secs_to_timeout(secs))
                     }
                 }
-                _ => None,
             }
         };
 

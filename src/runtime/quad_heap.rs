@@ -58,6 +58,12 @@ impl<T: Ord> QuadHeap<T> {
     }
 
     /// The elements in no particular order.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.v.iter()
+    }
+
+    /// The elements in no particular order.
     pub(crate) fn into_vec(self) -> Vec<T> {
         self.v
     }

@@ -13,6 +13,7 @@ use futures::task::AtomicWaker;
 use futures::FutureExt;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::runtime::clock::instant_after;
 use crate::runtime::core::{EventLoop, LoopHandle};
 use crate::runtime::running::with_running;
 
@@ -87,7 +88,8 @@ impl<T> ConcurrentFuture<T> {
         true
     }
 
-    /// Blocks this thread until the result is there, at most `timeout` (`None`: no limit).
+    /// Blocks this thread until the result is there, at most `timeout` (`None`, or a timeout
+    /// too long for an `Instant` such as `Duration::MAX`: no limit).
     ///
     /// # Errors
     /// The coroutine's error ([`ErrorKind::Cancelled`], [`ErrorKind::Panicked`], or
@@ -103,7 +105,8 @@ impl<T> ConcurrentFuture<T> {
                 "blocking on a coroutine of the loop running on this thread would deadlock",
             ));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // `None` also for a timeout past what an `Instant` holds (`Duration::MAX`): no limit.
+        let deadline = timeout.and_then(instant_after);
         let mut slot = self.shared.lock();
         loop {
             if let Some(o) = slot.outcome.take() {

@@ -54,7 +54,8 @@ pub struct Sleep {
 }
 
 /// Sleeps `delay` (`f64` seconds or a `Duration`) on the running loop. `sleep(0.0)` yields once,
-/// letting every other ready callback and task run (asyncio's `sleep(0)`).
+/// letting every other ready callback and task run (asyncio's `sleep(0)`); so does any delay
+/// `<= 0`, `-inf` included. `+inf` sleeps forever. The table of values is at [`IntoDelay`].
 ///
 /// # Errors
 /// The awaited result is [`ErrorKind::NoRunningLoop`] outside a running loop and
@@ -160,7 +161,8 @@ pin_project_lite::pin_project! {
 
 /// Runs `future` with a time limit of `delay`: its output, or [`ErrorKind::Timeout`] once the
 /// delay passes (the future is then dropped, which cancels it). A delay of zero or less gives
-/// the future exactly one poll; `f64::INFINITY` means no limit.
+/// the future exactly one poll; `f64::INFINITY` means no limit (the table of values is at
+/// [`IntoDelay`]).
 ///
 /// # Errors
 /// [`ErrorKind::Timeout`]; [`ErrorKind::InvalidArgument`] for NaN;

@@ -207,6 +207,70 @@ impl Selector for CountingSelector {
     }
 }
 
+/// A selector that never blocks: each `select` polls without waiting, and a request to wait
+/// without limit (`None`) is counted as a *freeze* instead of hanging the test. On a
+/// [`VirtualClock`] loop with no fds and no other threads, such a request while a finite timer
+/// is pending means the loop would have waited forever. More than `max_selects` calls panic
+/// (a spinning loop fails the test instead of running on).
+pub struct NonBlockingSelector {
+    inner: PollingSelector,
+    freezes: Arc<AtomicUsize>,
+    selects: usize,
+    max_selects: usize,
+}
+
+impl NonBlockingSelector {
+    /// A virtual-clock loop on a non-blocking selector, its clock, and its freeze counter.
+    pub fn virtual_loop(max_selects: usize) -> (EventLoop, VirtualClock, Arc<AtomicUsize>) {
+        let freezes = Arc::new(AtomicUsize::new(0));
+        let sel = NonBlockingSelector {
+            inner: PollingSelector::new().expect("poller"),
+            freezes: freezes.clone(),
+            selects: 0,
+            max_selects,
+        };
+        let clock = VirtualClock::new();
+        let event_loop = EventLoop::builder()
+            .clock(Rc::new(clock.clone()))
+            .selector(Box::new(sel))
+            .debug(false)
+            .build()
+            .expect("build a loop");
+        (event_loop, clock, freezes)
+    }
+}
+
+impl Selector for NonBlockingSelector {
+    fn register(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        self.inner.register(fd, interest)
+    }
+    fn modify(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        self.inner.modify(fd, interest)
+    }
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+        self.inner.deregister(fd)
+    }
+    fn select(
+        &mut self,
+        events: &mut Vec<ReadyEvent>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        self.selects += 1;
+        assert!(
+            self.selects <= self.max_selects,
+            "the loop spun through {} polls",
+            self.max_selects
+        );
+        if timeout.is_none() {
+            self.freezes.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.select(events, Some(Duration::ZERO))
+    }
+    fn waker(&self) -> Arc<dyn SelectorWaker> {
+        self.inner.waker()
+    }
+}
+
 /// Yields once: wakes itself and returns `Pending` the first time (one loop iteration).
 pub fn yield_now() -> YieldNow {
     YieldNow(false)

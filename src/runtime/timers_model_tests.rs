@@ -1,0 +1,237 @@
+//! The timer heap driven through a [`VirtualClock`] loop by random arm / cancel / advance /
+//! iterate sequences, against a model that is a plain list sorted on demand. After every step:
+//! `when()` is exactly the deadline asked for; an iteration fires exactly the live timers whose
+//! deadline has come, in (deadline, scheduling) order, at the loop time (never before their
+//! deadline); the virtual clock jumps exactly to the first live deadline; the count of cancelled
+//! entries is exact; and the heap stays bounded by its live timers, however many were cancelled.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use crate::handles::TimerHandle;
+use crate::runtime::clock::VirtualClock;
+use crate::runtime::core::EventLoop;
+use crate::runtime::running::RunGuard;
+
+/// A deterministic xorshift64* generator.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What fired: (timer id, loop time).
+type Fired = Rc<RefCell<Vec<(usize, f64)>>>;
+
+/// One armed timer as the model sees it.
+struct Armed {
+    when: f64,
+    handle: TimerHandle,
+}
+
+struct Harness {
+    lp: EventLoop,
+    clock: VirtualClock,
+    fired: Fired,
+    /// Every timer armed so far, by id.
+    armed: Vec<Armed>,
+    /// The ids of those neither cancelled nor fired.
+    live: HashSet<usize>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let clock = VirtualClock::new();
+        let lp = EventLoop::builder()
+            .clock(Rc::new(clock.clone()))
+            .build()
+            .unwrap();
+        Harness {
+            lp,
+            clock,
+            fired: Fired::default(),
+            armed: Vec::new(),
+            live: HashSet::new(),
+        }
+    }
+
+    /// Arms a timer `delay` from now (`call_later`) or at `now + delay` (`call_at`).
+    fn arm(&mut self, delay: f64, at: bool) {
+        let id = self.armed.len();
+        let (lp, fired) = (self.lp.clone(), self.fired.clone());
+        let cb = move || fired.borrow_mut().push((id, lp.time()));
+        let when = self.lp.time() + delay;
+        let handle = if at {
+            self.lp.call_at(when, cb).unwrap()
+        } else {
+            self.lp.call_later(delay, cb).unwrap()
+        };
+        assert_eq!(
+            handle.when().to_bits(),
+            when.to_bits(),
+            "when() of timer {id}"
+        );
+        self.armed.push(Armed { when, handle });
+        self.live.insert(id);
+    }
+
+    fn cancel(&mut self, id: usize) {
+        self.armed[id].handle.cancel();
+        self.live.remove(&id);
+    }
+
+    /// Live timers in firing order: (deadline, scheduling order).
+    fn live_sorted(&self) -> Vec<(f64, usize)> {
+        let mut v: Vec<(f64, usize)> = self
+            .live
+            .iter()
+            .map(|&id| (self.armed[id].when, id))
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        v
+    }
+
+    /// Runs one iteration and checks what fired and where the clock went.
+    fn iterate(&mut self) {
+        let before = self.clock.now();
+        let live = self.live_sorted();
+        let first = live.first().map(|l| l.0);
+        // With nothing finite to wait for, an idle iteration would wait for I/O without limit:
+        // make it a non-waiting one (as `stop()` does).
+        let waits = first.is_some_and(|w| w < f64::INFINITY);
+        if !waits {
+            self.lp.inner.stopping.set(true);
+        }
+        {
+            let _guard = RunGuard::enter(&self.lp).unwrap();
+            self.lp.run_once(false).unwrap();
+        }
+        self.lp.inner.stopping.set(false);
+        let now = self.clock.now();
+        let expected_now = match first {
+            Some(w) if waits && w > before => w,
+            _ => before,
+        };
+        assert_eq!(
+            now, expected_now,
+            "the clock jumps to the first live deadline"
+        );
+        let due: Vec<(usize, f64)> = live
+            .iter()
+            .take_while(|l| l.0 <= now)
+            .map(|l| (l.1, now))
+            .collect();
+        let got = std::mem::take(&mut *self.fired.borrow_mut());
+        assert_eq!(got, due, "fired at {now}");
+        for (id, t) in &got {
+            assert!(*t >= self.armed[*id].when, "timer {id} fired early");
+            self.live.remove(id);
+        }
+    }
+
+    /// The heap's bookkeeping: an exact cancelled count, and a length bounded by the live
+    /// timers (at most 100 cancelled entries, or at most half the heap).
+    fn check_bookkeeping(&self) {
+        let timers = self.lp.inner.timers.borrow();
+        let live = self.live.len();
+        assert_eq!(timers.cancelled_count(), timers.cancelled_in_heap());
+        assert_eq!(timers.len() - timers.cancelled_in_heap(), live);
+        assert!(
+            timers.len() <= (live + 100).max(2 * live),
+            "{} entries for {live} live timers",
+            timers.len()
+        );
+    }
+}
+
+/// Deadlines on a coarse grid (many ties), past ones, and the infinities.
+fn random_delay(g: &mut Gen) -> f64 {
+    match g.below(20) {
+        0 => f64::INFINITY,
+        1 => f64::NEG_INFINITY,
+        2 => -(g.below(8) as f64),
+        _ => g.below(24) as f64 * 0.25,
+    }
+}
+
+#[test]
+fn random_arm_cancel_advance_sequences_match_a_sorted_model() {
+    for seed in 1..=8u64 {
+        let mut g = Gen(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut h = Harness::new();
+        for _ in 0..1_000 {
+            match g.below(10) {
+                0..=3 => {
+                    let d = random_delay(&mut g);
+                    h.arm(d, g.below(2) == 0);
+                }
+                4..=6 if !h.armed.is_empty() => {
+                    // Any timer: live, fired or cancelled already (then a no-op).
+                    let k = g.below(h.armed.len() as u64) as usize;
+                    h.cancel(k);
+                }
+                7 => {
+                    // Bursts: many armed, most of them cancelled, as timeouts that never trigger.
+                    let first = h.armed.len();
+                    let n = g.below(300) as usize;
+                    for _ in 0..n {
+                        let d = random_delay(&mut g);
+                        h.arm(d, false);
+                    }
+                    for k in first..first + n {
+                        if g.below(10) < 8 {
+                            h.cancel(k);
+                        }
+                    }
+                }
+                8 => {
+                    h.clock.advance(g.below(8) as f64 * 0.25);
+                    h.iterate();
+                }
+                _ => h.iterate(),
+            }
+            h.check_bookkeeping();
+        }
+        h.lp.close().unwrap();
+    }
+}
+
+#[test]
+fn a_million_arm_and_cancel_keep_the_heap_bounded() {
+    let mut h = Harness::new();
+    for d in [1.0, 2.0, 3.0] {
+        h.arm(d, false);
+    }
+    let mut longest = 0;
+    for i in 0..1_000_000u32 {
+        let t = h.lp.call_later(10.0, || ()).unwrap();
+        longest = longest.max(h.lp.timer_heap_len());
+        t.cancel();
+        let len = h.lp.timer_heap_len();
+        assert!(len <= 3 + 101, "{len} entries after {i} arm+cancel");
+        if i % 100_000 == 0 {
+            h.check_bookkeeping();
+        }
+    }
+    assert!(longest > 100, "the heap is compacted only over 100 entries");
+    h.check_bookkeeping();
+    // The next iteration leaves only the live timers; they fire in order.
+    h.iterate();
+    assert_eq!(h.lp.timer_heap_len(), 2);
+    assert_eq!(h.lp.cancelled_timer_count(), 0);
+    h.iterate();
+    h.iterate();
+    assert_eq!(h.lp.timer_heap_len(), 0);
+    assert_eq!(h.clock.now(), 3.0);
+    h.lp.close().unwrap();
+}
