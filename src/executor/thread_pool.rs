@@ -51,6 +51,12 @@ thread_local! {
 /// Share it as `Arc<ThreadPoolExecutor>` or `Arc<dyn Executor>`; dropping the last handle shuts
 /// the pool down without waiting (queued jobs still run, then the workers exit).
 ///
+/// `shutdown(true)` called from one of the pool's own jobs never deadlocks on the pool itself:
+/// it joins no thread, and waits until every worker has exited except its own and those of
+/// other jobs that are inside `shutdown(true)` too (they wait in the same way, and exit once
+/// their jobs return). It still waits for the queued jobs and the jobs running on the other
+/// workers. (CPython raises "cannot join current thread" there.)
+///
 /// ```
 /// use asyncio::executor::{Executor, ThreadPoolExecutor};
 /// use std::sync::mpsc;
@@ -129,6 +135,9 @@ struct State {
     next_id: usize,
     /// Handles of started threads not yet joined; finished ones are pruned when spawning.
     handles: Vec<JoinHandle<()>>,
+    /// Workers of this pool blocked inside their own `shutdown(true)` call (from a job).
+    /// Another worker's `shutdown(true)` does not wait for them: they wait for it.
+    num_shutting_down: usize,
 }
 
 impl Inner {
@@ -166,6 +175,7 @@ impl ThreadPoolExecutor {
                     num_notify: 0,
                     next_id: 0,
                     handles: Vec::new(),
+                    num_shutting_down: 0,
                 }),
                 work_cond: Condvar::new(),
                 exit_cond: Condvar::new(),
@@ -285,23 +295,33 @@ impl Executor for ThreadPoolExecutor {
         if !wait {
             return;
         }
+        if inner.is_current_worker() {
+            // From a job: join nothing (not even ourselves), and wait only for the workers
+            // that are not themselves inside `shutdown(true)`; those wait for us, and exit once
+            // their job returns. Counting ourselves in may be what the others wait for.
+            state.num_shutting_down += 1;
+            inner.exit_cond.notify_all();
+            while state.num_threads > state.num_shutting_down {
+                state = inner
+                    .exit_cond
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            state.num_shutting_down -= 1;
+            return;
+        }
         let handles = std::mem::take(&mut state.handles);
         drop(state);
 
-        let me = thread::current().id();
         for handle in handles {
-            if handle.thread().id() != me {
-                // A worker's panic is already caught per job; nothing else can be reported here.
-                let _ = handle.join();
-            }
-            // Our own handle (shutdown called from a job) is just dropped: we exit later.
+            // A worker's panic is already caught per job; nothing else can be reported here.
+            let _ = handle.join();
         }
 
         // Another concurrent `shutdown(true)` may have taken (and be joining) some handles: wait
-        // until every worker but ourselves is gone.
-        let own = usize::from(inner.is_current_worker());
+        // until every worker is gone.
         let mut state = inner.lock();
-        while state.num_threads > own {
+        while state.num_threads > 0 {
             state = inner
                 .exit_cond
                 .wait(state)
@@ -773,6 +793,33 @@ mod tests {
         gate.open();
         assert_eq!(rx.recv_timeout(BOUND).unwrap(), Some(1));
         assert!(pool.is_shutdown());
+        shutdown_wait_bounded(&pool);
+        assert_eq!(pool.thread_count(), 0);
+    }
+
+    #[test]
+    fn two_workers_calling_shutdown_wait_from_their_jobs_do_not_deadlock() {
+        // Each worker's shutdown(true) used to wait for the other worker to exit: a deadlock.
+        let pool = Arc::new(pool(2));
+        let both_running = Arc::new(std::sync::Barrier::new(2));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..2 {
+            let (p, tx, both_running) = (Arc::clone(&pool), tx.clone(), Arc::clone(&both_running));
+            pool.submit(Box::new(move || {
+                both_running.wait();
+                p.shutdown(true);
+                tx.send(thread_name()).unwrap();
+            }))
+            .unwrap();
+        }
+        let mut names: Vec<String> = (0..2)
+            .map(|_| {
+                rx.recv_timeout(BOUND)
+                    .expect("shutdown(true) in two workers deadlocked")
+            })
+            .collect();
+        names.sort();
+        assert_eq!(names, ["asyncio_0", "asyncio_1"]);
         shutdown_wait_bounded(&pool);
         assert_eq!(pool.thread_count(), 0);
     }
