@@ -5,14 +5,14 @@
 //! * One `Mutex<State>` guards the job queue and all the bookkeeping; one `Condvar` wakes idle
 //!   workers, another wakes threads waiting in `shutdown(true)`. The accounting and its
 //!   transitions are in `state.rs`, the worker threads in `worker.rs`, `shutdown` in
-//!   `shutdown.rs`.
+//!   `shutdown.rs`. They synchronise through `sync.rs`: std's types, or loom's under
+//!   `cfg(loom)`, where `loom_tests.rs` models the accounting and shutdown races (`.ci/loom`).
 //! * Workers never hold the lock while running a job, and run each job under `catch_unwind`.
 //! * Workers hold only the inner `Arc<Inner>`; the user-facing [`ThreadPoolExecutor`] shuts the
 //!   pool down (without waiting) when dropped.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::{default_max_workers, Executor, Job};
@@ -20,9 +20,11 @@ use crate::error::{Error, ErrorKind, Result};
 
 mod shutdown;
 mod state;
+mod sync;
 mod worker;
 
 use state::{Inner, Placement, State};
+use sync::{Arc, Condvar, Mutex};
 
 /// How long an idle worker waits for a job before exiting, unless the builder says otherwise.
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -121,8 +123,8 @@ impl ThreadPoolExecutor {
                 prefix: builder.prefix,
                 idle_timeout: builder.idle_timeout,
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
-                #[cfg(test)]
-                idle_exit_hook: Mutex::new(None),
+                #[cfg(all(test, not(loom)))]
+                idle_exit_hook: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -259,5 +261,8 @@ impl fmt::Debug for ThreadPoolBuilder {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

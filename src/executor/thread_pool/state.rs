@@ -11,18 +11,12 @@
 //! * A worker leaving on its idle timeout counts itself out of `num_threads` in the same critical
 //!   section as its decision to leave, so a `submit` never counts on a worker that is gone.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::PoisonError;
 use std::time::Duration;
 
-use super::super::Job;
-
-thread_local! {
-    /// The id of the pool this thread is a worker of; 0 for threads that are no pool's worker.
-    static WORKER_OF: Cell<u64> = const { Cell::new(0) };
-}
+use super::sync::{self, Condvar, JoinHandle, Mutex, MutexGuard};
+use crate::executor::Job;
 
 /// The part of the pool shared with the worker threads.
 pub(super) struct Inner {
@@ -34,11 +28,11 @@ pub(super) struct Inner {
     pub(super) max_workers: usize,
     pub(super) prefix: String,
     pub(super) idle_timeout: Duration,
-    /// Unique id of this pool (for [`WORKER_OF`]).
+    /// Unique id of this pool (see [`sync::worker_of`]).
     pub(super) id: u64,
     /// Tests: runs in a worker that leaves on its idle timeout, after it released the lock.
-    #[cfg(test)]
-    pub(super) idle_exit_hook: Mutex<Option<Box<dyn Fn() + Send>>>,
+    #[cfg(all(test, not(loom)))]
+    pub(super) idle_exit_hook: std::sync::Mutex<Option<Box<dyn Fn() + Send>>>,
 }
 
 impl Inner {
@@ -49,11 +43,11 @@ impl Inner {
 
     /// Marks the current thread as a worker of this pool.
     pub(super) fn enter_worker(&self) {
-        WORKER_OF.with(|w| w.set(self.id));
+        sync::set_worker_of(self.id);
     }
 
     pub(super) fn is_current_worker(&self) -> bool {
-        WORKER_OF.with(|w| w.get() == self.id)
+        sync::worker_of() == self.id
     }
 }
 

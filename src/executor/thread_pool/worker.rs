@@ -1,11 +1,9 @@
 //! The worker threads: starting one, its loop (run queued jobs, wait idle, leave), and its exit.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, MutexGuard, PoisonError};
-use std::thread;
-use std::time::Instant;
 
 use super::state::{IdleStep, Inner, State};
+use super::sync::{self, thread, Arc, IdleClock, MutexGuard};
 use crate::error::{Error, Result};
 use crate::executor::Job;
 
@@ -15,7 +13,7 @@ use crate::executor::Job;
 /// [`Placement::StartWorker`]: super::state::Placement::StartWorker
 pub(super) fn start(inner: &Arc<Inner>, mut state: MutexGuard<'_, State>) -> Result<()> {
     // Forget threads that have completely exited (their handles need no join).
-    state.handles.retain(|h| !h.is_finished());
+    state.handles.retain(|h| !sync::is_finished(h));
     let name = format!("{}_{}", inner.prefix, state.next_id);
     let worker_inner = Arc::clone(inner);
     match thread::Builder::new()
@@ -91,10 +89,9 @@ fn worker_main(inner: Arc<Inner>) {
 
         // 3. Wait idle until a submit claims us, shutdown, or the idle timeout.
         state.go_idle();
-        let deadline = Instant::now().checked_add(inner.idle_timeout);
+        let mut clock = IdleClock::start(inner.idle_timeout);
         loop {
-            let time_is_up = deadline.is_some_and(|d| Instant::now() >= d);
-            match state.idle_step(time_is_up) {
+            match state.idle_step(clock.is_up()) {
                 IdleStep::Work => continue 'main,
                 IdleStep::Leave => {
                     exit.counted_out = true;
@@ -102,23 +99,11 @@ fn worker_main(inner: Arc<Inner>) {
                 }
                 IdleStep::Wait => {}
             }
-            state = match deadline {
-                None => inner
-                    .work_cond
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    inner
-                        .work_cond
-                        .wait_timeout(state, deadline.saturating_duration_since(Instant::now()))
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-            };
+            state = clock.wait(&inner.state, &inner.work_cond, state);
         }
     }
     drop(state);
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     if exit.counted_out {
         if let Some(hook) = &*inner.idle_exit_hook.lock().unwrap() {
             hook();
