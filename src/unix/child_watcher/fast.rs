@@ -1,21 +1,16 @@
 //! [`FastChildWatcher`]: `SIGCHLD` on the attached loop, then `waitpid(-1, WNOHANG)` until no
-//! exited child is left. Attaching, registration and delivery are shared with
-//! [`SafeChildWatcher`](super::SafeChildWatcher) (see `safe.rs`).
+//! exited child is left. Attaching, registration and delivery are the `SIGCHLD` engine's
+//! (`sigchld.rs`), shared with [`SafeChildWatcher`](super::SafeChildWatcher); this watcher's
+//! pass is [`reap_any`].
 
 use rustix::io::Errno;
 use rustix::process::{waitpid, WaitOptions};
 
 use super::returncode;
-use super::safe::{poll_registered, sigchld_watcher, Exit, State, Strategy};
+use super::sigchld::{poll_registered, sigchld_watcher, Exit, State};
 
 /// How many exits of not-yet-registered children are kept; the oldest goes first.
-pub(super) const MAX_ZOMBIES: usize = 4096;
-
-/// Takes the kept exit of `pid`, if an earlier pass reaped it before its handler was added.
-pub(super) fn take_zombie(state: &mut State, pid: i32) -> Option<i32> {
-    let i = state.zombies.iter().rposition(|&(p, _)| p == pid)?;
-    state.zombies.remove(i).map(|(_, rc)| rc)
-}
+const MAX_ZOMBIES: usize = 4096;
 
 fn keep_zombie(state: &mut State, pid: i32, rc: i32) {
     // A pid exits once; an older entry with this pid belonged to a process whose pid was reused.
@@ -35,7 +30,7 @@ fn keep_zombie(state: &mut State, pid: i32, rc: i32) {
 /// others are kept for a later `add_child_handler`. When the pass found nothing for us, or no
 /// child is left at all, the registered pids are polled one by one, so that a child reaped by
 /// someone else is reported as 255 instead of never.
-pub(super) fn reap_any(state: &mut State) -> Vec<Exit> {
+fn reap_any(state: &mut State) -> Vec<Exit> {
     let mut exits = Vec::new();
     let mut found_registered = false;
     let mut no_children = false;
@@ -109,5 +104,5 @@ sigchld_watcher! {
 /// # Ok::<(), asyncio::Error>(())
 /// ```
     FastChildWatcher,
-    Strategy::AnyChild
+    reap_any
 }

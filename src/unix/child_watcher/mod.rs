@@ -154,6 +154,7 @@ pub fn default_watcher() -> Arc<dyn ChildWatcher> {
 mod fast;
 mod pidfd;
 mod safe;
+mod sigchld;
 mod threaded;
 
 pub use fast::FastChildWatcher;
