@@ -12,17 +12,20 @@ use asyncio::EventLoop;
 
 // ANCHOR: handlers
 /// The signal handler: runs on the loop thread (through the ready queue), not inside the C
-/// signal handler, so it may do anything a callback may do.
-fn ask_exit(signame: &str, event_loop: &EventLoop) {
+/// signal handler, so it may do anything a callback may do. It finds its loop with
+/// `get_running_loop` rather than capturing a clone: a clone stored in the loop's own handler
+/// table would be a reference cycle.
+fn ask_exit(signame: &str) {
     println!("got signal {signame}: exit");
-    event_loop.stop();
+    if let Ok(event_loop) = asyncio::get_running_loop() {
+        event_loop.stop();
+    }
 }
 
 fn run() -> asyncio::Result<()> {
-    let event_loop = asyncio::get_event_loop()?;
+    let event_loop: EventLoop = asyncio::get_event_loop()?;
     for (signame, signum) in [("SIGINT", libc::SIGINT), ("SIGTERM", libc::SIGTERM)] {
-        let lp = event_loop.clone();
-        event_loop.add_signal_handler(signum, move || ask_exit(signame, &lp))?;
+        event_loop.add_signal_handler(signum, move || ask_exit(signame))?;
     }
 
     println!("Event loop running, press Ctrl+C to interrupt.");
