@@ -580,15 +580,7 @@ fn a_panicking_drop_does_not_stop_close_from_releasing_the_rest() {
             }
         }
         let (lp, _) = virtual_loop();
-        let seen = Rc::new(RefCell::new(Vec::new()));
-        let s = seen.clone();
-        let handler: ExceptionHandler = Rc::new(move |_, ctx| {
-            s.borrow_mut().push((
-                ctx.message.clone(),
-                ctx.exception.as_ref().map(|e| e.message().to_owned()),
-            ))
-        });
-        lp.set_exception_handler(Some(handler));
+        let seen = record_exceptions(&lp);
         let drops = DropCounter::new();
         let bomb = Bomb;
         lp.call_soon(move || {
@@ -613,7 +605,7 @@ fn a_panicking_drop_does_not_stop_close_from_releasing_the_rest() {
         assert!(
             seen.contains(&(
                 "Exception while dropping the pending work of a closed loop".to_owned(),
-                Some("drop bomb".to_owned())
+                Some((ErrorKind::Panicked, "drop bomb".to_owned()))
             )),
             "{seen:?}"
         );
@@ -632,17 +624,7 @@ fn a_task_future_whose_drop_panics_at_close_reaches_the_exception_handler() {
             }
         }
         let (lp, _) = virtual_loop();
-        let seen = Rc::new(RefCell::new(Vec::new()));
-        let s = seen.clone();
-        let handler: ExceptionHandler = Rc::new(move |_, ctx| {
-            s.borrow_mut().push((
-                ctx.message.clone(),
-                ctx.exception
-                    .as_ref()
-                    .map(|e| (e.kind(), e.message().to_owned())),
-            ))
-        });
-        lp.set_exception_handler(Some(handler));
+        let seen = record_exceptions(&lp);
         let task = lp
             .create_task(async move {
                 let _bomb = Bomb;
@@ -662,4 +644,23 @@ fn a_task_future_whose_drop_panics_at_close_reaches_the_exception_handler() {
             "{seen:?}"
         );
     });
+}
+
+/// What the exception handler saw: `(message, (kind, exception message))` per call.
+type Seen = Rc<RefCell<Vec<(String, Option<(ErrorKind, String)>)>>>;
+
+/// Installs an exception handler on `lp` that records every call.
+fn record_exceptions(lp: &EventLoop) -> Seen {
+    let seen: Seen = Rc::default();
+    let s = seen.clone();
+    let handler: ExceptionHandler = Rc::new(move |_, ctx| {
+        s.borrow_mut().push((
+            ctx.message.clone(),
+            ctx.exception
+                .as_ref()
+                .map(|e| (e.kind(), e.message().to_owned())),
+        ))
+    });
+    lp.set_exception_handler(Some(handler));
+    seen
 }

@@ -6,9 +6,12 @@
 //! binary run again with `CHILD_ENV` set); the handler exists only for the run, only on the main
 //! thread, only over the default disposition, and a failure to install it is tolerated.
 
+#[path = "common/dispositions.rs"]
+mod dispositions;
 #[path = "common/main_thread_harness.rs"]
 mod main_thread_harness;
 
+use dispositions::{disposition, set_disposition};
 use std::cell::Cell;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
@@ -21,26 +24,6 @@ use asyncio::{ErrorKind, EventLoop, Runner};
 const CHILD_ENV: &str = "ASYNCIO_RUNNER_SIGINT_CHILD";
 /// The hard bound of the whole binary and of the child.
 const WATCHDOG: Duration = Duration::from_secs(60);
-
-/// The current handler address of `sig` (`SIG_DFL` 0, `SIG_IGN` 1).
-fn disposition(sig: i32) -> libc::sighandler_t {
-    // SAFETY: a zeroed `sigaction` is a valid value to be overwritten.
-    let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: with a null `act`, `sigaction` only writes the current disposition into `cur`.
-    let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut cur) };
-    assert_eq!(rc, 0);
-    cur.sa_sigaction
-}
-
-/// Sets `sig` to `SIG_DFL` or `SIG_IGN`.
-fn set_disposition(sig: i32, handler: libc::sighandler_t) {
-    // SAFETY: a zeroed `sigaction` is valid (empty mask, no flags).
-    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
-    act.sa_sigaction = handler;
-    // SAFETY: `act` is initialised; `handler` is SIG_DFL or SIG_IGN.
-    let rc = unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) };
-    assert_eq!(rc, 0);
-}
 
 /// SIGINT to this thread: its handler has run when this returns.
 fn raise_sigint() {

@@ -6,9 +6,12 @@
 //! Signals are raised with `raise(3)`, which runs the C handler on the calling thread before it
 //! returns, so nothing here waits for a signal "to arrive".
 
+#[path = "common/dispositions.rs"]
+mod dispositions;
 #[path = "watcher_support/process_wide.rs"]
 mod process_wide;
 
+use dispositions::{disposition, set_disposition};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,27 +20,6 @@ use std::sync::{Arc, Mutex};
 
 use asyncio::{ErrorKind, EventLoop};
 use process_wide::{raise, watchdog, WATCHDOG};
-
-/// The current disposition of `sig`: handler address (`SIG_DFL` 0, `SIG_IGN` 1) and flags.
-fn disposition(sig: i32) -> libc::sighandler_t {
-    // SAFETY: a zeroed `sigaction` is a valid value to be overwritten.
-    let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: with a null `act`, `sigaction` only writes the current disposition into `cur`.
-    let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut cur) };
-    assert_eq!(rc, 0);
-    cur.sa_sigaction
-}
-
-/// Installs `handler` (a `SIG_*` constant or a plain `extern "C" fn(c_int)` address) for `sig`.
-fn set_disposition(sig: i32, handler: libc::sighandler_t) {
-    // SAFETY: a zeroed `sigaction` is valid (empty mask, no flags).
-    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
-    act.sa_sigaction = handler;
-    // SAFETY: `act` is initialised; `handler` is SIG_DFL, SIG_IGN or an async-signal-safe
-    // `extern "C" fn(c_int)` (see `custom_handler`), matching the flags (no SA_SIGINFO).
-    let rc = unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) };
-    assert_eq!(rc, 0);
-}
 
 static CUSTOM_CALLS: AtomicUsize = AtomicUsize::new(0);
 
