@@ -21,7 +21,7 @@
 //!     .await?;
 //!     let (stdout, _) = process.communicate(None).await?;
 //!     Ok::<_, asyncio::Error>((stdout.unwrap(), process.returncode()))
-//! })?;
+//! })??;
 //! assert_eq!(out, (b"hello\n".to_vec(), Some(3)));
 //! # Ok::<(), asyncio::Error>(())
 //! ```
@@ -116,7 +116,7 @@ impl EventLoop {
     ///     let rc = transport.wait().await;
     ///     let out = protocol.borrow().0.clone();
     ///     Ok::<_, asyncio::Error>((rc, out))
-    /// })?;
+    /// })??;
     /// assert_eq!(out, (0, b"hi\n".to_vec()));
     /// # Ok::<(), asyncio::Error>(())
     /// ```

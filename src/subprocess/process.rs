@@ -169,7 +169,7 @@ impl Process {
     ///     let (stdout, stderr) = cat.communicate(Some(b"echo")).await?;
     ///     assert_eq!(stderr, None);
     ///     Ok::<_, asyncio::Error>(stdout.unwrap())
-    /// })?;
+    /// })??;
     /// assert_eq!(out, b"echo");
     /// # Ok::<(), asyncio::Error>(())
     /// ```
@@ -270,7 +270,7 @@ async fn create(command: Command, options: SubprocessOptions) -> Result<Process>
 ///     let line = process.stdout.as_ref().unwrap().readline().await?;
 ///     assert_eq!(process.wait().await, 0);
 ///     Ok::<_, asyncio::Error>(line)
-/// })?;
+/// })??;
 /// assert_eq!(line, b"one line\n");
 /// # Ok::<(), asyncio::Error>(())
 /// ```
@@ -301,7 +301,7 @@ where
 /// let rc = asyncio::run(async {
 ///     let process = create_subprocess_shell("exit 4", SubprocessOptions::new()).await?;
 ///     Ok::<_, asyncio::Error>(process.wait().await)
-/// })?;
+/// })??;
 /// assert_eq!(rc, 4);
 /// # Ok::<(), asyncio::Error>(())
 /// ```
@@ -327,7 +327,7 @@ pub async fn create_subprocess_shell(cmd: &str, options: SubprocessOptions) -> R
 ///     command.args(["-c", "exit $CODE"]).env("CODE", "6");
 ///     let process = create_subprocess_command(command, SubprocessOptions::new()).await?;
 ///     Ok::<_, asyncio::Error>(process.wait().await)
-/// })?;
+/// })??;
 /// assert_eq!(rc, 6);
 /// # Ok::<(), asyncio::Error>(())
 /// ```
