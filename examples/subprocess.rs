@@ -109,7 +109,9 @@ async fn protocol() -> Result<(), Error> {
         .await?;
     let code = transport.wait().await;
     transport.close();
-    let year = String::from_utf8_lossy(&protocol.borrow().output).trim_end().to_owned();
+    let year = String::from_utf8_lossy(&protocol.borrow().output)
+        .trim_end()
+        .to_owned();
     println!("date exited with {code}, printed {year:?}");
     // connection_lost comes one callback after the exit.
     asyncio::sleep(0.0).await?;

@@ -3,9 +3,9 @@
 //! semantics without signals to recycled pids, refused options, no zombies, other threads,
 //! and `async-process` beside our API. Every test is bounded by the watchdog.
 
+mod subprocess_support;
 #[path = "common/watchdog.rs"]
 mod watchdog;
-mod subprocess_support;
 
 use std::time::Duration;
 
@@ -53,7 +53,11 @@ fn protocol_events_come_in_order() {
                 }
                 let p = protocol.borrow();
                 let ev = p.events.borrow().clone();
-                let at = |s: &str| ev.iter().position(|e| e == s).unwrap_or_else(|| panic!("{s} missing: {ev:?}"));
+                let at = |s: &str| {
+                    ev.iter()
+                        .position(|e| e == s)
+                        .unwrap_or_else(|| panic!("{s} missing: {ev:?}"))
+                };
                 assert_eq!(at("made"), 0, "{ev:?}");
                 assert!(at("data 1") < at("lost 1"), "{ev:?}");
                 assert!(at("data 2") < at("lost 2"), "{ev:?}");
@@ -75,7 +79,9 @@ fn communicate_moves_10_mb_each_way_through_cat() {
         let input: Vec<u8> = (0..10 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
         let expected = input.clone();
         let (out, err, rc) = run(async move {
-            let mut cat = create_subprocess_exec("cat", NO_ARGS, piped()).await.unwrap();
+            let mut cat = create_subprocess_exec("cat", NO_ARGS, piped())
+                .await
+                .unwrap();
             let (out, err) = cat.communicate(Some(&input)).await.unwrap();
             (out.unwrap(), err.unwrap(), cat.returncode())
         });
@@ -118,7 +124,9 @@ fn ten_concurrent_waits_all_get_the_code() {
 fn a_cancelled_wait_leaves_the_child_running_and_kill_then_wait_gives_minus_9() {
     watchdog(|| {
         run(async {
-            let p = create_subprocess_exec("cat", NO_ARGS, piped()).await.unwrap();
+            let p = create_subprocess_exec("cat", NO_ARGS, piped())
+                .await
+                .unwrap();
             let timed_out = asyncio::wait_for(p.wait(), 0.02).await;
             assert_eq!(timed_out.unwrap_err().kind(), ErrorKind::Timeout);
             assert!(is_running(p.pid));
@@ -226,15 +234,29 @@ fn options_asyncio_refuses_are_invalid_arguments() {
     watchdog(|| {
         run(async {
             let cases = [
-                (SubprocessOptions::new().universal_newlines(true), "universal_newlines must be False"),
+                (
+                    SubprocessOptions::new().universal_newlines(true),
+                    "universal_newlines must be False",
+                ),
                 (SubprocessOptions::new().bufsize(1), "bufsize must be 0"),
                 (SubprocessOptions::new().text(true), "text must be False"),
-                (SubprocessOptions::new().encoding("utf-8"), "encoding must be None"),
-                (SubprocessOptions::new().errors("strict"), "errors must be None"),
-                (SubprocessOptions::new().stdout(Stdio::Stdout), "Stdio::Stdout is only valid for stderr"),
+                (
+                    SubprocessOptions::new().encoding("utf-8"),
+                    "encoding must be None",
+                ),
+                (
+                    SubprocessOptions::new().errors("strict"),
+                    "errors must be None",
+                ),
+                (
+                    SubprocessOptions::new().stdout(Stdio::Stdout),
+                    "Stdio::Stdout is only valid for stderr",
+                ),
             ];
             for (options, message) in cases {
-                let e = create_subprocess_exec("true", NO_ARGS, options).await.unwrap_err();
+                let e = create_subprocess_exec("true", NO_ARGS, options)
+                    .await
+                    .unwrap_err();
                 assert_eq!(e.kind(), ErrorKind::InvalidArgument);
                 assert_eq!(e.to_string(), message);
             }
@@ -264,7 +286,9 @@ fn a_dropped_process_is_reaped_never_a_zombie() {
     watchdog(|| {
         run(async {
             // Exits by itself once dropped (its stdin closes).
-            let cat = create_subprocess_exec("cat", NO_ARGS, piped()).await.unwrap();
+            let cat = create_subprocess_exec("cat", NO_ARGS, piped())
+                .await
+                .unwrap();
             let pid = cat.pid;
             drop(cat);
             until_reaped(pid).await;
@@ -276,9 +300,13 @@ fn a_dropped_process_is_reaped_never_a_zombie() {
             drop(quick);
             until_reaped(pid).await;
             // Would run for a minute: kill_on_drop ends it, and it is reaped.
-            let sleeper = create_subprocess_exec("sleep", ["60"], SubprocessOptions::new().kill_on_drop(true))
-                .await
-                .unwrap();
+            let sleeper = create_subprocess_exec(
+                "sleep",
+                ["60"],
+                SubprocessOptions::new().kill_on_drop(true),
+            )
+            .await
+            .unwrap();
             let pid = sleeper.pid;
             assert_eq!(proc_state(pid).map(|s| s != 'Z'), Some(true));
             drop(sleeper);
@@ -299,7 +327,11 @@ fn without_kill_on_drop_a_dropped_process_keeps_running() {
             asyncio::sleep(0.01).await.unwrap();
             assert!(is_running(pid));
             // Clean up: the watcher still reaps it.
-            rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::KILL).unwrap();
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(pid).unwrap(),
+                rustix::process::Signal::KILL,
+            )
+            .unwrap();
             until_reaped(pid).await;
         });
     });
@@ -342,7 +374,10 @@ fn options_reach_the_child() {
                 .unwrap();
             let (out, err) = p.communicate(None).await.unwrap();
             assert_eq!(err, None);
-            assert_eq!(String::from_utf8(out.unwrap()).unwrap(), "hi\n/\nerr\nleader\n");
+            assert_eq!(
+                String::from_utf8(out.unwrap()).unwrap(),
+                "hi\n/\nerr\nleader\n"
+            );
             // pass_fds: the child writes to a pipe descriptor we pass by number.
             let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
             let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
@@ -361,9 +396,10 @@ fn options_reach_the_child() {
             // A Command the caller already has.
             let mut command = std::process::Command::new("sh");
             command.args(["-c", "exit $CODE"]).env("CODE", "9");
-            let p = asyncio::subprocess::create_subprocess_command(command, SubprocessOptions::new())
-                .await
-                .unwrap();
+            let p =
+                asyncio::subprocess::create_subprocess_command(command, SubprocessOptions::new())
+                    .await
+                    .unwrap();
             assert_eq!(p.wait().await, 9);
         });
     });
@@ -384,7 +420,12 @@ fn stdin_flow_control_pauses_a_fast_writer() {
             let count = std::rc::Rc::new(std::cell::Cell::new(0));
             let c = count.clone();
             let (t, _p) = lp
-                .subprocess_exec(move || Paused(c), "sh", ["-c", "read x; cat >/dev/null"], SubprocessOptions::new())
+                .subprocess_exec(
+                    move || Paused(c),
+                    "sh",
+                    ["-c", "read x; cat >/dev/null"],
+                    SubprocessOptions::new(),
+                )
                 .await
                 .unwrap();
             let stdin = t.get_pipe_transport(0).unwrap();

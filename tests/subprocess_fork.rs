@@ -35,5 +35,9 @@ fn a_forked_child_uses_a_fresh_loop_and_spawns() {
     let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
     assert_eq!(rc, pid);
     assert!(libc::WIFEXITED(status), "status {status:#x}");
-    assert_eq!(libc::WEXITSTATUS(status), 0, "the forked child could not spawn");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the forked child could not spawn"
+    );
 }

@@ -26,7 +26,9 @@ fn failed_spawns_leave_no_descriptor_or_thread_behind() {
         event_loop
             .run_until_complete(async {
                 // Warm up: the policy's watcher and anything created once.
-                let p = create_subprocess_exec("true", [] as [&str; 0], piped()).await.unwrap();
+                let p = create_subprocess_exec("true", [] as [&str; 0], piped())
+                    .await
+                    .unwrap();
                 p.wait().await;
                 drop(p);
                 for _ in 0..5 {

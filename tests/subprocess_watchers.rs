@@ -40,9 +40,13 @@ fn with_watcher(watcher: Arc<dyn ChildWatcher>, sigchld: bool) {
             .await
             .unwrap();
             let (out, _) = echo.communicate(None).await.unwrap();
-            let cat = create_subprocess_exec("cat", [] as [&str; 0], SubprocessOptions::new().stdin(Stdio::Pipe))
-                .await
-                .unwrap();
+            let cat = create_subprocess_exec(
+                "cat",
+                [] as [&str; 0],
+                SubprocessOptions::new().stdin(Stdio::Pipe),
+            )
+            .await
+            .unwrap();
             cat.kill().unwrap();
             let killed = cat.wait().await;
             let dropped = create_subprocess_exec("true", [] as [&str; 0], SubprocessOptions::new())
