@@ -15,6 +15,8 @@
 //!
 //! Knobs: `ASYNCIO_BENCH_QUICK=1` (or `--quick`): fewer children, 32 MiB through `cat`, 2
 //! repetitions (CI). `ASYNCIO_BENCH_REPS=N`: repetitions (default 5).
+//! `ASYNCIO_BENCH_RUNTIMES=asyncio,tokio,smol`: which runtimes to measure (to profile one);
+//! `ASYNCIO_BENCH_FILTER=sequential,50,cat`: which workloads.
 
 use std::time::{Duration, Instant};
 
@@ -337,10 +339,23 @@ fn main() {
         "{:<52} {:>10} {:>10} {:>10} {:>8} {:>8}",
         "workload", "asyncio", "tokio", "smol", "/tokio", "/smol"
     );
+    let wanted = |var: &str, key: &str| {
+        std::env::var(var).map_or(true, |v| v.split(',').any(|w| key.contains(w.trim())))
+    };
+    let measure = |key: &str, cfg: &Config, work: Work, run: fn(Work) -> Duration| {
+        if wanted("ASYNCIO_BENCH_RUNTIMES", key) {
+            best(cfg, work, run)
+        } else {
+            f64::NAN
+        }
+    };
     for (label, work) in rows {
-        let a = best(&cfg, work, run_asyncio);
-        let t = best(&cfg, work, run_tokio);
-        let s = best(&cfg, work, run_smol);
+        if !wanted("ASYNCIO_BENCH_FILTER", &label) {
+            continue;
+        }
+        let a = measure("asyncio", &cfg, work, run_asyncio);
+        let t = measure("tokio", &cfg, work, run_tokio);
+        let s = measure("smol", &cfg, work, run_smol);
         println!(
             "{label:<52} {a:>10.0} {t:>10.0} {s:>10.0} {:>8.2} {:>8.2}",
             a / t,

@@ -383,7 +383,10 @@ fn options_reach_the_child() {
             let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
             let p = create_subprocess_exec(
                 "sh",
-                ["-c".to_string(), format!("echo passed >&{fd}")],
+                [
+                    "-c".to_string(),
+                    format!("echo passed > /proc/self/fd/{fd}"),
+                ],
                 SubprocessOptions::new().pass_fds([fd]),
             )
             .await

@@ -8,9 +8,10 @@
 //!
 //! `process_exited` waits, when the exit arrives, for the pipes the exit closed (a read pipe
 //! whose writer is gone, a stdin pipe whose reader is gone, found with a zero-timeout `poll`),
-//! so their data and end come first; a pipe a grandchild still holds open, or that is paused,
-//! does not hold it back (CPython's `wait()` hangs there, gh-119710). `wait()` resolves with
-//! `process_exited`.
+//! so their data and end come first; a pipe whose other end is still open is looked at again a
+//! few times over 127 ms (another thread's fork may hold a copy until its `exec`), and then a
+//! pipe a grandchild still holds open, or a paused one, does not hold it back (CPython's
+//! `wait()` hangs there, gh-119710). `wait()` resolves with `process_exited`.
 //!
 //! The watcher's callback holds no reference to the transport (a key into a per-thread table):
 //! a transport dropped before the exit leaves the handler registered, so the child is still
@@ -65,6 +66,8 @@ pub(crate) struct SubInner {
     returncode: Cell<Option<i32>>,
     /// The pipes `process_exited` waits for (child fds), once the exit is known.
     exit_waits_for: RefCell<Vec<usize>>,
+    /// The exit is known and open pipes are being looked at again (see `settle_exit`).
+    settling: Cell<bool>,
     exit_delivered: Cell<bool>,
     finished: Cell<bool>,
     closed: Cell<bool>,
@@ -191,15 +194,8 @@ impl SubInner {
             pipe.connected = false;
         }
         self.call(move |p| p.borrow_mut().pipe_connection_lost(fd as i32, exc));
-        let ready = {
-            let mut waits = self.exit_waits_for.borrow_mut();
-            let before = waits.len();
-            waits.retain(|&f| f != fd);
-            before > 0 && waits.is_empty()
-        };
-        if ready {
-            self.deliver_exit();
-        }
+        self.exit_waits_for.borrow_mut().retain(|&f| f != fd);
+        self.maybe_deliver_exit();
         self.try_finish();
     }
 
@@ -209,27 +205,62 @@ impl SubInner {
             return;
         }
         self.returncode.set(Some(returncode));
-        // Wait for the pipes the exit closed: their data and end come before process_exited.
-        let waits: Vec<usize> = self
-            .pipes
-            .borrow()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| {
-                let p = p.as_ref()?;
-                let closed_by_exit = p.connected
-                    && (if i == 0 {
-                        peer_gone(p.fd, PollFlags::OUT, PollFlags::ERR)
-                    } else {
-                        p.transport.is_reading() && peer_gone(p.fd, PollFlags::IN, PollFlags::HUP)
-                    });
-                closed_by_exit.then_some(i)
-            })
-            .collect();
-        if waits.is_empty() {
+        self.settle_exit(0);
+    }
+
+    /// Finds the pipes the exit closed (their data and end come before `process_exited`).
+    /// A pipe whose other end is still open may be held by a grandchild, or for a moment by a
+    /// process another thread is forking (descriptors are copied until `exec` closes them):
+    /// it is looked at again after 1, 2, 4, ... 64 ms, then no longer waited for.
+    fn settle_exit(self: &Rc<Self>, attempt: u32) {
+        let mut undecided = false;
+        {
+            let pipes = self.pipes.borrow();
+            let mut waits = self.exit_waits_for.borrow_mut();
+            for (i, p) in pipes.iter().enumerate() {
+                let Some(p) = p else { continue };
+                if !p.connected || waits.contains(&i) {
+                    continue;
+                }
+                let gone = if p.transport.is_closing() {
+                    true // its connection_lost is on the way
+                } else if i == 0 {
+                    peer_gone(p.fd, PollFlags::OUT, PollFlags::ERR)
+                } else if p.transport.is_reading() {
+                    peer_gone(p.fd, PollFlags::IN, PollFlags::HUP)
+                } else {
+                    continue; // paused: its reader decides when it is read
+                };
+                if gone {
+                    waits.push(i);
+                } else {
+                    undecided = true;
+                }
+            }
+        }
+        self.settling.set(false);
+        if undecided && attempt < 7 {
+            let this = self.clone();
+            let delay = f64::from(1u32 << attempt) / 1000.0;
+            if self
+                .lp
+                .call_later(delay, move || this.settle_exit(attempt + 1))
+                .is_ok()
+            {
+                self.settling.set(true);
+            }
+        }
+        self.maybe_deliver_exit();
+    }
+
+    /// Delivers `process_exited` once the exit is known and settled, and the pipes it closed
+    /// are done.
+    fn maybe_deliver_exit(self: &Rc<Self>) {
+        if self.returncode.get().is_some()
+            && !self.settling.get()
+            && self.exit_waits_for.borrow().is_empty()
+        {
             self.deliver_exit();
-        } else {
-            *self.exit_waits_for.borrow_mut() = waits;
         }
     }
 
@@ -421,6 +452,7 @@ impl SubprocessTransport {
             pipes: RefCell::new([None, None, None]),
             returncode: Cell::new(None),
             exit_waits_for: RefCell::new(Vec::new()),
+            settling: Cell::new(false),
             exit_delivered: Cell::new(false),
             finished: Cell::new(false),
             closed: Cell::new(false),
