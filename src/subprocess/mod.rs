@@ -1,6 +1,6 @@
 //! Child processes (asyncio's subprocess support): the low-level
 //! [`EventLoop::subprocess_exec`] / [`EventLoop::subprocess_shell`] with a
-//! [`SubprocessProtocol`](crate::SubprocessProtocol) and a [`SubprocessTransport`], and the
+//! [`SubprocessProtocol`] and a [`SubprocessTransport`], and the
 //! high-level [`create_subprocess_exec`] / [`create_subprocess_shell`] returning a [`Process`]
 //! with streams.
 //!
