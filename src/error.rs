@@ -67,6 +67,9 @@ pub enum ErrorKind {
     /// A SIGINT (Ctrl-C) cancelled the main task of [`run`](crate::run) or
     /// [`Runner::run`](crate::Runner::run) (Python's `KeyboardInterrupt`).
     Interrupted,
+    /// The process is gone (Python's `ProcessLookupError`): a signal for a child whose exit was
+    /// already seen ("process already exited"); never sent, so never to a recycled pid.
+    ProcessLookup,
 }
 
 impl ErrorKind {
@@ -91,6 +94,7 @@ impl ErrorKind {
             ErrorKind::IncompleteRead => "incomplete read",
             ErrorKind::LimitOverrun => "limit overrun",
             ErrorKind::Interrupted => "interrupted",
+            ErrorKind::ProcessLookup => "no such process",
         }
     }
 }

@@ -47,6 +47,8 @@ pub mod runtime;
 pub mod selector;
 pub mod server;
 pub mod streams;
+#[cfg(unix)]
+pub mod subprocess;
 pub mod task;
 pub mod transports;
 #[cfg(unix)]
@@ -61,7 +63,9 @@ pub use policy::{
     get_child_watcher, get_event_loop, get_event_loop_policy, new_event_loop, set_child_watcher,
     set_event_loop, set_event_loop_policy, DefaultEventLoopPolicy, EventLoopPolicy, PolicyWrapper,
 };
-pub use protocols::{BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol};
+pub use protocols::{
+    BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol, SubprocessProtocol,
+};
 pub use runners::{run, Runner, RunnerBuilder, THREAD_JOIN_TIMEOUT};
 pub use runtime::clock::{Clock, IntoDeadline, IntoDelay, MonotonicClock, VirtualClock};
 pub use runtime::core::{EventLoop, EventLoopBuilder, LoopHandle, WeakEventLoop};
@@ -69,6 +73,8 @@ pub use runtime::running::{get_running_loop, try_running_loop};
 pub use runtime::{ConcurrentFuture, ExecutorFuture};
 pub use selector::{Interest, PollingSelector, ReadyEvent, Selector, SelectorWaker};
 pub use server::{Server, ServerOptions, ServerSocket};
+#[cfg(unix)]
+pub use subprocess::{Process, SubprocessTransport};
 pub use task::{
     all_tasks, current_task, gather, shield, sleep, timeout, wait, wait_for, CancelOnDrop, Gather,
     LoopFuture, ReturnWhen, Shield, Sleep, Task, TaskRef, Timeout,

@@ -1,5 +1,5 @@
-//! asyncio's protocol interfaces: [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`] and
-//! [`DatagramProtocol`].
+//! asyncio's protocol interfaces: [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`],
+//! [`DatagramProtocol`] and [`SubprocessProtocol`].
 //!
 //! A protocol is the callback side of a connection: the loop's transports call its methods when
 //! the connection is made, data arrives, the peer closes, the write buffer crosses its water
@@ -34,6 +34,7 @@
 //! ```
 
 use crate::error::Error;
+use crate::subprocess::SubprocessTransport;
 use crate::transports::{Address, DatagramTransport, Transport};
 
 /// The callbacks every protocol has (asyncio's `BaseProtocol`).
@@ -113,4 +114,56 @@ pub trait DatagramProtocol: BaseProtocol {
     fn error_received(&mut self, exc: Error) {
         let _ = exc;
     }
+}
+
+/// The callbacks of a child process started with
+/// [`EventLoop::subprocess_exec`](crate::EventLoop::subprocess_exec) or
+/// [`subprocess_shell`](crate::EventLoop::subprocess_shell) (asyncio's `SubprocessProtocol`).
+///
+/// Order: `connection_made` first; then the data of each pipe (`pipe_data_received`), each
+/// pipe's end (`pipe_connection_lost`), `process_exited` once the exit is known and the pipes
+/// the child closed by exiting are drained, and `connection_lost` last, once the child exited
+/// and every pipe is closed. `pause_writing` / `resume_writing` come from the stdin pipe.
+///
+/// ```
+/// use asyncio::{BaseProtocol, SubprocessProtocol, SubprocessTransport};
+///
+/// #[derive(Default)]
+/// struct Collect {
+///     out: Vec<u8>,
+///     exited: bool,
+/// }
+/// impl BaseProtocol for Collect {}
+/// impl SubprocessProtocol for Collect {
+///     fn pipe_data_received(&mut self, fd: i32, data: &[u8]) {
+///         if fd == 1 {
+///             self.out.extend_from_slice(data);
+///         }
+///     }
+///     fn process_exited(&mut self) {
+///         self.exited = true;
+///     }
+/// }
+/// ```
+pub trait SubprocessProtocol: BaseProtocol {
+    /// The child is started and its pipes are connected; keep `transport` to signal the child
+    /// or reach its pipes ([`SubprocessTransport::get_pipe_transport`]). Called once, first.
+    fn connection_made(&mut self, transport: SubprocessTransport) {
+        let _ = transport;
+    }
+
+    /// The child wrote `data` to its stdout (`fd` 1) or stderr (`fd` 2). The slice is only
+    /// valid during the call.
+    fn pipe_data_received(&mut self, fd: i32, data: &[u8]) {
+        let _ = (fd, data);
+    }
+
+    /// The pipe of `fd` (0, 1 or 2) closed: `None` after EOF or a regular close, `Some(error)`
+    /// after an I/O error (for example a broken stdin pipe with data still buffered).
+    fn pipe_connection_lost(&mut self, fd: i32, exc: Option<Error>) {
+        let _ = (fd, exc);
+    }
+
+    /// The child exited; [`SubprocessTransport::get_returncode`] has its code.
+    fn process_exited(&mut self) {}
 }

@@ -51,7 +51,7 @@ use crate::runtime::running::get_running_loop;
 use crate::server::{Server, ServerOptions};
 use crate::transports::Transport;
 
-mod protocol;
+pub(crate) mod protocol;
 mod reader;
 mod writer;
 

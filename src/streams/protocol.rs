@@ -236,6 +236,44 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The protocol's `connection_lost`: EOF or the error to the reader, and wakes `drain` and
+    /// `wait_closed`.
+    pub(crate) fn connection_lost(&self, exc: Option<Error>) {
+        match &exc {
+            None => self.feed_eof(),
+            Some(e) => self.set_exception(e.clone()),
+        }
+        let (drain, closed) = {
+            let mut st = self.st.borrow_mut();
+            st.connection_lost = true;
+            st.lost_exc = exc;
+            st.write_paused = false;
+            (
+                std::mem::take(&mut st.drain_wakers),
+                std::mem::take(&mut st.closed_wakers),
+            )
+        };
+        wake_all(drain);
+        wake_all(closed);
+    }
+
+    /// The protocol's `pause_writing`: `drain` waits from now on.
+    pub(crate) fn pause_writing(&self) {
+        self.st.borrow_mut().write_paused = true;
+    }
+
+    /// The protocol's `resume_writing`: wakes the waiting `drain`s.
+    pub(crate) fn resume_writing(&self) {
+        let wakers = {
+            let mut st = self.st.borrow_mut();
+            st.write_paused = false;
+            std::mem::take(&mut st.drain_wakers)
+        };
+        wake_all(wakers);
+    }
+}
+
 /// The error `drain` gives once the connection is lost (asyncio's
 /// `ConnectionResetError('Connection lost')`).
 pub(crate) fn connection_lost_error() -> Error {
@@ -261,35 +299,15 @@ impl StreamReaderProtocol {
 
 impl BaseProtocol for StreamReaderProtocol {
     fn connection_lost(&mut self, exc: Option<Error>) {
-        match &exc {
-            None => self.shared.feed_eof(),
-            Some(e) => self.shared.set_exception(e.clone()),
-        }
-        let (drain, closed) = {
-            let mut st = self.shared.st.borrow_mut();
-            st.connection_lost = true;
-            st.lost_exc = exc;
-            st.write_paused = false;
-            (
-                std::mem::take(&mut st.drain_wakers),
-                std::mem::take(&mut st.closed_wakers),
-            )
-        };
-        wake_all(drain);
-        wake_all(closed);
+        self.shared.connection_lost(exc);
     }
 
     fn pause_writing(&mut self) {
-        self.shared.st.borrow_mut().write_paused = true;
+        self.shared.pause_writing();
     }
 
     fn resume_writing(&mut self) {
-        let wakers = {
-            let mut st = self.shared.st.borrow_mut();
-            st.write_paused = false;
-            std::mem::take(&mut st.drain_wakers)
-        };
-        wake_all(wakers);
+        self.shared.resume_writing();
     }
 }
 

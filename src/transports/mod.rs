@@ -62,9 +62,9 @@ macro_rules! socket_accessors {
 }
 
 mod datagram;
-mod endpoint;
-mod pipe;
-mod stream;
+pub(crate) mod endpoint;
+pub(crate) mod pipe;
+pub(crate) mod stream;
 
 pub use datagram::{DatagramTransport, SendtoAddr};
 pub(crate) use stream::ProtocolRefs;

@@ -36,7 +36,7 @@ pub(crate) fn signals_peer_close(fd: RawFd) -> bool {
 }
 
 /// Checks that `pipe` is a pipe, socket or character device and makes it non-blocking.
-fn prepare(pipe: OwnedFd) -> Result<File> {
+pub(crate) fn prepare(pipe: OwnedFd) -> Result<File> {
     match file_type(&pipe) {
         Some(FileType::Fifo | FileType::Socket | FileType::CharacterDevice) => {}
         Some(_) => {
