@@ -67,6 +67,17 @@ pub enum ErrorKind {
     /// A SIGINT (Ctrl-C) cancelled the main task of [`run`](crate::run) or
     /// [`Runner::run`](crate::Runner::run) (Python's `KeyboardInterrupt`).
     Interrupted,
+    /// `put_nowait` on a full queue (asyncio's `QueueFull`).
+    QueueFull,
+    /// `get_nowait` on an empty queue (asyncio's `QueueEmpty`).
+    QueueEmpty,
+    /// The queue was shut down (asyncio 3.13's `QueueShutDown`).
+    QueueShutDown,
+    /// A [`Barrier`](crate::locks::Barrier) was aborted or reset (asyncio's `BrokenBarrierError`).
+    BrokenBarrier,
+    /// One or more children of a [`TaskGroup`](crate::TaskGroup) failed (Python's
+    /// `ExceptionGroup`); the errors are in an [`ExceptionGroup`](crate::ExceptionGroup) source.
+    ExceptionGroup,
 }
 
 impl ErrorKind {
@@ -91,6 +102,11 @@ impl ErrorKind {
             ErrorKind::IncompleteRead => "incomplete read",
             ErrorKind::LimitOverrun => "limit overrun",
             ErrorKind::Interrupted => "interrupted",
+            ErrorKind::QueueFull => "queue full",
+            ErrorKind::QueueEmpty => "queue empty",
+            ErrorKind::QueueShutDown => "queue shut down",
+            ErrorKind::BrokenBarrier => "broken barrier",
+            ErrorKind::ExceptionGroup => "unhandled errors in a TaskGroup",
         }
     }
 }

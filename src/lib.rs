@@ -39,6 +39,7 @@ pub mod error;
 pub mod events;
 pub mod executor;
 pub mod handles;
+pub mod locks;
 pub mod net;
 pub mod policy;
 pub mod protocols;
