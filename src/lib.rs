@@ -43,6 +43,7 @@ pub mod locks;
 pub mod net;
 pub mod policy;
 pub mod protocols;
+pub mod queues;
 mod runners;
 pub mod runtime;
 pub mod selector;

@@ -50,6 +50,8 @@ impl Waiter {
 #[derive(Default)]
 pub(crate) struct WaitList {
     queue: RefCell<VecDeque<Rc<Waiter>>>,
+    /// How many queued waiters are woken (the queues keep this equal to what they can serve).
+    woken: Cell<usize>,
 }
 
 impl WaitList {
@@ -80,6 +82,9 @@ impl WaitList {
         let mut q = self.queue.borrow_mut();
         if let Some(i) = q.iter().position(|w| Rc::ptr_eq(w, waiter)) {
             q.remove(i);
+            if waiter.woken.get() {
+                self.woken.set(self.woken.get() - 1);
+            }
         }
     }
 
@@ -99,6 +104,7 @@ impl WaitList {
         let head = self.queue.borrow().front().cloned();
         if let Some(w) = head {
             if !w.woken.get() {
+                self.woken.set(self.woken.get() + 1);
                 w.wake();
             }
         }
@@ -111,20 +117,40 @@ impl WaitList {
 
     /// Wakes the first `n` waiters that are not woken yet, in order; returns how many.
     pub(crate) fn wake_n(&self, n: usize) -> usize {
-        let mut woken = Vec::new();
-        {
-            let q = self.queue.borrow();
-            for w in q.iter().filter(|w| !w.woken.get()).take(n) {
-                w.woken.set(true);
-                woken.push(w.clone());
+        if n > 1 {
+            // Many at once (notify_all, Event.set): one pass, then wake outside the borrow.
+            let batch: Vec<Rc<Waiter>> = self
+                .queue
+                .borrow()
+                .iter()
+                .filter(|w| !w.woken.get())
+                .take(n)
+                .cloned()
+                .collect();
+            self.woken.set(self.woken.get() + batch.len());
+            for w in &batch {
+                w.wake();
             }
+            return batch.len();
         }
-        let count = woken.len();
-        // Outside the borrow: a waker may be anything.
-        for w in woken {
+        let mut count = 0;
+        while count < n {
+            // One at a time, outside the borrow: a waker may be anything.
+            let next = self.queue.borrow().iter().find(|w| !w.woken.get()).cloned();
+            let Some(w) = next else { break };
+            self.woken.set(self.woken.get() + 1);
             w.wake();
+            count += 1;
         }
         count
+    }
+
+    /// Wakes waiters in order until `target` of them are woken (or none is left to wake).
+    pub(crate) fn wake_up_to(&self, target: usize) {
+        let woken = self.woken.get();
+        if woken < target && woken < self.queue.borrow().len() {
+            self.wake_n(target - woken);
+        }
     }
 
     /// Wakes every waiter not woken yet.
