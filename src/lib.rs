@@ -72,8 +72,9 @@ pub use runtime::{ConcurrentFuture, ExecutorFuture};
 pub use selector::{Interest, PollingSelector, ReadyEvent, Selector, SelectorWaker};
 pub use server::{Server, ServerOptions, ServerSocket};
 pub use task::{
-    all_tasks, current_task, gather, shield, sleep, timeout, wait, wait_for, CancelOnDrop, Gather,
-    LoopFuture, ReturnWhen, Shield, Sleep, Task, TaskRef, Timeout,
+    all_tasks, as_completed, as_completed_tasks, current_task, gather, gather_tasks, shield, sleep,
+    task_group, timeout, to_thread, wait, wait_for, AsCompleted, CancelOnDrop, ExceptionGroup,
+    Gather, GatherAll, LoopFuture, ReturnWhen, Shield, Sleep, Task, TaskGroup, TaskRef, Timeout,
 };
 pub use transports::{Address, DatagramTransport, ExtraInfo, SendtoAddr, Transport};
 pub use unix::child_watcher::{

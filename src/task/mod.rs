@@ -2,8 +2,11 @@
 //! `wait_for`, `timeout`, `gather`, `shield`, `wait`, `current_task`, `all_tasks`.
 
 mod cancel_on_drop;
+mod completion;
 mod future;
+mod group;
 mod helpers;
+mod join;
 pub(crate) mod raw;
 pub(crate) mod refs;
 
@@ -14,10 +17,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 pub use cancel_on_drop::CancelOnDrop;
+pub use completion::{as_completed, as_completed_tasks, AsCompleted};
 pub use future::LoopFuture;
+pub use group::{task_group, ExceptionGroup, TaskGroup};
 pub use helpers::{
-    gather, shield, sleep, timeout, wait, wait_for, Gather, ReturnWhen, Shield, Sleep, Timeout,
+    gather, gather_tasks, shield, sleep, timeout, wait, wait_for, Gather, GatherAll, ReturnWhen,
+    Shield, Sleep, Timeout,
 };
+pub use join::{to_thread, GatherTuple};
+#[doc(hidden)]
+pub use join::{GatherSlot, GatherSlots};
 
 use crate::error::{Error, Result};
 use crate::runtime::core::EventLoop;
