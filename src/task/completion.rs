@@ -1,9 +1,12 @@
 //! [`as_completed`]: the outcomes of several tasks in the order they finish.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime::clock::IntoDelay;
@@ -17,13 +20,51 @@ use crate::task::{sleep, Task};
 /// without `StreamExt`.
 #[must_use = "streams do nothing unless polled"]
 pub struct AsCompleted<T: 'static> {
-    tasks: Result<Vec<Task<T>>>,
+    tasks: Result<Vec<Option<Task<T>>>>,
+    /// Indices in `tasks`, in the order the tasks finished (pushed by their done callbacks).
+    finished: Rc<Finished>,
     timer: Option<Sleep>,
     timed_out: bool,
 }
 
+#[derive(Default)]
+struct Finished {
+    order: RefCell<VecDeque<usize>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl<T: 'static> AsCompleted<T> {
+    fn build(tasks: Result<Vec<Task<T>>>, timer: Option<Sleep>) -> Self {
+        let finished = Rc::new(Finished::default());
+        let tasks = tasks.map(|tasks| {
+            for (i, t) in tasks.iter().enumerate() {
+                let f = finished.clone();
+                let registered = t.add_done_callback(move |_| {
+                    f.order.borrow_mut().push_back(i);
+                    let w = f.waker.borrow_mut().take();
+                    if let Some(w) = w {
+                        w.wake();
+                    }
+                });
+                if registered.is_err() {
+                    // Done on a closed loop: report it in list order.
+                    finished.order.borrow_mut().push_back(i);
+                }
+            }
+            tasks.into_iter().map(Some).collect()
+        });
+        AsCompleted {
+            tasks,
+            finished,
+            timer,
+            timed_out: false,
+        }
+    }
+}
+
 /// asyncio's `as_completed(aws, timeout=...)`: runs `futures` as tasks of the running loop and
-/// yields their outcomes in the order they finish.
+/// yields their outcomes in the order they finish (the order of their done callbacks, as in
+/// asyncio).
 ///
 /// After `timeout` (seconds or a `Duration`; `None` for no limit) the stream yields one
 /// [`ErrorKind::Timeout`] error and ends; the unfinished tasks run on (take them with
@@ -61,11 +102,7 @@ where
             .map(|f| lp.create_task(f))
             .collect::<Result<Vec<_>>>()
     });
-    AsCompleted {
-        tasks,
-        timer: timeout.map(sleep),
-        timed_out: false,
-    }
+    AsCompleted::build(tasks, timeout.map(sleep))
 }
 
 /// [`as_completed`] over tasks that already exist (no task is wrapped around them).
@@ -73,11 +110,7 @@ pub fn as_completed_tasks<T: 'static, D: IntoDelay>(
     tasks: impl IntoIterator<Item = Task<T>>,
     timeout: Option<D>,
 ) -> AsCompleted<T> {
-    AsCompleted {
-        tasks: Ok(tasks.into_iter().collect()),
-        timer: timeout.map(sleep),
-        timed_out: false,
-    }
+    AsCompleted::build(Ok(tasks.into_iter().collect()), timeout.map(sleep))
 }
 
 impl<T: 'static> AsCompleted<T> {
@@ -88,7 +121,11 @@ impl<T: 'static> AsCompleted<T> {
 
     /// The tasks not reported yet.
     pub fn into_remaining(mut self) -> Vec<Task<T>> {
-        std::mem::replace(&mut self.tasks, Ok(Vec::new())).unwrap_or_default()
+        std::mem::replace(&mut self.tasks, Ok(Vec::new()))
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
@@ -103,13 +140,14 @@ impl<T: 'static> AsCompleted<T> {
                 return Poll::Ready(Some(Err(e)));
             }
         };
-        if tasks.is_empty() {
-            return Poll::Ready(None);
-        }
-        if let Some(i) = tasks.iter().position(|t| t.poll_done(cx).is_ready()) {
-            let task = tasks.remove(i);
+        let next = self.finished.order.borrow_mut().pop_front();
+        if let Some(task) = next.and_then(|i| tasks.get_mut(i)).and_then(Option::take) {
             return Poll::Ready(Some(task.take_result()));
         }
+        if tasks.iter().all(Option::is_none) {
+            return Poll::Ready(None);
+        }
+        *self.finished.waker.borrow_mut() = Some(cx.waker().clone());
         if let Some(timer) = &mut self.timer {
             match Pin::new(timer).poll(cx) {
                 Poll::Ready(Ok(())) => {
@@ -140,7 +178,10 @@ impl<T: 'static> futures::Stream for AsCompleted<T> {
 impl<T: 'static> fmt::Debug for AsCompleted<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsCompleted")
-            .field("remaining", &self.tasks.as_ref().map(Vec::len))
+            .field(
+                "remaining",
+                &self.tasks.as_ref().map(|t| t.iter().flatten().count()),
+            )
             .field("timed_out", &self.timed_out)
             .finish()
     }
