@@ -4,7 +4,8 @@
 //! Like the [`locks`](crate::locks), queues are loop-thread objects: `Rc` inside (cloning
 //! shares one queue), not `Send`, no atomics, and they need only their futures' wakers.
 //!
-//! **Fairness.** Blocked getters (and blocked putters) are served strictly first come, first
+//! **Fairness.** The queue keeps as many woken getters as there are items and as many woken
+//! putters as there are free slots, so each woken waiter has its item or slot. Blocked getters (and blocked putters) are served strictly first come, first
 //! served: each item put wakes one getter, and the item is the woken getter's: a `get()` that
 //! arrives later waits its turn behind the woken getter instead of taking the item (asyncio lets
 //! it take the item, and the woken getter goes to the back of the line). A getter dropped after
@@ -156,13 +157,6 @@ impl<T: 'static, S: Store<T>> Inner<T, S> {
         } else {
             self.maxsize.saturating_sub(self.qsize())
         }
-    }
-
-    /// As many woken getters as items, as many woken putters as free slots: each woken waiter
-    /// has its item or slot, and nobody waits while there is something for them.
-    fn rebalance(&self) {
-        self.getters.wake_up_to(self.qsize());
-        self.putters.wake_up_to(self.room());
     }
 
     fn put_nowait(&self, item: T) -> Result<()> {
@@ -429,9 +423,8 @@ impl<T: 'static, S: Store<T>> Future for Put<T, S> {
                 "put() polled after it returned",
             )));
         };
-        let r = inner.put_nowait(item);
-        inner.rebalance();
-        Poll::Ready(r)
+        // put_nowait wakes a getter for the new item; the free slots only shrank.
+        Poll::Ready(inner.put_nowait(item))
     }
 }
 
@@ -495,9 +488,8 @@ impl<T: 'static, S: Store<T>> Future for Get<T, S> {
                 return Poll::Pending;
             }
         }
-        let r = inner.get_nowait();
-        inner.rebalance();
-        Poll::Ready(r)
+        // get_nowait wakes a putter for the freed slot; the items only shrank.
+        Poll::Ready(inner.get_nowait())
     }
 }
 
