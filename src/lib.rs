@@ -73,8 +73,9 @@ pub use selector::{Interest, PollingSelector, ReadyEvent, Selector, SelectorWake
 pub use server::{Server, ServerOptions, ServerSocket};
 pub use task::{
     all_tasks, as_completed, as_completed_tasks, current_task, gather, gather_tasks, shield, sleep,
-    task_group, timeout, to_thread, wait, wait_for, AsCompleted, CancelOnDrop, ExceptionGroup,
-    Gather, GatherAll, LoopFuture, ReturnWhen, Shield, Sleep, Task, TaskGroup, TaskRef, Timeout,
+    task_group, timeout, to_thread, wait, wait_for, AsCompleted, CancelOnDrop, DoneCallbackId,
+    ExceptionGroup, Gather, GatherAll, LoopFuture, ReturnWhen, Shield, Sleep, Task, TaskBody,
+    TaskFactory, TaskGroup, TaskRef, Timeout,
 };
 pub use transports::{Address, DatagramTransport, ExtraInfo, SendtoAddr, Transport};
 pub use unix::child_watcher::{
