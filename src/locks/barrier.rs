@@ -95,10 +95,13 @@ impl Drop for Arrival<'_> {
 ///
 /// let event_loop = asyncio::EventLoop::new()?;
 /// let barrier = Barrier::new(3)?;
-/// let mut indices = event_loop.run_until_complete(asyncio::gather((0..3).map(|_| {
-///     let b = barrier.clone();
-///     async move { b.wait().await.unwrap() }
-/// })))??;
+/// let mut indices = event_loop.run_until_complete(async move {
+///     asyncio::gather((0..3).map(|_| {
+///         let b = barrier.clone();
+///         async move { b.wait().await.unwrap() }
+///     }))
+///     .await
+/// })??;
 /// indices.sort();
 /// assert_eq!(indices, [0, 1, 2]);
 /// # Ok::<(), asyncio::Error>(())

@@ -17,14 +17,17 @@
 //!
 //! let event_loop = asyncio::EventLoop::new()?;
 //! let sem = Semaphore::new(2); // at most two at a time
-//! let out = event_loop.run_until_complete(asyncio::gather((0..5).map(|i| {
-//!     let sem = sem.clone();
-//!     async move {
-//!         let _permit = sem.acquire().await;
-//!         asyncio::sleep(0.001).await.unwrap();
-//!         i
-//!     }
-//! })))??;
+//! let out = event_loop.run_until_complete(async move {
+//!     asyncio::gather((0..5).map(|i| {
+//!         let sem = sem.clone();
+//!         async move {
+//!             let _permit = sem.acquire().await;
+//!             asyncio::sleep(0.001).await.unwrap();
+//!             i
+//!         }
+//!     }))
+//!     .await
+//! })??;
 //! assert_eq!(out, [0, 1, 2, 3, 4]);
 //! # Ok::<(), asyncio::Error>(())
 //! ```

@@ -36,7 +36,8 @@ impl EventLoop {
     /// })));
     /// let task = event_loop.create_task(async { 5 })?;
     /// assert_eq!(event_loop.run_until_complete(task)??, 5);
-    /// assert_eq!(created.get(), 1);
+    /// // The task, and the one run_until_complete wraps around it (asyncio's ensure_future).
+    /// assert_eq!(created.get(), 2);
     /// assert!(event_loop.get_task_factory().is_some());
     /// # Ok::<(), asyncio::Error>(())
     /// ```

@@ -18,7 +18,7 @@ use crate::task::Task;
 /// as it happens and the other children run on; dropping the future before it returned
 /// cancels the unfinished children, in that iteration.
 ///
-/// [`gather`]: crate::gather
+/// [`gather`]: crate::gather()
 ///
 /// ```
 /// let event_loop = asyncio::EventLoop::new()?;
