@@ -70,6 +70,17 @@ pub enum ErrorKind {
     /// The process is gone (Python's `ProcessLookupError`): a signal for a child whose exit was
     /// already seen ("process already exited"); never sent, so never to a recycled pid.
     ProcessLookup,
+    /// `put_nowait` on a full queue (asyncio's `QueueFull`).
+    QueueFull,
+    /// `get_nowait` on an empty queue (asyncio's `QueueEmpty`).
+    QueueEmpty,
+    /// The queue was shut down (asyncio 3.13's `QueueShutDown`).
+    QueueShutDown,
+    /// A [`Barrier`](crate::locks::Barrier) was aborted or reset (asyncio's `BrokenBarrierError`).
+    BrokenBarrier,
+    /// One or more children of a [`TaskGroup`](crate::TaskGroup) failed (Python's
+    /// `ExceptionGroup`); the errors are in an [`ExceptionGroup`](crate::ExceptionGroup) source.
+    ExceptionGroup,
 }
 
 impl ErrorKind {
@@ -95,6 +106,11 @@ impl ErrorKind {
             ErrorKind::LimitOverrun => "limit overrun",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::ProcessLookup => "no such process",
+            ErrorKind::QueueFull => "queue full",
+            ErrorKind::QueueEmpty => "queue empty",
+            ErrorKind::QueueShutDown => "queue shut down",
+            ErrorKind::BrokenBarrier => "broken barrier",
+            ErrorKind::ExceptionGroup => "unhandled errors in a TaskGroup",
         }
     }
 }

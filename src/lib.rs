@@ -39,9 +39,11 @@ pub mod error;
 pub mod events;
 pub mod executor;
 pub mod handles;
+pub mod locks;
 pub mod net;
 pub mod policy;
 pub mod protocols;
+pub mod queues;
 mod runners;
 pub mod runtime;
 pub mod selector;
@@ -76,8 +78,10 @@ pub use server::{Server, ServerOptions, ServerSocket};
 #[cfg(unix)]
 pub use subprocess::{Process, SubprocessTransport};
 pub use task::{
-    all_tasks, current_task, gather, shield, sleep, timeout, wait, wait_for, CancelOnDrop, Gather,
-    LoopFuture, ReturnWhen, Shield, Sleep, Task, TaskRef, Timeout,
+    all_tasks, as_completed, as_completed_tasks, current_task, gather, gather_tasks, shield, sleep,
+    task_group, timeout, to_thread, wait, wait_for, AsCompleted, CancelOnDrop, DoneCallbackId,
+    ExceptionGroup, Gather, GatherAll, LoopFuture, ReturnWhen, Shield, Sleep, Task, TaskBody,
+    TaskFactory, TaskGroup, TaskRef, Timeout,
 };
 pub use transports::{Address, DatagramTransport, ExtraInfo, SendtoAddr, Transport};
 pub use unix::child_watcher::{

@@ -120,6 +120,8 @@ pub(crate) struct Inner {
     pub(crate) next_task_id: Cell<u64>,
     pub(crate) iterations: Cell<u64>,
     pub(crate) signals: RefCell<Option<crate::unix::signals::LoopSignals>>,
+    /// `set_task_factory`'s hook, used by `create_task`.
+    pub(crate) task_factory: RefCell<Option<crate::task::TaskFactory>>,
 }
 
 impl Inner {
@@ -412,6 +414,7 @@ impl EventLoopBuilder {
                 next_task_id: Cell::new(1),
                 iterations: Cell::new(0),
                 signals: RefCell::new(None),
+                task_factory: RefCell::new(None),
             }),
         };
         crate::runtime::thread_loops::register(&event_loop.inner);

@@ -51,10 +51,12 @@ use crate::runtime::running::get_running_loop;
 use crate::server::{Server, ServerOptions};
 use crate::transports::Transport;
 
+mod duplex;
 pub(crate) mod protocol;
 mod reader;
 mod writer;
 
+pub use duplex::Stream;
 use protocol::{Shared, StreamReaderProtocol};
 pub use reader::StreamReader;
 pub use writer::StreamWriter;

@@ -293,6 +293,130 @@ where
     }
 }
 
+/// asyncio's `gather(*tasks)` over tasks that already exist: the handles are awaited as they
+/// are, with no task wrapped around them, so dropping the `Gather` (a [`timeout`] that ran
+/// out, the cancellation of the awaiting task) cancels the tasks themselves, in that same
+/// iteration.
+///
+/// (A [`Task`] is a `Future`, so [`gather`] accepts one too, but it then runs the handle in a
+/// task of its own, and cancelling that wrapper only detaches the task inside.)
+///
+/// # Errors
+/// As [`gather`].
+///
+/// # Cancel safety
+/// As [`gather`]: dropping it before it returned cancels the unfinished tasks.
+///
+/// ```
+/// use asyncio::ErrorKind;
+/// let event_loop = asyncio::EventLoop::new()?;
+/// let tasks: Vec<_> = (0..3)
+///     .map(|_| event_loop.create_task(asyncio::sleep(3600.0)))
+///     .collect::<asyncio::Result<_>>()?;
+/// let probes: Vec<_> = tasks.iter().map(|t| t.as_task_ref()).collect();
+/// let r = event_loop.run_until_complete(asyncio::wait_for(asyncio::gather_tasks(tasks), 0.01))?;
+/// assert_eq!(r.unwrap_err().kind(), ErrorKind::Timeout);
+/// event_loop.run_until_complete(asyncio::sleep(0.0))??; // their cancelled last step
+/// assert!(probes.iter().all(|t| t.cancelled()));
+/// # Ok::<(), asyncio::Error>(())
+/// ```
+pub fn gather_tasks<T: 'static>(tasks: impl IntoIterator<Item = Task<T>>) -> Gather<T> {
+    let tasks: Vec<Option<Task<T>>> = tasks.into_iter().map(Some).collect();
+    let n = tasks.len();
+    Gather {
+        tasks: Ok(tasks),
+        results: (0..n).map(|_| None).collect(),
+    }
+}
+
+impl<T: 'static> Gather<T> {
+    /// asyncio's `return_exceptions=True`: waits for every child and returns each one's
+    /// outcome, errors (cancellation, panic) in their place, instead of the first error.
+    ///
+    /// ```
+    /// let event_loop = asyncio::EventLoop::new()?;
+    /// let out = event_loop.run_until_complete(async {
+    ///     asyncio::gather([
+    ///         Box::pin(async { 1 }) as std::pin::Pin<Box<dyn std::future::Future<Output = i32>>>,
+    ///         Box::pin(async { panic!("boom") }),
+    ///     ])
+    ///     .return_exceptions()
+    ///     .await
+    /// })??;
+    /// assert_eq!(*out[0].as_ref().unwrap(), 1);
+    /// assert_eq!(out[1].as_ref().unwrap_err().kind(), asyncio::ErrorKind::Panicked);
+    /// # Ok::<(), asyncio::Error>(())
+    /// ```
+    pub fn return_exceptions(mut self) -> GatherAll<T> {
+        let tasks = std::mem::replace(&mut self.tasks, Ok(Vec::new()));
+        GatherAll {
+            results: match &tasks {
+                Ok(t) => (0..t.len()).map(|_| None).collect(),
+                Err(_) => Vec::new(),
+            },
+            tasks,
+        }
+    }
+}
+
+/// The future returned by [`Gather::return_exceptions`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct GatherAll<T> {
+    tasks: Result<Vec<Option<Task<T>>>>,
+    results: Vec<Option<Result<T>>>,
+}
+
+impl<T> std::fmt::Debug for GatherAll<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatherAll")
+            .field("tasks", &self.tasks.as_ref().map(Vec::len))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Unpin for GatherAll<T> {}
+
+impl<T: 'static> Future for GatherAll<T> {
+    type Output = Result<Vec<Result<T>>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let tasks = match &mut this.tasks {
+            Ok(t) => t,
+            Err(e) => return Poll::Ready(Err(e.clone())),
+        };
+        let mut pending = false;
+        for (slot, out) in tasks.iter_mut().zip(this.results.iter_mut()) {
+            let Some(task) = slot else { continue };
+            match task.poll_done(cx) {
+                Poll::Pending => pending = true,
+                Poll::Ready(()) => {
+                    *out = Some(task.take_result());
+                    *slot = None;
+                }
+            }
+        }
+        if pending {
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(this
+            .results
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect()))
+    }
+}
+
+impl<T> Drop for GatherAll<T> {
+    fn drop(&mut self) {
+        if let Ok(tasks) = &self.tasks {
+            for task in tasks.iter().flatten() {
+                task.cancel();
+            }
+        }
+    }
+}
+
 impl<T> std::fmt::Debug for Gather<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gather")

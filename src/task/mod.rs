@@ -2,8 +2,12 @@
 //! `wait_for`, `timeout`, `gather`, `shield`, `wait`, `current_task`, `all_tasks`.
 
 mod cancel_on_drop;
+mod completion;
+mod factory;
 mod future;
+mod group;
 mod helpers;
+mod join;
 pub(crate) mod raw;
 pub(crate) mod refs;
 
@@ -14,10 +18,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 pub use cancel_on_drop::CancelOnDrop;
+pub use completion::{as_completed, as_completed_tasks, AsCompleted};
+pub use factory::{TaskBody, TaskFactory};
 pub use future::LoopFuture;
+pub use group::{task_group, ExceptionGroup, TaskGroup};
 pub use helpers::{
-    gather, shield, sleep, timeout, wait, wait_for, Gather, ReturnWhen, Shield, Sleep, Timeout,
+    gather, gather_tasks, shield, sleep, timeout, wait, wait_for, Gather, GatherAll, ReturnWhen,
+    Shield, Sleep, Timeout,
 };
+pub use join::{to_thread, GatherTuple};
+#[doc(hidden)]
+pub use join::{GatherSlot, GatherSlots};
 
 use crate::error::{Error, Result};
 use crate::runtime::core::EventLoop;
@@ -116,13 +127,34 @@ impl<T: 'static> Task<T> {
     }
 
     /// Schedules `callback` (with `call_soon`, never synchronously) once the task finishes; if it
-    /// has finished already, it is scheduled now.
+    /// has finished already, it is scheduled now. The id removes it again
+    /// ([`remove_done_callback`](Task::remove_done_callback)).
     ///
     /// # Errors
     /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) if the task is done and its loop is
     /// closed.
-    pub fn add_done_callback(&self, callback: impl FnOnce(&TaskRef) + 'static) -> Result<()> {
+    pub fn add_done_callback(
+        &self,
+        callback: impl FnOnce(&TaskRef) + 'static,
+    ) -> Result<DoneCallbackId> {
         self.as_task_ref().add_done_callback(callback)
+    }
+
+    /// Removes a done callback that has not been scheduled yet; returns how many were removed
+    /// (0 or 1). Python compares callables; Rust closures have no identity, so the id from
+    /// [`add_done_callback`](Task::add_done_callback) names the callback.
+    ///
+    /// ```
+    /// let event_loop = asyncio::EventLoop::new()?;
+    /// let task = event_loop.create_task(async {})?;
+    /// let id = task.add_done_callback(|_| unreachable!())?;
+    /// assert_eq!(task.remove_done_callback(id), 1);
+    /// assert_eq!(task.remove_done_callback(id), 0);
+    /// event_loop.run_until_complete(task)??;
+    /// # Ok::<(), asyncio::Error>(())
+    /// ```
+    pub fn remove_done_callback(&self, id: DoneCallbackId) -> usize {
+        self.raw.remove_done_callback(id.0)
     }
 
     /// Turns this handle into one that cancels the task when dropped before it finished, as
@@ -166,9 +198,53 @@ impl<T> Task<T> {
     /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) if the future's `Drop` panics, as a
     /// raising `finally` does in asyncio). Returns `false` if the task had already finished.
     pub fn cancel(&self) -> bool {
-        raw::cancel(&self.raw)
+        raw::cancel(&self.raw, None)
+    }
+
+    /// [`cancel`](Task::cancel) with a message (Python's `cancel(msg)`): the task's
+    /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) error carries it.
+    ///
+    /// ```
+    /// let event_loop = asyncio::EventLoop::new()?;
+    /// let task = event_loop.create_task(asyncio::sleep(3600.0))?;
+    /// task.cancel_with("shutting down");
+    /// let err = event_loop.run_until_complete(task)?.unwrap_err();
+    /// assert!(err.is_cancelled());
+    /// assert_eq!(err.to_string(), "shutting down");
+    /// # Ok::<(), asyncio::Error>(())
+    /// ```
+    pub fn cancel_with(&self, message: impl Into<String>) -> bool {
+        raw::cancel(&self.raw, Some(message.into()))
+    }
+
+    /// How many cancellation requests are pending (Python's `cancelling()`): each accepted
+    /// [`cancel`](Task::cancel) counts one, each [`uncancel`](Task::uncancel) takes one back.
+    pub fn cancelling(&self) -> u32 {
+        self.raw.cancelling()
+    }
+
+    /// Withdraws one cancellation request and returns how many are left (Python's
+    /// `uncancel()`). When none is left before the task's next step, the cancellation does not
+    /// happen (asyncio 3.13); once the step has dropped the future it cannot be undone.
+    ///
+    /// ```
+    /// let event_loop = asyncio::EventLoop::new()?;
+    /// let task = event_loop.create_task(async { 7 })?;
+    /// assert!(task.cancel());
+    /// assert_eq!(task.cancelling(), 1);
+    /// assert_eq!(task.uncancel(), 0);
+    /// assert_eq!(event_loop.run_until_complete(task)??, 7);
+    /// # Ok::<(), asyncio::Error>(())
+    /// ```
+    pub fn uncancel(&self) -> u32 {
+        self.raw.uncancel()
     }
 }
+
+/// Names a done callback added with [`Task::add_done_callback`] or
+/// [`TaskRef::add_done_callback`], for `remove_done_callback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DoneCallbackId(u64);
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
@@ -213,7 +289,27 @@ impl TaskRef {
 
     /// Requests cancellation (see [`Task::cancel`]).
     pub fn cancel(&self) -> bool {
-        raw::cancel(&self.raw)
+        raw::cancel(&self.raw, None)
+    }
+
+    /// Requests cancellation with a message (see [`Task::cancel_with`]).
+    pub fn cancel_with(&self, message: impl Into<String>) -> bool {
+        raw::cancel(&self.raw, Some(message.into()))
+    }
+
+    /// Pending cancellation requests (see [`Task::cancelling`]).
+    pub fn cancelling(&self) -> u32 {
+        self.raw.cancelling()
+    }
+
+    /// Withdraws one cancellation request (see [`Task::uncancel`]).
+    pub fn uncancel(&self) -> u32 {
+        self.raw.uncancel()
+    }
+
+    /// Removes a done callback that has not been scheduled (see [`Task::remove_done_callback`]).
+    pub fn remove_done_callback(&self, id: DoneCallbackId) -> usize {
+        self.raw.remove_done_callback(id.0)
     }
 
     /// The task's name.
@@ -260,15 +356,21 @@ impl TaskRef {
     ///
     /// # Errors
     /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) if the task is done and its loop closed.
-    pub fn add_done_callback(&self, callback: impl FnOnce(&TaskRef) + 'static) -> Result<()> {
+    pub fn add_done_callback(
+        &self,
+        callback: impl FnOnce(&TaskRef) + 'static,
+    ) -> Result<DoneCallbackId> {
         if self.done() {
             let lp = self.raw.event_loop().ok_or_else(Error::closed)?;
             let me = self.clone();
             lp.call_soon(move || callback(&me))?;
+            // Scheduled already: no id can remove it.
+            Ok(DoneCallbackId(u64::MAX))
         } else {
-            self.raw.push_done_callback(Box::new(callback));
+            Ok(DoneCallbackId(
+                self.raw.push_done_callback(Box::new(callback)),
+            ))
         }
-        Ok(())
     }
 }
 
@@ -282,13 +384,18 @@ impl fmt::Debug for TaskRef {
 }
 
 impl EventLoop {
-    /// Wraps `future` in a [`Task`] and schedules its first step (FIFO with callbacks).
+    /// Wraps `future` in a [`Task`] and schedules its first step (FIFO with callbacks), through
+    /// the [task factory](EventLoop::set_task_factory) if one is set.
     ///
     /// # Errors
     /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) on a closed loop.
     pub fn create_task<F: Future + 'static>(&self, future: F) -> Result<Task<F::Output>> {
         self.check_closed()?;
-        let cell = raw::spawn(self, future);
+        let factory = self.inner.task_factory.borrow().clone();
+        let cell = match factory {
+            None => raw::spawn(self, future),
+            Some(f) => raw::spawn(self, factory::through_factory(self, &f, future)),
+        };
         Ok(Task::from_raw(cell))
     }
 

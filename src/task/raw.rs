@@ -54,10 +54,18 @@ pub(crate) trait TaskRun {
     fn name(&self) -> String;
     fn set_name(&self, name: String);
     fn status(&self) -> Status;
-    /// Requests cancellation; false when the task has finished. The caller wakes the task.
-    fn cancel(&self) -> bool;
+    /// Requests cancellation (counted, with an optional message); false when the task has
+    /// finished. The caller wakes the task.
+    fn cancel(&self, message: Option<String>) -> bool;
+    /// How many cancellation requests are pending (asyncio's `cancelling()`).
+    fn cancelling(&self) -> u32;
+    /// Withdraws one request; at zero the pending cancellation is dropped (asyncio 3.13).
+    fn uncancel(&self) -> u32;
     fn error(&self) -> Option<Error>;
-    fn push_done_callback(&self, cb: Box<dyn FnOnce(&TaskRef)>);
+    /// Adds a done callback; returns its id for `remove_done_callback`.
+    fn push_done_callback(&self, cb: Box<dyn FnOnce(&TaskRef)>) -> u64;
+    /// Removes the done callback `id` if it has not run; returns how many were removed.
+    fn remove_done_callback(&self, id: u64) -> usize;
     fn take_done_callbacks(&self) -> Vec<TaskCallback>;
     fn event_loop(&self) -> Option<EventLoop>;
     fn handle_alive(&self) -> bool;
@@ -83,7 +91,11 @@ pub(crate) trait TaskJoin<T>: TaskRun {
 struct Extra {
     name: Option<String>,
     error: Option<Error>,
-    callbacks: Vec<TaskCallback>,
+    callbacks: Vec<(u64, TaskCallback)>,
+    next_callback: u64,
+    /// Pending cancellation requests (asyncio's `_num_cancels_requested`).
+    cancels: u32,
+    cancel_message: Option<String>,
 }
 
 /// A task: `#[repr(C)]` with the header first, so that a pointer to the cell is a pointer to
@@ -160,6 +172,19 @@ impl<F: Future + 'static> TaskCell<F> {
         f(slot.get_or_insert_with(Box::default))
     }
 
+    /// `Cancelled`, with the message given to `cancel_with` if any.
+    fn cancelled_error(&self) -> Error {
+        let message = self
+            .extra
+            .borrow()
+            .as_ref()
+            .and_then(|x| x.cancel_message.clone());
+        match message {
+            Some(m) => Error::new(ErrorKind::Cancelled, m),
+            None => Error::cancelled(),
+        }
+    }
+
     fn finish(&self, status: Status, error: Option<Error>) {
         if let Some(error) = error {
             self.with_extra(|x| x.error = Some(error));
@@ -181,7 +206,7 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
             // panic (as a raising `finally` does in asyncio) instead of vanishing.
             match self.set_stage(Stage::Gone) {
                 Some(err) => self.finish(Status::Failed, Some(err)),
-                None => self.finish(Status::Cancelled, Some(Error::cancelled())),
+                None => self.finish(Status::Cancelled, Some(self.cancelled_error())),
             }
             return true;
         }
@@ -206,7 +231,7 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
                 if self.cancel_requested.get() {
                     // Cancelled while running its last step: asyncio reports it cancelled.
                     self.set_stage(Stage::Gone);
-                    self.finish(Status::Cancelled, Some(Error::cancelled()));
+                    self.finish(Status::Cancelled, Some(self.cancelled_error()));
                 } else {
                     self.set_stage(Stage::Finished(Some(output)));
                     self.finish(Status::Done, None);
@@ -258,25 +283,76 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
         self.status.get()
     }
 
-    fn cancel(&self) -> bool {
+    fn cancel(&self, message: Option<String>) -> bool {
         if self.status.get() != Status::Pending {
             return false;
         }
         self.cancel_requested.set(true);
+        self.with_extra(|x| {
+            x.cancels += 1;
+            if message.is_some() {
+                x.cancel_message = message;
+            }
+        });
         true
+    }
+
+    fn cancelling(&self) -> u32 {
+        self.extra.borrow().as_ref().map_or(0, |x| x.cancels)
+    }
+
+    fn uncancel(&self) -> u32 {
+        let left = match self.extra.borrow_mut().as_mut() {
+            Some(x) if x.cancels > 0 => {
+                x.cancels -= 1;
+                x.cancels
+            }
+            _ => return 0,
+        };
+        if left == 0 && self.status.get() == Status::Pending {
+            self.cancel_requested.set(false);
+        }
+        left
     }
 
     fn error(&self) -> Option<Error> {
         self.extra.borrow().as_ref().and_then(|x| x.error.clone())
     }
 
-    fn push_done_callback(&self, cb: Box<dyn FnOnce(&TaskRef)>) {
-        self.with_extra(|x| x.callbacks.push(cb));
+    fn push_done_callback(&self, cb: Box<dyn FnOnce(&TaskRef)>) -> u64 {
+        self.with_extra(|x| {
+            let id = x.next_callback;
+            x.next_callback += 1;
+            x.callbacks.push((id, cb));
+            id
+        })
+    }
+
+    fn remove_done_callback(&self, id: u64) -> usize {
+        let removed = match self.extra.borrow_mut().as_mut() {
+            Some(x) => {
+                let before = x.callbacks.len();
+                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut x.callbacks)
+                    .into_iter()
+                    .partition(|(i, _)| *i == id);
+                x.callbacks = kept;
+                debug_assert_eq!(before, gone.len() + x.callbacks.len());
+                gone
+            }
+            None => Vec::new(),
+        };
+        let n = removed.len();
+        // Dropped outside the borrow: a callback's captures may touch this task.
+        drop(removed);
+        n
     }
 
     fn take_done_callbacks(&self) -> Vec<TaskCallback> {
         match self.extra.borrow_mut().as_mut() {
-            Some(x) => std::mem::take(&mut x.callbacks),
+            Some(x) => std::mem::take(&mut x.callbacks)
+                .into_iter()
+                .map(|(_, cb)| cb)
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -372,8 +448,8 @@ pub(crate) fn run_task(lp: &EventLoop, task: AnyTask) -> Option<String> {
 }
 
 /// Requests cancellation of `task` and wakes it, so that its next step drops the future.
-pub(crate) fn cancel<D: ?Sized + TaskRun>(task: &TaskPtr<D>) -> bool {
-    let accepted = task.cancel();
+pub(crate) fn cancel<D: ?Sized + TaskRun>(task: &TaskPtr<D>, message: Option<String>) -> bool {
+    let accepted = task.cancel(message);
     if accepted {
         task.wake_by_ref();
     }
