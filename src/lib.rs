@@ -48,6 +48,7 @@ pub mod selector;
 pub mod server;
 pub mod streams;
 pub mod task;
+pub mod tls;
 pub mod transports;
 #[cfg(unix)]
 pub mod unix;
@@ -73,6 +74,7 @@ pub use task::{
     all_tasks, current_task, gather, shield, sleep, timeout, wait, wait_for, CancelOnDrop, Gather,
     LoopFuture, ReturnWhen, Shield, Sleep, Task, TaskRef, Timeout,
 };
+pub use tls::{TlsContext, TlsVersion};
 pub use transports::{Address, DatagramTransport, ExtraInfo, SendtoAddr, Transport};
 pub use unix::child_watcher::{
     ChildCallback, ChildWatcher, FastChildWatcher, PidfdChildWatcher, SafeChildWatcher,
