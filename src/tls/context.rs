@@ -224,6 +224,17 @@ pub struct ClientContextBuilder {
     max: Option<TlsVersion>,
 }
 
+impl fmt::Debug for ClientContextBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientContextBuilder")
+            .field("cas", &self.cas.len())
+            .field("check_hostname", &!self.no_hostname_check)
+            .field("verify", &!self.no_verification)
+            .field("client_cert", &self.cert.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ClientContextBuilder {
     /// Trusts the CA certificates in `pem` (Python's `load_verify_locations(cadata=...)`).
     /// Once CAs are given, the bundled roots are no longer trusted unless
@@ -364,6 +375,16 @@ pub struct ServerContextBuilder {
     alpn: Vec<Vec<u8>>,
     min: Option<TlsVersion>,
     max: Option<TlsVersion>,
+}
+
+impl fmt::Debug for ServerContextBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerContextBuilder")
+            .field("cert", &self.cert.is_some())
+            .field("cas", &self.cas.len())
+            .field("client_auth", &self.client_auth)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerContextBuilder {

@@ -112,7 +112,12 @@ impl Pki {
 
     /// A client context with a client certificate from this CA.
     pub fn client_with_cert(&self) -> TlsContext {
-        let leaf = self.leaf(
+        self.client_with_cert_from(self)
+    }
+
+    /// A client context trusting this CA, with a client certificate from `issuer`.
+    pub fn client_with_cert_from(&self, issuer: &Pki) -> TlsContext {
+        let leaf = issuer.leaf(
             &["client"],
             LeafKind {
                 client: true,
