@@ -126,6 +126,22 @@ impl TlsContext {
         }
     }
 
+    /// The rustls configuration of a client context (to share it with other rustls users).
+    pub fn client_config(&self) -> Option<Arc<ClientConfig>> {
+        match &self.config {
+            Config::Client(c) => Some(c.clone()),
+            Config::Server(_) => None,
+        }
+    }
+
+    /// The rustls configuration of a server context.
+    pub fn server_config(&self) -> Option<Arc<ServerConfig>> {
+        match &self.config {
+            Config::Server(c) => Some(c.clone()),
+            Config::Client(_) => None,
+        }
+    }
+
     /// Whether this is a server context.
     pub fn is_server(&self) -> bool {
         matches!(self.config, Config::Server(_))
