@@ -352,3 +352,63 @@ fn streams_over_tls_tcp_and_unix() {
         })
     });
 }
+
+#[test]
+fn transport_contract_over_tls() {
+    watchdog(|| {
+        run(|lp| async move {
+            let pki = Pki::new("CA");
+            let server = lp
+                .create_server(
+                    Recorder::echo,
+                    &["127.0.0.1"],
+                    Some(0),
+                    ServerOptions::new().ssl(pki.server()),
+                )
+                .await
+                .unwrap();
+            let port = port_of(&server);
+            let client = Recorder::default();
+            let c = client.clone();
+            let options = ConnectOptions::new()
+                .ssl(pki.client())
+                .server_hostname("localhost");
+            let (t, _) = lp
+                .create_connection(move || c, Some("127.0.0.1"), Some(port), options)
+                .await
+                .unwrap();
+            // Water marks.
+            t.set_write_buffer_limits(Some(100), None).unwrap();
+            assert_eq!(t.get_write_buffer_limits(), (25, 100));
+            assert!(t.set_write_buffer_limits(Some(1), Some(2)).is_err());
+            assert_eq!(t.get_write_buffer_size(), 0);
+            // Paused reading: the echo waits until resumed.
+            t.pause_reading();
+            assert!(!t.is_reading());
+            t.write(b"while paused").unwrap();
+            net_support::spin(50).await;
+            assert_eq!(client.len(), 0, "no data while paused");
+            t.resume_reading();
+            assert!(t.is_reading());
+            wait_until("the echo after resume", || client.len() == 12).await;
+            // set_protocol: later data goes to the new protocol.
+            assert!(t.get_protocol().is_some());
+            let second = Recorder::default();
+            t.set_protocol(std::rc::Rc::new(std::cell::RefCell::new(second.clone())));
+            t.write(b"to the second").unwrap();
+            wait_until("the second protocol's data", || second.len() == 13).await;
+            assert_eq!(client.len(), 12);
+            assert!(format!("{t:?}").starts_with("TlsTransport"), "{t:?}");
+            t.close();
+            // Writes after close are dropped.
+            t.write(b"ignored").unwrap();
+            wait_until("connection_lost", || second.lost()).await;
+            assert!(
+                !client.lost(),
+                "the replaced protocol gets no connection_lost"
+            );
+            assert!(t.get_protocol().is_none());
+            server.close();
+        })
+    });
+}

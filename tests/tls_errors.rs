@@ -273,6 +273,23 @@ fn client_certificates_required() {
     }
 }
 
+/// An echo protocol that counts the live ones.
+struct Tracked(Recorder, std::rc::Rc<std::cell::Cell<usize>>);
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.1.set(self.1.get() - 1);
+    }
+}
+impl BaseProtocol for Tracked {}
+impl Protocol for Tracked {
+    fn connection_made(&mut self, transport: asyncio::Transport) {
+        self.0.connection_made(transport);
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        self.0.data_received(data);
+    }
+}
+
 /// A protocol that never answers.
 struct Silent;
 impl BaseProtocol for Silent {}
@@ -334,7 +351,22 @@ fn plain_text_and_garbage_clients_fail_alone() {
     watchdog(|| {
         run(|lp| async move {
             let pki = Pki::new("CA");
-            let (server, port) = echo_server(&lp, pki.server()).await;
+            // Every protocol the server makes is dropped again: nothing leaks.
+            let live = std::rc::Rc::new(std::cell::Cell::new(0usize));
+            let l = live.clone();
+            let server = lp
+                .create_server(
+                    move || {
+                        l.set(l.get() + 1);
+                        Tracked(Recorder::echo(), l.clone())
+                    },
+                    &["127.0.0.1"],
+                    Some(0),
+                    ServerOptions::new().ssl(pki.server()),
+                )
+                .await
+                .unwrap();
+            let port = port_of(&server);
             // Each bad client runs on a thread with blocking sockets; the loop keeps serving.
             let bad = std::thread::spawn(move || {
                 let mut outcomes = Vec::new();
@@ -373,6 +405,7 @@ fn plain_text_and_garbage_clients_fail_alone() {
             })
             .await;
             still_serves(&lp, port, pki.client()).await;
+            wait_until("every protocol dropped", || live.get() == 0).await;
             server.close();
         })
     });
