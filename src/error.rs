@@ -64,6 +64,10 @@ pub enum ErrorKind {
     /// A stream's buffer limit was reached while looking for a separator (asyncio's
     /// `LimitOverrunError`); see [`LimitOverrunError`](crate::streams::LimitOverrunError).
     LimitOverrun,
+    /// A TLS failure (asyncio's `ssl.SSLError`): the message names the reason, for example
+    /// "certificate verify failed: unknown issuer", "... certificate has expired",
+    /// "... hostname mismatch", "handshake failure: ..." or "unsupported protocol version".
+    Tls,
     /// A SIGINT (Ctrl-C) cancelled the main task of [`run`](crate::run) or
     /// [`Runner::run`](crate::Runner::run) (Python's `KeyboardInterrupt`).
     Interrupted,
@@ -111,6 +115,7 @@ impl ErrorKind {
             ErrorKind::QueueShutDown => "queue shut down",
             ErrorKind::BrokenBarrier => "broken barrier",
             ErrorKind::ExceptionGroup => "unhandled errors in a TaskGroup",
+            ErrorKind::Tls => "TLS error",
         }
     }
 }

@@ -52,6 +52,7 @@ pub mod streams;
 #[cfg(unix)]
 pub mod subprocess;
 pub mod task;
+pub mod tls;
 pub mod transports;
 #[cfg(unix)]
 pub mod unix;
@@ -83,6 +84,7 @@ pub use task::{
     ExceptionGroup, Gather, GatherAll, LoopFuture, ReturnWhen, Shield, Sleep, Task, TaskBody,
     TaskFactory, TaskGroup, TaskRef, Timeout,
 };
+pub use tls::{TlsContext, TlsVersion};
 pub use transports::{Address, DatagramTransport, ExtraInfo, SendtoAddr, Transport};
 pub use unix::child_watcher::{
     ChildCallback, ChildWatcher, FastChildWatcher, PidfdChildWatcher, SafeChildWatcher,

@@ -20,6 +20,7 @@ use crate::net::{bind_error, remove_stale_unix_socket, set_nodelay, AddrInfoHint
 use crate::protocols::{BufferedProtocol, Protocol};
 use crate::runtime::core::EventLoop;
 use crate::task::LoopFuture;
+use crate::tls::TlsContext;
 use crate::transports::{is_retry, Address, ProtocolRefs, Transport};
 
 /// How long a server stops accepting after running out of file descriptors or memory.
@@ -47,6 +48,13 @@ pub struct ServerOptions {
     pub start_serving: bool,
     /// Unix servers: remove the socket file on close (default `true`).
     pub cleanup_socket: bool,
+    /// TLS: the server context every accepted connection runs through (asyncio's `ssl`); see
+    /// [`crate::tls`].
+    pub ssl: Option<TlsContext>,
+    /// Seconds a client's TLS handshake may take (default 60); a slower client is dropped.
+    pub ssl_handshake_timeout: Option<f64>,
+    /// Seconds a closing TLS connection waits for the peer's close_notify (default 30).
+    pub ssl_shutdown_timeout: Option<f64>,
 }
 
 impl Default for ServerOptions {
@@ -60,6 +68,9 @@ impl Default for ServerOptions {
             reuse_port: false,
             start_serving: true,
             cleanup_socket: true,
+            ssl: None,
+            ssl_handshake_timeout: None,
+            ssl_shutdown_timeout: None,
         }
     }
 }
@@ -68,6 +79,24 @@ impl ServerOptions {
     /// asyncio's defaults.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Serves TLS with this server context (asyncio's `ssl=`).
+    pub fn ssl(mut self, context: TlsContext) -> Self {
+        self.ssl = Some(context);
+        self
+    }
+
+    /// Sets the TLS handshake timeout in seconds.
+    pub fn ssl_handshake_timeout(mut self, seconds: f64) -> Self {
+        self.ssl_handshake_timeout = Some(seconds);
+        self
+    }
+
+    /// Sets the TLS shutdown timeout in seconds.
+    pub fn ssl_shutdown_timeout(mut self, seconds: f64) -> Self {
+        self.ssl_shutdown_timeout = Some(seconds);
+        self
     }
 
     /// Sets the address family.
@@ -503,6 +532,15 @@ impl EventLoop {
         options: &ServerOptions,
         unix_cleanup: Option<(PathBuf, u64, u64)>,
     ) -> Result<Server> {
+        let tls = crate::tls::server_params(
+            options.ssl.as_ref(),
+            options.ssl_handshake_timeout,
+            options.ssl_shutdown_timeout,
+        )?;
+        let factory = match tls {
+            Some(tls) => crate::tls::server_factory(self, factory, tls),
+            None => factory,
+        };
         for s in &sockets {
             s.listen(options.backlog)?;
             s.set_nonblocking(true)?;

@@ -16,6 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::log_error;
 use crate::protocols::{BufferedProtocol, Protocol};
 use crate::runtime::core::EventLoop;
+use crate::tls::{TlsContext, TlsParams};
 use crate::transports::{ProtocolRefs, Transport};
 
 /// The builder setters `family`, `proto` and `flags` (asyncio's `getaddrinfo` arguments) of
@@ -72,6 +73,15 @@ pub struct ConnectOptions {
     /// Reorder the resolved addresses by family: this many of the first family, then one of each
     /// family in turn (asyncio's `interleave`; 1 when `happy_eyeballs_delay` is set).
     pub interleave: Option<usize>,
+    /// TLS: the client context to run the connection through (asyncio's `ssl`); see
+    /// [`crate::tls`].
+    pub ssl: Option<TlsContext>,
+    /// The name the server's certificate must carry (and the SNI sent); defaults to the host.
+    pub server_hostname: Option<String>,
+    /// Seconds the TLS handshake may take (default 60).
+    pub ssl_handshake_timeout: Option<f64>,
+    /// Seconds a closing TLS connection waits for the peer's close_notify (default 30).
+    pub ssl_shutdown_timeout: Option<f64>,
 }
 
 impl ConnectOptions {
@@ -105,6 +115,42 @@ impl ConnectOptions {
     pub fn sock(mut self, sock: impl Into<OwnedFd>) -> Self {
         self.sock = Some(sock.into());
         self
+    }
+
+    /// Runs the connection through TLS with this client context (asyncio's `ssl=`).
+    pub fn ssl(mut self, context: TlsContext) -> Self {
+        self.ssl = Some(context);
+        self
+    }
+
+    /// Sets the name the server's certificate is checked against (see
+    /// [`server_hostname`](ConnectOptions::server_hostname)).
+    pub fn server_hostname(mut self, name: impl Into<String>) -> Self {
+        self.server_hostname = Some(name.into());
+        self
+    }
+
+    /// Sets the TLS handshake timeout in seconds.
+    pub fn ssl_handshake_timeout(mut self, seconds: f64) -> Self {
+        self.ssl_handshake_timeout = Some(seconds);
+        self
+    }
+
+    /// Sets the TLS shutdown timeout in seconds.
+    pub fn ssl_shutdown_timeout(mut self, seconds: f64) -> Self {
+        self.ssl_shutdown_timeout = Some(seconds);
+        self
+    }
+
+    /// The checked TLS settings for a connection to `host`.
+    fn tls(&self, host: Option<&str>) -> Result<Option<(TlsContext, TlsParams)>> {
+        crate::tls::client_params(
+            self.ssl.as_ref(),
+            self.server_hostname.as_deref(),
+            host,
+            self.ssl_handshake_timeout,
+            self.ssl_shutdown_timeout,
+        )
     }
 }
 
@@ -343,15 +389,23 @@ impl EventLoop {
         Ok(sock)
     }
 
-    /// Makes the protocol, starts the transport and waits for `connection_made`.
+    /// Makes the protocol, starts the transport and waits for `connection_made` (after the
+    /// TLS handshake when `tls` is given).
     async fn finish_connection<P: 'static>(
         &self,
         sock: Socket,
         protocol: P,
         refs: fn(&Rc<RefCell<P>>) -> ProtocolRefs,
+        tls: Option<(TlsContext, TlsParams)>,
     ) -> Result<(Transport, Rc<RefCell<P>>)> {
         set_nodelay(&sock);
         let protocol = Rc::new(RefCell::new(protocol));
+        if let Some(tls) = tls {
+            let transport = self
+                .finish_tls_connection(sock, refs(&protocol), tls)
+                .await?;
+            return Ok((transport, protocol));
+        }
         let waiter = self.create_future::<()>();
         let transport = Transport::start(self, sock, refs(&protocol), Some(waiter.clone()), None)?;
         let mut guard = AbortGuard(Some(transport.clone()));
@@ -414,8 +468,9 @@ impl EventLoop {
         P: Protocol + 'static,
     {
         self.check_closed()?;
+        let tls = options.tls(host)?;
         let sock = self.open_tcp_socket(host, port, options).await?;
-        self.finish_connection(sock, protocol_factory(), ProtocolRefs::plain)
+        self.finish_connection(sock, protocol_factory(), ProtocolRefs::plain, tls)
             .await
     }
 
@@ -438,8 +493,9 @@ impl EventLoop {
         P: BufferedProtocol + 'static,
     {
         self.check_closed()?;
+        let tls = options.tls(host)?;
         let sock = self.open_tcp_socket(host, port, options).await?;
-        self.finish_connection(sock, protocol_factory(), ProtocolRefs::buffered)
+        self.finish_connection(sock, protocol_factory(), ProtocolRefs::buffered, tls)
             .await
     }
 
@@ -464,8 +520,40 @@ impl EventLoop {
         F: FnOnce() -> P,
         P: Protocol + 'static,
     {
+        let options = ConnectOptions {
+            sock,
+            ..ConnectOptions::default()
+        };
+        self.create_unix_connection_with(protocol_factory, path, options)
+            .await
+    }
+
+    /// [`create_unix_connection`](EventLoop::create_unix_connection) with options: the
+    /// connected socket (`options.sock`) and TLS (`ssl`, `server_hostname`, which is required
+    /// with `ssl`, and the TLS timeouts). The resolution and local-address options do not
+    /// apply.
+    ///
+    /// # Errors
+    /// As [`create_unix_connection`](EventLoop::create_unix_connection);
+    /// [`ErrorKind::InvalidArgument`] for `ssl` without `server_hostname`, or TLS options
+    /// without `ssl`; [`ErrorKind::Tls`] or [`ErrorKind::Timeout`] when the TLS handshake
+    /// fails or takes too long.
+    ///
+    /// # Cancel safety
+    /// As [`create_unix_connection`](EventLoop::create_unix_connection).
+    pub async fn create_unix_connection_with<P, F>(
+        &self,
+        protocol_factory: F,
+        path: Option<&Path>,
+        options: ConnectOptions,
+    ) -> Result<(Transport, Rc<RefCell<P>>)>
+    where
+        F: FnOnce() -> P,
+        P: Protocol + 'static,
+    {
         self.check_closed()?;
-        let sock = match (path, sock) {
+        let tls = options.tls(None)?;
+        let sock = match (path, options.sock) {
             (Some(_), Some(_)) => {
                 return Err(Error::new(
                     ErrorKind::InvalidArgument,
@@ -486,7 +574,7 @@ impl EventLoop {
                 sock
             }
         };
-        self.finish_connection(sock, protocol_factory(), ProtocolRefs::plain)
+        self.finish_connection(sock, protocol_factory(), ProtocolRefs::plain, tls)
             .await
     }
 
@@ -510,7 +598,7 @@ impl EventLoop {
     {
         self.check_closed()?;
         let sock = stream_socket_from(sock.into())?;
-        self.finish_connection(sock, protocol_factory(), ProtocolRefs::plain)
+        self.finish_connection(sock, protocol_factory(), ProtocolRefs::plain, None)
             .await
     }
 }

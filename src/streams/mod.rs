@@ -214,15 +214,32 @@ pub async fn open_unix_connection_with(
     path: impl AsRef<Path>,
     limit: usize,
 ) -> Result<(StreamReader, StreamWriter)> {
+    open_unix_connection_with_options(path, limit, ConnectOptions::new()).await
+}
+
+/// [`open_unix_connection`] with a buffer `limit` and the options of
+/// [`EventLoop::create_unix_connection_with`] (TLS: `ssl` and `server_hostname`).
+///
+/// # Errors
+/// [`ErrorKind::InvalidArgument`] for a zero limit; else as
+/// [`EventLoop::create_unix_connection_with`].
+///
+/// # Cancel safety
+/// As [`open_connection`].
+pub async fn open_unix_connection_with_options(
+    path: impl AsRef<Path>,
+    limit: usize,
+    options: ConnectOptions,
+) -> Result<(StreamReader, StreamWriter)> {
     check_limit(limit)?;
     let lp = get_running_loop()?;
     let shared = Shared::new(&lp, limit);
     let s = shared.clone();
     let (transport, _) = lp
-        .create_unix_connection(
+        .create_unix_connection_with(
             move || StreamReaderProtocol::new(s, None),
             Some(path.as_ref()),
-            None,
+            options,
         )
         .await?;
     Ok(pair(transport, shared))
@@ -240,6 +257,7 @@ where
     let lp = lp.clone();
     move || {
         let shared = Shared::new(&lp, limit);
+        shared.st.borrow_mut().server_side = true;
         let cb = cb.clone();
         let lp = lp.clone();
         StreamReaderProtocol::new(

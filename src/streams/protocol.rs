@@ -77,6 +77,8 @@ pub(crate) struct State {
     pub(crate) connection_lost: bool,
     pub(crate) lost_exc: Option<Error>,
     pub(crate) closed_wakers: Vec<Waker>,
+    /// The stream is a server's (for `StreamWriter::start_tls`).
+    pub(crate) server_side: bool,
 }
 
 /// What a reader, a writer and their protocol share. Loop-thread only.

@@ -144,6 +144,46 @@ impl StreamWriter {
     }
 }
 
+impl StreamWriter {
+    /// Upgrades the connection to TLS (asyncio's `StreamWriter.start_tls`, for STARTTLS):
+    /// drains, runs the handshake (as the server for a stream from
+    /// [`start_server`](crate::streams::start_server), else as a client checking the server
+    /// against `server_hostname`), and from then on this writer and its reader speak TLS.
+    /// Data the reader had already buffered stays readable.
+    ///
+    /// # Errors
+    /// As [`EventLoop::start_tls`]; the reader's exception if the connection failed.
+    ///
+    /// # Cancel safety
+    /// Dropping the future aborts the connection.
+    pub async fn start_tls(
+        &mut self,
+        context: &crate::tls::TlsContext,
+        server_hostname: Option<&str>,
+    ) -> Result<()> {
+        self.drain().await?;
+        let server_side = self.shared.st.borrow().server_side;
+        let Some(refs) = self.transport.protocol_refs() else {
+            return Err(super::protocol::connection_lost_error());
+        };
+        let timeouts = crate::tls::TlsTimeouts::default();
+        let lp = self.shared.lp.clone();
+        let transport = lp
+            .start_tls_refs(
+                &self.transport,
+                refs,
+                context,
+                server_side,
+                server_hostname,
+                timeouts,
+            )
+            .await?;
+        self.shared.st.borrow_mut().transport = Some(transport.clone());
+        self.transport = transport;
+        Ok(())
+    }
+}
+
 impl Drop for StreamWriter {
     fn drop(&mut self) {
         if !self.transport.is_closing() {

@@ -23,11 +23,29 @@ use crate::error::{Error, ErrorKind, Result};
 /// (`RefCell<Option<Socket>>`, `None` once closed).
 macro_rules! socket_accessors {
     () => {
+        socket_accessors!(@impl |_: &Self, _: &str| None);
+    };
+    (tls) => {
+        socket_accessors!(@impl |me: &Self, name: &str| {
+            me.tls.as_ref().and_then(|t| t.extra_info(name))
+        });
+    };
+    (@impl $first:expr) => {
         /// asyncio's `get_extra_info`: `"peername"` and `"sockname"` (an [`Address`]) and
         /// `"socket"` (the fd; `"pipe"` instead for a pipe transport). `None` for any other
         /// name, for `"peername"` of a socket that is not connected or of a pipe, and for the
         /// fd once it is closed.
+        ///
+        /// A TLS transport also has `"peercert"` (the peer's certificate, DER, as
+        /// [`ExtraInfo::Bytes`]), `"cipher"` (the cipher suite's name), `"tls_version"`
+        /// (`"TLSv1.2"` or `"TLSv1.3"`), `"alpn_protocol"` (the negotiated ALPN protocol) and
+        /// `"server_hostname"` (as [`ExtraInfo::Text`]); `"compression"` is always `None` (TLS
+        /// compression is not supported).
         pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+            let first: fn(&Self, &str) -> Option<ExtraInfo> = $first;
+            if let Some(info) = first(self, name) {
+                return Some(info);
+            }
             match name {
                 "peername" => self.peername().map(ExtraInfo::Address),
                 "sockname" => self.sockname().map(ExtraInfo::Address),
@@ -67,8 +85,8 @@ pub(crate) mod pipe;
 pub(crate) mod stream;
 
 pub use datagram::{DatagramTransport, SendtoAddr};
-pub(crate) use stream::ProtocolRefs;
 pub use stream::Transport;
+pub(crate) use stream::{ProtocolRefs, StreamKind};
 
 /// The default high-water mark of a transport's write buffer (64 KiB); the default low-water
 /// mark is a quarter of the high one.
@@ -175,6 +193,11 @@ pub enum ExtraInfo {
     Address(Address),
     /// `"socket"`: the socket's file descriptor (owned by the transport; do not close it).
     Fd(RawFd),
+    /// Binary data: a TLS transport's `"peercert"` (DER).
+    Bytes(Vec<u8>),
+    /// Text: a TLS transport's `"cipher"`, `"tls_version"`, `"alpn_protocol"`,
+    /// `"server_hostname"`.
+    Text(String),
 }
 
 /// Views a byte buffer as the uninitialised buffer that `socket2`'s receive calls take.

@@ -25,6 +25,7 @@ use crate::protocols::{BaseProtocol, BufferedProtocol, Protocol};
 use crate::runtime::core::EventLoop;
 use crate::runtime::fds::FdOwner;
 use crate::task::LoopFuture;
+use crate::tls::TlsInner;
 
 /// The alignment of the offset the shared read buffer is read at (see `read_plain`).
 const READ_ALIGN: usize = 64;
@@ -48,8 +49,8 @@ pub(crate) enum StreamKind {
 /// the stream view for reads. Both point at the same `RefCell`.
 #[derive(Clone)]
 pub(crate) struct ProtocolRefs {
-    base: Rc<RefCell<dyn BaseProtocol>>,
-    kind: StreamKind,
+    pub(crate) base: Rc<RefCell<dyn BaseProtocol>>,
+    pub(crate) kind: StreamKind,
 }
 
 impl ProtocolRefs {
@@ -110,9 +111,16 @@ pub(crate) struct StreamInner {
 ///   `connection_lost(Some(error))`.
 /// - Writes after the connection is lost are dropped; after a few, a warning is logged once
 ///   ("socket.send() raised exception.", asyncio's text).
+///
+/// A TLS connection's application transport is a `Transport` too (see [`crate::tls`]): the
+/// same methods act on the plaintext side of the TLS layer.
 #[derive(Clone)]
 pub struct Transport {
     inner: Rc<StreamInner>,
+    /// Set on a TLS application transport: the methods then go to the TLS layer, and `inner`
+    /// (the socket transport under it) answers only the socket's own questions (fd, names,
+    /// loop).
+    tls: Option<Rc<TlsInner>>,
 }
 
 impl Transport {
@@ -179,6 +187,7 @@ impl Transport {
         lp.register_transport(fd, Rc::downgrade(&owner));
         let transport = Transport {
             inner: inner.clone(),
+            tls: None,
         };
         let t = transport.clone();
         lp.call_soon(move || t.inner.clone().connection_made(t, waiter))?;
@@ -195,6 +204,9 @@ impl Transport {
     /// [`ErrorKind::InvalidState`] ("Cannot call write() after write_eof()") after
     /// [`write_eof`](Transport::write_eof).
     pub fn write(&self, data: &[u8]) -> Result<()> {
+        if let Some(tls) = &self.tls {
+            return tls.write(data);
+        }
         self.inner.write(data)
     }
 
@@ -220,6 +232,9 @@ impl Transport {
     /// half-close, it closes the transport once the buffer is sent (asyncio's
     /// `_UnixWritePipeTransport.write_eof`); on a read pipe it does nothing.
     pub fn write_eof(&self) {
+        if let Some(tls) = &self.tls {
+            return tls.write_eof();
+        }
         let inner = &self.inner;
         if inner.closing.get() || inner.eof.get() {
             return;
@@ -238,6 +253,9 @@ impl Transport {
     /// Whether [`write_eof`](Transport::write_eof) is supported: `true` for sockets and write
     /// pipes, `false` for read pipes.
     pub fn can_write_eof(&self) -> bool {
+        if self.tls.is_some() {
+            return false;
+        }
         self.inner.mode != Mode::ReadPipe
     }
 
@@ -251,22 +269,34 @@ impl Transport {
     /// Closes the transport: stops reading, sends the buffered data, then calls the protocol's
     /// `connection_lost(None)` (through `call_soon`) and closes the socket. Idempotent.
     pub fn close(&self) {
+        if let Some(tls) = &self.tls {
+            return tls.close();
+        }
         self.inner.close();
     }
 
     /// Closes the transport at once: drops the buffered data and calls
     /// `connection_lost(None)` (through `call_soon`). Idempotent.
     pub fn abort(&self) {
+        if let Some(tls) = &self.tls {
+            return tls.abort();
+        }
         self.inner.force_close(None);
     }
 
     /// Whether the transport is closing or closed.
     pub fn is_closing(&self) -> bool {
+        if let Some(tls) = &self.tls {
+            return tls.is_closing();
+        }
         self.inner.closing.get()
     }
 
     /// Whether the transport is reading (not paused and not closing; never for a write pipe).
     pub fn is_reading(&self) -> bool {
+        if let Some(tls) = &self.tls {
+            return tls.is_reading();
+        }
         self.inner.mode.reads() && !self.inner.paused.get() && !self.inner.closing.get()
     }
 
@@ -274,6 +304,9 @@ impl Transport {
     /// [`resume_reading`](Transport::resume_reading). Does nothing if already paused or
     /// closing.
     pub fn pause_reading(&self) {
+        if let Some(tls) = &self.tls {
+            return tls.pause_reading();
+        }
         let inner = &self.inner;
         if inner.closing.get() || inner.paused.get() || !inner.mode.reads() {
             return;
@@ -284,6 +317,9 @@ impl Transport {
 
     /// Resumes reading after [`pause_reading`](Transport::pause_reading).
     pub fn resume_reading(&self) {
+        if let Some(tls) = &self.tls {
+            return tls.resume_reading();
+        }
         let inner = &self.inner;
         if inner.closing.get() || !inner.paused.get() || !inner.mode.reads() {
             return;
@@ -292,7 +328,7 @@ impl Transport {
         inner.add_reader();
     }
 
-    socket_accessors!();
+    socket_accessors!(tls);
 
     /// Sets the write buffer's water marks. `high` defaults to `4 * low` when only `low` is
     /// given, else to 64 KiB; `low` defaults to `high / 4`. May call `pause_writing` at once.
@@ -312,6 +348,9 @@ impl Transport {
                 format!("high ({high}) must be >= low ({low}) must be >= 0"),
             ));
         }
+        if let Some(tls) = &self.tls {
+            return tls.set_write_buffer_limits(high, low);
+        }
         self.inner.high_water.set(high);
         self.inner.low_water.set(low);
         self.inner.maybe_pause_protocol();
@@ -320,11 +359,17 @@ impl Transport {
 
     /// The write buffer's `(low, high)` water marks.
     pub fn get_write_buffer_limits(&self) -> (usize, usize) {
+        if let Some(tls) = &self.tls {
+            return tls.get_write_buffer_limits();
+        }
         (self.inner.low_water.get(), self.inner.high_water.get())
     }
 
     /// How many bytes wait in the write buffer.
     pub fn get_write_buffer_size(&self) -> usize {
+        if let Some(tls) = &self.tls {
+            return tls.get_write_buffer_size();
+        }
         self.inner.buffered()
     }
 
@@ -335,12 +380,19 @@ impl Transport {
 
     /// Whether two handles are the same transport.
     pub fn ptr_eq(&self, other: &Transport) -> bool {
-        Rc::ptr_eq(&self.inner, &other.inner)
+        let same_tls = match (&self.tls, &other.tls) {
+            (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        same_tls && Rc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The current protocol (asyncio's `get_protocol`), as its base-protocol view; `None` once
     /// the connection is lost (the transport then lets go of its protocol).
     pub fn get_protocol(&self) -> Option<Rc<RefCell<dyn BaseProtocol>>> {
+        if let Some(tls) = &self.tls {
+            return tls.get_protocol();
+        }
         self.inner.base()
     }
 
@@ -348,13 +400,36 @@ impl Transport {
     /// `connection_lost` calls go to it. It gets no `connection_made` call. Ignored once the
     /// connection is lost.
     pub fn set_protocol<P: Protocol + 'static>(&self, protocol: Rc<RefCell<P>>) {
-        self.inner.replace_protocol(ProtocolRefs::plain(&protocol));
+        self.set_protocol_refs(ProtocolRefs::plain(&protocol));
     }
 
     /// [`set_protocol`](Transport::set_protocol) for a [`BufferedProtocol`].
     pub fn set_buffered_protocol<P: BufferedProtocol + 'static>(&self, protocol: Rc<RefCell<P>>) {
-        self.inner
-            .replace_protocol(ProtocolRefs::buffered(&protocol));
+        self.set_protocol_refs(ProtocolRefs::buffered(&protocol));
+    }
+
+    /// `set_protocol` with both views of the protocol.
+    pub(crate) fn set_protocol_refs(&self, refs: ProtocolRefs) {
+        match &self.tls {
+            Some(tls) => tls.replace_protocol(refs),
+            None => self.inner.replace_protocol(refs),
+        }
+    }
+
+    /// The current protocol's views (`None` once the connection is lost).
+    pub(crate) fn protocol_refs(&self) -> Option<ProtocolRefs> {
+        match &self.tls {
+            Some(tls) => tls.protocol_refs(),
+            None => self.inner.protocol.borrow().clone(),
+        }
+    }
+
+    /// The application transport of the TLS layer `tls` that runs on this transport.
+    pub(crate) fn with_tls(&self, tls: Rc<TlsInner>) -> Transport {
+        Transport {
+            inner: self.inner.clone(),
+            tls: Some(tls),
+        }
     }
 }
 
@@ -370,6 +445,9 @@ impl FdOwner for StreamInner {
 
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(tls) = &self.tls {
+            return tls.fmt_transport(f, &self.inner.peername);
+        }
         let inner = &self.inner;
         let state = if inner.finalized.get() {
             "closed"
@@ -854,6 +932,7 @@ impl StreamInner {
     fn report_with_transport(self: &Rc<Self>, ctx: ExceptionContext) {
         let transport = Transport {
             inner: self.clone(),
+            tls: None,
         };
         self.lp
             .call_exception_handler(&ctx.with("transport", format!("{transport:?}")));
