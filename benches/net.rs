@@ -26,7 +26,8 @@
 //! - `ASYNCIO_BENCH_QUICK=1` (or `--quick`): round trips divided by 10, fewer repetitions (CI).
 //! - `ASYNCIO_BENCH_REPS=N`: measured repetitions per figure (default 5, quick 2).
 //! - `ASYNCIO_BENCH_RUNTIMES=asyncio,tokio,smol`: which servers to measure (for profiling one).
-//! - `ASYNCIO_BENCH_SIZES=64b,16k`: which message sizes to run.
+//! - `ASYNCIO_BENCH_SIZES=64b,16k,timeout`: which message sizes to run (`timeout`: the row of
+//!   timeouts around I/O, 10k socket pairs each reading under a 30 s timeout that never fires).
 //! - `ASYNCIO_BENCH_CLIENT_THREADS=N`: the client runtime's worker threads.
 //! - `ASYNCIO_BENCH_SERVER_BUF=BYTES`: the tokio and smol servers' read buffer (default 64 KiB;
 //!   asyncio's transports read up to `asyncio::transports::MAX_READ_SIZE`, 256 KiB, at a time).
@@ -722,4 +723,245 @@ fn main() {
         s.shutdown();
     }
     drop(rt);
+    if cfg.wants_size("timeout") {
+        timeout_row(&cfg);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts around I/O
+// ---------------------------------------------------------------------------------------------
+
+/// Connections of the timeout workload: 10k, or fewer when the open-files limit cannot hold
+/// two descriptors per connection (both ends of each socket pair live in this process).
+fn timeout_connections(quick: bool) -> usize {
+    let full = if quick { 1_000 } else { 10_000 };
+    let mut lim = libc_nofile();
+    lim = lim.saturating_sub(300) / 2;
+    full.min(lim.max(1))
+}
+
+fn libc_nofile() -> usize {
+    // /proc/self/limits: "Max open files  <soft>  <hard>  files".
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(1024)
+}
+
+const TIMEOUT_ROUNDS: usize = 4;
+const TIMEOUT_SECS: u64 = 30;
+
+/// The writer side of one timeout run: on its own thread, writes one byte to every peer per
+/// round, and starts the next round only when the runtime reports (through `next`) that every
+/// read of this round completed, so each read of the next round waits: arm, complete, disarm.
+fn timeout_writer(
+    peers: Vec<std::os::unix::net::UnixStream>,
+    next: mpsc::Receiver<()>,
+) -> JoinHandle<()> {
+    thread::spawn(move || {
+        use std::io::Write;
+        for round in 0..TIMEOUT_ROUNDS {
+            if round > 0 && next.recv().is_err() {
+                return;
+            }
+            for mut p in &peers {
+                p.write_all(b"x").expect("timeout writer");
+            }
+        }
+    })
+}
+
+/// `n` socket pairs: the runtime's ends (non-blocking) and the writer's.
+fn socket_pairs(
+    n: usize,
+) -> (
+    Vec<std::os::unix::net::UnixStream>,
+    Vec<std::os::unix::net::UnixStream>,
+) {
+    (0..n)
+        .map(|_| {
+            let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+            a.set_nonblocking(true).expect("nonblocking");
+            (a, b)
+        })
+        .unzip()
+}
+
+/// Counts completed reads; tells the writer when a round is complete.
+struct RoundCounter {
+    n: usize,
+    done: std::cell::Cell<usize>,
+    next: mpsc::Sender<()>,
+}
+
+impl RoundCounter {
+    fn bump(&self) {
+        let d = self.done.get() + 1;
+        self.done.set(d);
+        if d % self.n == 0 {
+            let _ = self.next.send(());
+        }
+    }
+}
+
+fn timeout_run(kind: Kind, n: usize) -> Duration {
+    let (ours, peers) = socket_pairs(n);
+    let (tx, rx) = mpsc::channel();
+    let counter = std::rc::Rc::new(RoundCounter {
+        n,
+        done: std::cell::Cell::new(0),
+        next: tx,
+    });
+    let took = match kind {
+        Kind::Asyncio => {
+            let lp = EventLoop::new().expect("loop");
+            let lp2 = lp.clone();
+            lp.run_until_complete(async move {
+                let start = Instant::now();
+                let writer = timeout_writer(peers, rx);
+                let tasks: Vec<_> = ours
+                    .into_iter()
+                    .map(|s| {
+                        let (lp, c) = (lp2.clone(), counter.clone());
+                        lp2.create_task(async move {
+                            let mut b = [0u8; 1];
+                            for _ in 0..TIMEOUT_ROUNDS {
+                                let r = asyncio::wait_for(
+                                    lp.sock_recv_into(&s, &mut b),
+                                    TIMEOUT_SECS as f64,
+                                )
+                                .await;
+                                assert_eq!(r.expect("timed out").expect("recv"), 1);
+                                c.bump();
+                            }
+                        })
+                        .expect("task")
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.expect("task");
+                }
+                let took = start.elapsed();
+                writer.join().expect("writer");
+                took
+            })
+            .expect("run")
+        }
+        Kind::Tokio => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, async move {
+                let start = Instant::now();
+                let writer = timeout_writer(peers, rx);
+                let tasks: Vec<_> = ours
+                    .into_iter()
+                    .map(|s| {
+                        let c = counter.clone();
+                        tokio::task::spawn_local(async move {
+                            let mut s = tokio::net::UnixStream::from_std(s).expect("register");
+                            let mut b = [0u8; 1];
+                            for _ in 0..TIMEOUT_ROUNDS {
+                                let r = tokio::time::timeout(
+                                    Duration::from_secs(TIMEOUT_SECS),
+                                    s.read(&mut b),
+                                )
+                                .await;
+                                assert_eq!(r.expect("timed out").expect("read"), 1);
+                                c.bump();
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.expect("task");
+                }
+                let took = start.elapsed();
+                writer.join().expect("writer");
+                took
+            })
+        }
+        Kind::Smol => {
+            use futures_lite::{AsyncReadExt as _, FutureExt as _};
+            let ex = smol::LocalExecutor::new();
+            smol::block_on(ex.run(async {
+                let start = Instant::now();
+                let writer = timeout_writer(peers, rx);
+                let tasks: Vec<_> = ours
+                    .into_iter()
+                    .map(|s| {
+                        let c = counter.clone();
+                        ex.spawn(async move {
+                            let mut s = smol::Async::new(s).expect("register");
+                            let mut b = [0u8; 1];
+                            for _ in 0..TIMEOUT_ROUNDS {
+                                let r = s.read(&mut b).or(async {
+                                    smol::Timer::after(Duration::from_secs(TIMEOUT_SECS)).await;
+                                    Err(std::io::ErrorKind::TimedOut.into())
+                                });
+                                assert_eq!(r.await.expect("read"), 1);
+                                c.bump();
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await;
+                }
+                let took = start.elapsed();
+                writer.join().expect("writer");
+                took
+            }))
+        }
+    };
+    took
+}
+
+/// The timeout row: reads per second, best of `reps` after a warm-up, per runtime.
+fn timeout_row(cfg: &Config) {
+    let n = timeout_connections(cfg.quick);
+    println!();
+    println!(
+        "Timeouts around I/O: {n} connections (socket pairs), each doing {TIMEOUT_ROUNDS} reads of \
+         1 byte, each read under a {TIMEOUT_SECS} s timeout that never fires (asyncio `wait_for` + \
+         `sock_recv_into` | `tokio::time::timeout` + `UnixStream::read` | smol `read().or(Timer)`); \
+         every read waits (the writer thread sends the next round once all reads of a round \
+         completed). Reads per second, best of {}:",
+        cfg.reps
+    );
+    println!();
+    let mut figs = [None; 3];
+    for (slot, kind) in [Kind::Asyncio, Kind::Tokio, Kind::Smol]
+        .into_iter()
+        .enumerate()
+    {
+        if !cfg.servers.contains(&kind) {
+            continue;
+        }
+        timeout_run(kind, (n / 4).max(1));
+        let best = (0..cfg.reps)
+            .map(|_| timeout_run(kind, n))
+            .min()
+            .expect("reps >= 1");
+        figs[slot] = Some((n * TIMEOUT_ROUNDS) as f64 / best.as_secs_f64().max(1e-12));
+    }
+    println!(
+        "{:>15} {:>15} {:>15} {:>14} {:>13}",
+        "asyncio reads/s", "tokio", "smol", "asyncio/tokio", "asyncio/smol"
+    );
+    println!(
+        "{:>15} {:>15} {:>15} {:>14} {:>13}",
+        fmt_rate(figs[0]),
+        fmt_rate(figs[1]),
+        fmt_rate(figs[2]),
+        fmt_ratio(figs[0], figs[1]),
+        fmt_ratio(figs[0], figs[2])
+    );
 }

@@ -36,8 +36,13 @@ impl Buffer {
     }
 
     /// Removes and returns the first `n` bytes (at most [`len`](Buffer::len)).
+    /// When that is the whole buffer, and the buffer's allocation is not much larger, the
+    /// buffer's own `Vec` is handed out instead of copied (the next `extend` allocates anew).
     pub(crate) fn take(&mut self, n: usize) -> Vec<u8> {
         let n = n.min(self.len());
+        if self.start == 0 && n == self.data.len() && self.data.capacity() <= 2 * n {
+            return std::mem::take(&mut self.data);
+        }
         let out = self.data[self.start..self.start + n].to_vec();
         self.consume(n);
         out

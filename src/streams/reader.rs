@@ -121,6 +121,68 @@ impl StreamReader {
         poll_fn(|cx| self.poll_read_some(cx, n)).await
     }
 
+    /// Reads into `buf`: waits until at least one byte is buffered or EOF, then copies what
+    /// is there, at most `buf.len()` bytes, and returns how many it copied. `Ok(0)` means EOF
+    /// (or an empty `buf`).
+    ///
+    /// The read side of asyncio's `BufferedProtocol.buffer_updated`, for streams: the bytes
+    /// go from the reader's buffer straight into the caller's, with no `Vec` allocated per
+    /// read as [`read`](StreamReader::read) does. Like `read`, it resumes a transport that was
+    /// paused for the buffer's limit once the buffer is back at or under it.
+    ///
+    /// ```
+    /// # use asyncio::streams::StreamReader;
+    /// # let lp = asyncio::EventLoop::new().unwrap();
+    /// # let lp2 = lp.clone();
+    /// # lp.run_until_complete(async move {
+    /// let reader = StreamReader::with_limit(&lp2, 1024)?;
+    /// reader.feed_data(b"hello");
+    /// reader.feed_eof();
+    /// let mut buf = [0u8; 4];
+    /// assert_eq!(reader.readinto(&mut buf).await?, 4);
+    /// assert_eq!(&buf, b"hell");
+    /// assert_eq!(reader.readinto(&mut buf).await?, 1);
+    /// assert_eq!(reader.readinto(&mut buf).await?, 0); // EOF
+    /// # Ok::<(), asyncio::Error>(())
+    /// # }).unwrap().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// The connection's error (for example a reset, [`ErrorKind::Io`]) if it ended with one;
+    /// it is reported even for an empty `buf`, as for `read(0)`.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: bytes are copied and consumed only in the poll that completes the future,
+    /// so a future dropped while waiting has consumed nothing and written nothing to `buf`.
+    pub async fn readinto(&self, buf: &mut [u8]) -> Result<usize> {
+        self.check_exception()?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        poll_fn(|cx| self.poll_readinto(cx, buf)).await
+    }
+
+    /// One poll of [`readinto`](StreamReader::readinto) (and of `AsyncRead::poll_read`), for a
+    /// non-empty `buf`.
+    fn poll_readinto(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<Result<usize>> {
+        let n = {
+            let mut st = self.shared.st.borrow_mut();
+            if let Some(e) = &st.exception {
+                return Poll::Ready(Err(e.clone()));
+            }
+            let avail = st.buffer.len();
+            if avail == 0 && !st.eof {
+                None
+            } else {
+                let n = avail.min(buf.len());
+                buf[..n].copy_from_slice(&st.buffer.as_slice()[..n]);
+                st.buffer.consume(n);
+                Some(n)
+            }
+        };
+        self.shared.ready_or_wait(n.map(Ok), cx)
+    }
+
     fn poll_read_some(&self, cx: &Context<'_>, n: usize) -> Poll<Result<Vec<u8>>> {
         let out = {
             let mut st = self.shared.st.borrow_mut();
@@ -339,9 +401,9 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 impl futures::io::AsyncRead for StreamReader {
-    /// Copies buffered bytes into `buf`, waiting for data when the buffer is empty; `Ok(0)` at
-    /// EOF. The connection's error becomes an `io::Error` of the same `io::ErrorKind` (or
-    /// `Other`).
+    /// [`readinto`](StreamReader::readinto) as a poll: copies buffered bytes into `buf`,
+    /// waiting for data when the buffer is empty; `Ok(0)` at EOF or for an empty `buf`. The
+    /// connection's error becomes an `io::Error` of the same `io::ErrorKind` (or `Other`).
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -350,21 +412,6 @@ impl futures::io::AsyncRead for StreamReader {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let n = {
-            let mut st = self.shared.st.borrow_mut();
-            if let Some(e) = &st.exception {
-                return Poll::Ready(Err(to_io(e.clone())));
-            }
-            let avail = st.buffer.len();
-            if avail == 0 && !st.eof {
-                None
-            } else {
-                let n = avail.min(buf.len());
-                buf[..n].copy_from_slice(&st.buffer.as_slice()[..n]);
-                st.buffer.consume(n);
-                Some(n)
-            }
-        };
-        self.shared.ready_or_wait(n.map(Ok), cx)
+        self.poll_readinto(cx, buf).map_err(to_io)
     }
 }

@@ -1,0 +1,152 @@
+//! `StreamReader::readinto`: reads into the caller's buffer (partial reads, EOF, errors,
+//! cancellation, the limit's back-pressure), and `futures::io::AsyncRead` on top of it.
+
+#[path = "net_support/mod.rs"]
+mod net_support;
+
+use std::io::Write;
+
+use asyncio::streams::{open_connection, open_connection_with, StreamReader};
+use asyncio::{ConnectOptions, ErrorKind};
+use futures::FutureExt;
+use net_support::{run, spin, wait_until, watchdog};
+
+#[test]
+fn partial_reads_then_eof_is_zero() {
+    watchdog(|| {
+        run(|lp| async move {
+            let reader = StreamReader::with_limit(&lp, 1024).unwrap();
+            reader.feed_data(b"hello ");
+            reader.feed_data(b"world");
+            let mut small = [0u8; 4];
+            assert_eq!(reader.readinto(&mut small).await.unwrap(), 4);
+            assert_eq!(&small, b"hell");
+            // An empty buffer reads nothing and consumes nothing.
+            assert_eq!(reader.readinto(&mut []).await.unwrap(), 0);
+            assert_eq!(reader.buffered(), 7);
+            // A larger buffer gets what is buffered, not more.
+            let mut big = [0u8; 100];
+            assert_eq!(reader.readinto(&mut big).await.unwrap(), 7);
+            assert_eq!(&big[..7], b"o world");
+            reader.feed_data(b"tail");
+            reader.feed_eof();
+            assert!(!reader.at_eof());
+            assert_eq!(reader.readinto(&mut big).await.unwrap(), 4);
+            assert_eq!(&big[..4], b"tail");
+            assert!(reader.at_eof());
+            assert_eq!(reader.readinto(&mut big).await.unwrap(), 0);
+            assert_eq!(reader.readinto(&mut big).await.unwrap(), 0);
+        })
+    });
+}
+
+#[test]
+fn waits_for_data_and_a_dropped_read_consumes_nothing() {
+    watchdog(|| {
+        run(|lp| async move {
+            let reader = std::rc::Rc::new(StreamReader::with_limit(&lp, 1024).unwrap());
+            // Cancelled while waiting: nothing is consumed or written.
+            let mut buf = [9u8; 8];
+            assert!(reader.readinto(&mut buf).now_or_never().is_none());
+            assert_eq!(buf, [9u8; 8]);
+            // A waiting reader is woken by data.
+            let r2 = reader.clone();
+            let task = lp
+                .create_task(async move {
+                    let mut buf = [0u8; 8];
+                    let n = r2.readinto(&mut buf).await.unwrap();
+                    buf[..n].to_vec()
+                })
+                .unwrap();
+            spin(3).await;
+            assert!(!task.done(), "readinto waits while the buffer is empty");
+            reader.feed_data(b"abc");
+            assert_eq!(task.await.unwrap(), b"abc");
+            assert_eq!(reader.buffered(), 0);
+        })
+    });
+}
+
+#[test]
+fn the_connection_error_is_reported() {
+    watchdog(|| {
+        run(|_lp| async move {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let (mut reader, _writer) = open_connection("127.0.0.1", port).await.unwrap();
+            let (peer, _) = listener.accept().unwrap();
+            let sock = socket2::Socket::from(peer);
+            sock.set_linger(Some(std::time::Duration::ZERO)).unwrap();
+            drop(sock); // RST
+            let mut buf = [0u8; 16];
+            let err = reader.readinto(&mut buf).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Io);
+            assert_eq!(
+                err.io_error_kind(),
+                Some(std::io::ErrorKind::ConnectionReset)
+            );
+            // Reported again, even for an empty buffer (as `read(0)` does).
+            let again = reader.readinto(&mut []).await.unwrap_err();
+            assert_eq!(again.kind(), ErrorKind::Io);
+            // The AsyncRead side gives the same error as an io::Error.
+            let io = futures::io::AsyncReadExt::read(&mut reader, &mut buf)
+                .await
+                .unwrap_err();
+            assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset);
+        })
+    });
+}
+
+/// The peer sends far more than twice the limit: the transport pauses, and small `readinto`
+/// calls that bring the buffer back under the limit resume it, so every byte arrives. (Were it
+/// never resumed, the loop would wait forever and the watchdog would fail the test.)
+#[test]
+fn draining_under_the_limit_resumes_a_paused_transport() {
+    watchdog(|| {
+        run(|_lp| async move {
+            const TOTAL: usize = 4 << 20;
+            const LIMIT: usize = 1024;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let (reader, _writer) =
+                open_connection_with(Some("127.0.0.1"), Some(port), LIMIT, ConnectOptions::new())
+                    .await
+                    .unwrap();
+            let (mut peer, _) = listener.accept().unwrap();
+            let sender = std::thread::spawn(move || {
+                let data: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+                peer.write_all(&data).unwrap();
+            });
+            let transport = reader.transport().unwrap();
+            wait_until("transport paused", || !transport.is_reading()).await;
+            assert!(reader.buffered() > 2 * LIMIT);
+            let mut buf = [0u8; 300];
+            let mut got = 0usize;
+            let mut resumed = false;
+            loop {
+                let n = reader.readinto(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                assert!(buf[..n]
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &b)| b == ((got + i) % 251) as u8));
+                got += n;
+                if reader.buffered() <= LIMIT && !transport.is_closing() {
+                    // asyncio resumes as soon as the buffer is back at or under the limit,
+                    // not only when a read finds it empty.
+                    assert!(
+                        transport.is_reading(),
+                        "resumed at {} bytes",
+                        reader.buffered()
+                    );
+                    resumed = true;
+                }
+            }
+            assert!(resumed, "readinto resumed the paused transport");
+            assert_eq!(got, TOTAL);
+            sender.join().unwrap();
+        })
+    });
+}
