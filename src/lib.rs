@@ -47,6 +47,7 @@ pub mod runtime;
 pub mod selector;
 pub mod server;
 pub mod streams;
+mod sync;
 pub mod task;
 pub mod transports;
 #[cfg(unix)]

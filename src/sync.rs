@@ -1,0 +1,12 @@
+//! The atomics of the cross-thread protocols (a task's `scheduled` flag and reference count, the
+//! loop's inbox wake-up): std's, or loom's when the crate is built with `--cfg loom`, so that the
+//! loom models (`cargo test --lib loom` under `RUSTFLAGS="--cfg loom"`, run by `.ci/sanitizers`)
+//! check the very types the loop uses. Only those types go through here: loom's atomics work
+//! only inside `loom::model`, so nothing else of a loom build runs.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+pub(crate) use std::sync::atomic::Ordering;
