@@ -11,17 +11,21 @@
 //! Neither side may miss the other: if the loop's emptiness check misses an item, that item's
 //! pusher must find the flag cleared and wake the selector. This is the store-buffer (Dekker)
 //! shape, and it holds because every write of `notified` is a read-modify-write: the loop clears
-//! it with a swap (acquire), not a store. Its modification order is then one release sequence;
-//! either the loop's swap comes after a pusher's swap (release) and reads from it, so the push
-//! happens before the emptiness check, which sees the item; or it comes before, and that
-//! pusher's swap (or an earlier one after the clearing) reads `false` and wakes the selector.
+//! it with a swap (acquire), not a store, so the flag's modification order is a chain of swaps,
+//! each reading the one before. Take the loop's clearing swap and a push's swap (release):
+//!
+//! - the push's comes first: the clearing reads from it or from a later swap of its release
+//!   sequence, so the push happens before the emptiness check, which sees the item;
+//! - the clearing comes first: the first swap after it reads `false`, and its pusher wakes the
+//!   selector, after the clearing.
+//!
 //! This needs nothing of the queue beyond "a push that happens before `is_empty` is seen by it",
-//! and no fence: a plain store, even `SeqCst`, followed by the queue's load would need the
-//! pushers' swap to be `SeqCst` as well (C++20 [atomics.order]: a `SeqCst` load and store on one
-//! side do not order against an `AcqRel` read-modify-write on the other), and a standalone
-//! `SeqCst` fence would need a fence on the pushers' side too. On x86-64 the swap costs what the
-//! `SeqCst` store it replaces did (both are one `xchg`); the pushers' side is unchanged.
-//! The loom models below check both outcomes, with concurrent-queue's own loom build.
+//! and no fence. The store it replaces (`store(false, SeqCst)`, then the queue's `SeqCst`
+//! loads) was not enough in the C++20 model: a `SeqCst` store and load on one side are not
+//! ordered against the pushers' `AcqRel` swap (that would take the swap, and the queue's push,
+//! being `SeqCst` too), nor is a `SeqCst` fence on the loop's side alone. On x86-64 the swap
+//! costs what that store did (both are one `xchg`); the pushers' side is unchanged. The loom
+//! models below find the lost wake-up with either the store or the fence.
 
 use std::marker::PhantomData;
 

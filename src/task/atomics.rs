@@ -177,6 +177,19 @@ mod loom_models {
         freed: UnsafeCell<bool>,
     }
 
+    /// Reads a loom cell; loom reports a write that races with it.
+    fn read<T: Copy>(cell: &UnsafeCell<T>) -> T {
+        // SAFETY: loom's pointer is valid for the closure, and this is a read; whether it races
+        // with a write is what loom checks.
+        cell.with(|p| unsafe { *p })
+    }
+
+    /// Changes a loom cell; loom reports any access that races with it.
+    fn write<T, R>(cell: &UnsafeCell<T>, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: as in `read`; loom checks that no other access races with this one.
+        cell.with_mut(|p| f(unsafe { &mut *p }))
+    }
+
     /// A pointer to the shared allocation, as wakers and queued wake-ups hold it.
     #[derive(Clone, Copy)]
     struct Ptr(*const Cell);
@@ -188,17 +201,16 @@ mod loom_models {
     impl Ptr {
         fn get(&self) -> &Cell {
             // SAFETY: the allocation is freed for real only after the model's threads are done
-            // (see `check_refs`); "freed" before that is the `freed` flag, which `live` checks.
+            // (see `check_refs`); "freed" before that is the `freed` flag, checked here.
             let cell = unsafe { &*self.0 };
-            cell.freed
-                .with(|f| assert!(!unsafe { *f }, "use after free"));
+            assert!(!read(&cell.freed), "use after free");
             cell
         }
 
         /// `dealloc`.
         fn free(self) {
             let cell = self.get();
-            cell.freed.with_mut(|f| unsafe { *f = true });
+            write(&cell.freed, |f| *f = true);
         }
 
         /// `release_ref`: a waker or queued wake-up drops its reference.
@@ -233,11 +245,13 @@ mod loom_models {
         /// (`run_task`) if the task is still alive locally, then the `RemoteTask`'s drop.
         fn run_queued(self) {
             let cell = self.get();
-            // SAFETY (both): loop-thread state, touched on the loop thread only.
-            if cell.local.with(|l| unsafe { *l }) > 0 {
+            if read(&cell.local) > 0 {
                 cell.scheduled.begin_poll();
-                cell.future
-                    .with(|f| assert!(unsafe { (*f).is_some() }, "polled a released task"));
+                let alive = cell.future.with(|f| {
+                    // SAFETY: as in `read`.
+                    unsafe { (*f).is_some() }
+                });
+                assert!(alive, "polled a released task");
             }
             self.release_ref();
         }
@@ -246,11 +260,8 @@ mod loom_models {
         /// thread, then give up the local side's reference.
         fn drop_last_local(self) {
             let cell = self.get();
-            cell.local.with_mut(|l| unsafe {
-                *l -= 1;
-                assert_eq!(*l, 0);
-            });
-            cell.future.with_mut(|f| drop(unsafe { (*f).take() }));
+            assert_eq!(write(&cell.local, |l| std::mem::replace(l, 0)), 1);
+            drop(write(&cell.future, Option::take));
             if cell.refs.release_local_side() {
                 self.free();
             }
@@ -302,8 +313,7 @@ mod loom_models {
         }
         // SAFETY: every thread is done; this is the allocation's last use.
         let cell = unsafe { Box::from_raw(cell) };
-        cell.freed
-            .with(|f| assert!(unsafe { *f }, "leaked: a reference was never dropped"));
+        assert!(read(&cell.freed), "leaked: a reference was never dropped");
     }
 
     #[test]

@@ -353,6 +353,10 @@ mod tests {
     /// ends the process, so the check runs in a child process: this test binary again, filtered
     /// to this test.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "runs this test binary as a child process, which Miri cannot"
+    )]
     fn a_local_count_at_its_maximum_aborts_instead_of_wrapping() {
         use std::os::unix::process::ExitStatusExt;
         const CHILD: &str = "ASYNCIO_TEST_LOCAL_COUNT_OVERFLOW";
