@@ -51,6 +51,7 @@ pub mod server;
 pub mod streams;
 #[cfg(unix)]
 pub mod subprocess;
+mod sync;
 pub mod task;
 pub mod tls;
 pub mod transports;

@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use concurrent_queue::ConcurrentQueue;
-
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{ExceptionContext, ExceptionHandler};
 use crate::executor::Executor;
@@ -20,6 +18,7 @@ use crate::handles::{
     Handle, HandleRun, OnceCell, ThreadsafeCell, ThreadsafeHandle, ThreadsafeRun,
 };
 use crate::runtime::clock::{deadline_after, Clock, IntoDeadline, IntoDelay, MonotonicClock};
+use crate::runtime::inbox::Inbox;
 use crate::runtime::timers::Timers;
 use crate::selector::{ReadyEvent, Selector, SelectorWaker};
 use crate::task::raw::AnyTask;
@@ -49,8 +48,8 @@ pub(crate) enum Remote {
 /// The part of a loop that other threads may touch.
 pub(crate) struct Shared {
     pub(crate) id: u64,
-    inbox: ConcurrentQueue<Remote>,
-    notified: AtomicBool,
+    /// Work from other threads, and whether the selector needs a wake-up for it.
+    inbox: Inbox<Remote>,
     waker: Arc<dyn SelectorWaker>,
     pub(crate) running: AtomicBool,
     pub(crate) closed: AtomicBool,
@@ -60,28 +59,20 @@ impl Shared {
     /// Queues `item` and wakes the selector (once per batch). Fails once the loop is closed:
     /// the queue is closed atomically with `close()`, so there is no check-then-act race.
     pub(crate) fn push_remote(&self, item: Remote) -> std::result::Result<(), Remote> {
-        if let Err(e) = self.inbox.push(item) {
-            return Err(e.into_inner());
+        if self.inbox.push(item)? {
+            // A failed wake-up means the selector is gone: the loop is closing.
+            let _ = self.waker.wake();
         }
-        self.notify();
         Ok(())
     }
 
     /// Called by the loop right before it blocks in the selector: re-arms the wake-up and says
     /// whether blocking is safe. Until then `notified` stays set while the loop is busy, so
     /// pushers do not pay a wake-up syscall for a loop that is awake anyway; after the reset, an
-    /// item pushed before it is seen here and one pushed after it writes the wake-up.
+    /// item pushed before it is seen here and one pushed after it writes the wake-up (the
+    /// orderings: see `inbox.rs`).
     pub(crate) fn prepare_to_block(&self) -> bool {
-        self.notified.store(false, Ordering::SeqCst);
-        self.inbox.is_empty()
-    }
-
-    /// Wakes the selector, once per batch of remote work.
-    fn notify(&self) {
-        if !self.notified.swap(true, Ordering::AcqRel) {
-            // A failed wake-up means the selector is gone: the loop is closing.
-            let _ = self.waker.wake();
-        }
+        self.inbox.prepare_to_block()
     }
 }
 
@@ -145,7 +136,7 @@ impl Inner {
         }
         let mut ready = self.ready.borrow_mut();
         for _ in 0..count {
-            let Ok(item) = self.shared.inbox.pop() else {
+            let Some(item) = self.shared.inbox.pop() else {
                 break;
             };
             match item {
@@ -172,7 +163,7 @@ impl Inner {
         let mut panics = Vec::new();
         self.shared.inbox.close();
         let mut remote = Vec::new();
-        while let Ok(item) = self.shared.inbox.pop() {
+        while let Some(item) = self.shared.inbox.pop() {
             remote.push(item);
         }
         drop_caught(remote, &mut panics);
@@ -379,8 +370,7 @@ impl EventLoopBuilder {
         };
         let shared = Arc::new(Shared {
             id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
-            inbox: ConcurrentQueue::unbounded(),
-            notified: AtomicBool::new(false),
+            inbox: Inbox::new(),
             waker: selector.waker(),
             running: AtomicBool::new(false),
             closed: AtomicBool::new(false),

@@ -4,6 +4,7 @@
 pub mod clock;
 pub(crate) mod core;
 pub(crate) mod fds;
+pub(crate) mod inbox;
 mod iteration;
 mod offload;
 mod quad_heap;

@@ -1,6 +1,7 @@
 //! Tasks and futures: [`Task<T>`], [`TaskRef`], [`LoopFuture<T>`], and the helpers `sleep`,
 //! `wait_for`, `timeout`, `gather`, `shield`, `wait`, `current_task`, `all_tasks`.
 
+mod atomics;
 mod cancel_on_drop;
 mod completion;
 mod factory;

@@ -13,7 +13,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::Weak;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
 use super::refs::{Header, TaskPtr, TaskVtable};
@@ -430,12 +429,9 @@ pub(crate) fn run_task(lp: &EventLoop, task: AnyTask) -> Option<String> {
         return None;
     }
     let inner = &lp.inner;
-    // A swap, not a store: a waker on another thread that finds the flag still set (and so
-    // queues nothing) must be ordered before this point, so that the poll below sees what it
-    // published. A plain store could sit in the store buffer while the poll reads stale state
-    // and the waker reads the old `true`: a lost wake-up (store-buffer reordering, seen on
-    // x86-64 after about 1M remote wake-ups).
-    let _ = task.header().scheduled.swap(false, Ordering::AcqRel);
+    // Wake-ups from now on queue another step; one that found the flag still set is ordered
+    // before this point, so the poll below sees what its waker published (see `atomics.rs`).
+    task.header().scheduled.begin_poll();
     let previous = inner.current_task.replace(Some(task.clone()));
     let done = task.with_waker(|waker| task.poll_step(waker));
     *inner.current_task.borrow_mut() = previous;

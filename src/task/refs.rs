@@ -21,10 +21,10 @@ use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
+use super::atomics::{RefCount, Scheduled};
 use super::raw::TaskRun;
 use crate::runtime::core::{Inner, Ready, Remote, Shared};
 use crate::runtime::running::with_running;
@@ -44,11 +44,11 @@ pub(crate) struct TaskVtable {
 pub(crate) struct Header {
     /// Atomic references: one for all local references together, one per waker and per queued
     /// remote wake-up.
-    refs: AtomicUsize,
+    refs: RefCount,
     /// Local references ([`TaskPtr`]); read and written only on the loop thread.
     local: Cell<usize>,
     /// Set while a step of the task is queued: wake-ups in between are coalesced.
-    pub(crate) scheduled: AtomicBool,
+    pub(crate) scheduled: Scheduled,
     /// The task's key in its loop's task table.
     pub(crate) key: usize,
     /// The loop's thread-safe part: where wake-ups from other threads go.
@@ -61,9 +61,9 @@ impl Header {
     /// queues its first step).
     pub(crate) fn new(key: usize, shared: Arc<Shared>, vtable: &'static TaskVtable) -> Header {
         Header {
-            refs: AtomicUsize::new(1),
+            refs: RefCount::new(),
             local: Cell::new(1),
-            scheduled: AtomicBool::new(true),
+            scheduled: Scheduled::new(true),
             key,
             shared,
             vtable,
@@ -91,12 +91,7 @@ impl Header {
 unsafe fn release_ref(header: NonNull<Header>) {
     // SAFETY: the caller's reference keeps the allocation alive until the decrement.
     let h = unsafe { header.as_ref() };
-    if h.refs.fetch_sub(1, Ordering::Release) == 1 {
-        // Every other holder's writes happen before the free (the `Arc` protocol). An acquire
-        // load rather than `fence(Acquire)`: the same guarantee (it reads the last decrement of
-        // the release sequence), and ThreadSanitizer, which does not model standalone fences,
-        // sees it, as `Arc` does under TSan. It costs a plain load on x86-64.
-        let _ = h.refs.load(Ordering::Acquire);
+    if h.refs.decrement() {
         // SAFETY: that was the last reference: nobody can reach the task any more.
         unsafe { (h.vtable.dealloc)(header) }
     }
@@ -202,16 +197,10 @@ impl<D: ?Sized + TaskRun> Drop for TaskPtr<D> {
         // The last local reference: drop what must stay on this thread, while the local
         // side's atomic reference still keeps the memory.
         (**self).release_local();
-        let header = self.ptr.cast::<Header>();
-        if self.header().refs.load(Ordering::Acquire) == 1 {
-            // Only the local side's reference is left, and no new one can appear: a waker is
-            // cloned only from a waker (which would hold a reference) or from this task's own
-            // step (which would hold a local reference).
-            // SAFETY: nobody else can reach the task.
-            unsafe { (self.header().vtable.dealloc)(header) }
-        } else {
-            // SAFETY: this is the local side's atomic reference.
-            unsafe { release_ref(header) }
+        if self.header().refs.release_local_side() {
+            // SAFETY: that was the last atomic reference (or the only one left, and no new one
+            // can appear): nobody else can reach the task.
+            unsafe { (self.header().vtable.dealloc)(self.ptr.cast::<Header>()) }
         }
     }
 }
@@ -246,7 +235,7 @@ impl Drop for RemoteTask {
 fn schedule(header: NonNull<Header>) {
     // SAFETY: the calling waker holds a reference.
     let h = unsafe { header.as_ref() };
-    if h.scheduled.swap(true, Ordering::AcqRel) {
+    if !h.scheduled.wake() {
         return;
     }
     let local = |inner: &Inner| -> bool {
@@ -268,7 +257,7 @@ fn schedule(header: NonNull<Header>) {
     if with_local(&h.shared, |inner| inner.closed.get() || local(inner)) == Some(true) {
         return;
     }
-    h.refs.fetch_add(1, Ordering::Relaxed);
+    h.refs.increment();
     // A closed loop refuses it (its tasks are gone): the reference is dropped with it.
     let _ = h.shared.push_remote(Remote::Task(RemoteTask(header)));
 }
@@ -284,10 +273,7 @@ fn header_of(data: *const ()) -> NonNull<Header> {
 unsafe fn waker_clone(data: *const ()) -> RawWaker {
     // SAFETY: the waker being cloned keeps the task alive.
     let h = unsafe { header_of(data).as_ref() };
-    if h.refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
-        // As `Arc` does: a count this high means leaked wakers; wrapping would be unsound.
-        std::process::abort();
-    }
+    h.refs.increment();
     RawWaker::new(data, &WAKER_VTABLE)
 }
 
@@ -367,6 +353,10 @@ mod tests {
     /// ends the process, so the check runs in a child process: this test binary again, filtered
     /// to this test.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "runs this test binary as a child process, which Miri cannot"
+    )]
     fn a_local_count_at_its_maximum_aborts_instead_of_wrapping() {
         use std::os::unix::process::ExitStatusExt;
         const CHILD: &str = "ASYNCIO_TEST_LOCAL_COUNT_OVERFLOW";
