@@ -6,7 +6,7 @@ mod tls_support;
 
 use asyncio::tls::TlsVersion;
 use asyncio::{ConnectOptions, ExtraInfo, ServerOptions};
-use net_support::{port_of, run, wait_until, watchdog, Recorder};
+use net_support::{loopback_server, port_of, run, wait_until, watchdog, Recorder};
 use tls_support::{only, Pki};
 
 fn text(s: &str) -> Option<ExtraInfo> {
@@ -17,16 +17,8 @@ fn echo_over(version: TlsVersion, name: &'static str) {
     watchdog(move || {
         run(|lp| async move {
             let pki = Pki::new("test CA");
-            let server = lp
-                .create_server(
-                    Recorder::echo,
-                    &["127.0.0.1"],
-                    Some(0),
-                    ServerOptions::new().ssl(pki.server()),
-                )
-                .await
-                .unwrap();
-            let port = port_of(&server);
+            let (server, port) =
+                loopback_server(&lp, Recorder::echo, ServerOptions::new().ssl(pki.server())).await;
             let client = Recorder::default();
             let c = client.clone();
             // server_hostname defaults to the host: the certificate names 127.0.0.1 too.
@@ -160,20 +152,16 @@ fn start_tls_server_protocol_against_stream_client() {
             let pki = Pki::new("CA");
             let accepted = std::rc::Rc::new(std::cell::RefCell::new(Vec::<Recorder>::new()));
             let acc = accepted.clone();
-            let server = lp
-                .create_server(
-                    move || {
-                        let r = Recorder::default();
-                        acc.borrow_mut().push(r.clone());
-                        r
-                    },
-                    &["127.0.0.1"],
-                    Some(0),
-                    ServerOptions::new(),
-                )
-                .await
-                .unwrap();
-            let port = port_of(&server);
+            let (server, port) = loopback_server(
+                &lp,
+                move || {
+                    let r = Recorder::default();
+                    acc.borrow_mut().push(r.clone());
+                    r
+                },
+                ServerOptions::new(),
+            )
+            .await;
             let (reader, mut writer) = asyncio::streams::open_connection("127.0.0.1", port)
                 .await
                 .unwrap();
@@ -242,16 +230,8 @@ fn buffered_protocol_over_tls() {
     watchdog(|| {
         run(|lp| async move {
             let pki = Pki::new("CA");
-            let server = lp
-                .create_server(
-                    Recorder::echo,
-                    &["127.0.0.1"],
-                    Some(0),
-                    ServerOptions::new().ssl(pki.server()),
-                )
-                .await
-                .unwrap();
-            let port = port_of(&server);
+            let (server, port) =
+                loopback_server(&lp, Recorder::echo, ServerOptions::new().ssl(pki.server())).await;
             let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
             let g = got.clone();
             let options = ConnectOptions::new()
@@ -358,16 +338,8 @@ fn transport_contract_over_tls() {
     watchdog(|| {
         run(|lp| async move {
             let pki = Pki::new("CA");
-            let server = lp
-                .create_server(
-                    Recorder::echo,
-                    &["127.0.0.1"],
-                    Some(0),
-                    ServerOptions::new().ssl(pki.server()),
-                )
-                .await
-                .unwrap();
-            let port = port_of(&server);
+            let (server, port) =
+                loopback_server(&lp, Recorder::echo, ServerOptions::new().ssl(pki.server())).await;
             let client = Recorder::default();
             let c = client.clone();
             let options = ConnectOptions::new()

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use asyncio::transports::{DEFAULT_HIGH_WATER, MAX_READ_SIZE};
 use asyncio::{BaseProtocol, ConnectOptions, EventLoop, Protocol, ServerOptions, Transport};
-use net_support::{port_of, run, wait_until, watchdog, Recorder};
+use net_support::{loopback_server, run, wait_until, watchdog, Recorder};
 use tls_support::Pki;
 
 const TOTAL: usize = 100 * 1024 * 1024;
@@ -97,20 +97,16 @@ fn hundred_megabytes_each_way_with_slow_readers() {
             let pattern = pattern();
             let server_stats = Rc::new(RefCell::new(Stats::default()));
             let (s, p, l) = (server_stats.clone(), pattern.clone(), lp.clone());
-            let server = lp
-                .create_server(
-                    move || Bulk {
-                        lp: l.clone(),
-                        stats: s.clone(),
-                        pattern: p.clone(),
-                    },
-                    &["127.0.0.1"],
-                    Some(0),
-                    ServerOptions::new().ssl(pki.server()),
-                )
-                .await
-                .unwrap();
-            let port = port_of(&server);
+            let (server, port) = loopback_server(
+                &lp,
+                move || Bulk {
+                    lp: l.clone(),
+                    stats: s.clone(),
+                    pattern: p.clone(),
+                },
+                ServerOptions::new().ssl(pki.server()),
+            )
+            .await;
             let client_stats = Rc::new(RefCell::new(Stats::default()));
             let (c, p, l) = (client_stats.clone(), pattern.clone(), lp.clone());
             let options = ConnectOptions::new()
@@ -203,16 +199,12 @@ fn many_concurrent_tls_connections() {
     watchdog(|| {
         run(|lp| async move {
             let pki = Pki::new("CA");
-            let server = lp
-                .create_server(
-                    Recorder::echo,
-                    &["127.0.0.1"],
-                    Some(0),
-                    ServerOptions::new().ssl(pki.server()).backlog(2048),
-                )
-                .await
-                .unwrap();
-            let port = port_of(&server);
+            let (server, port) = loopback_server(
+                &lp,
+                Recorder::echo,
+                ServerOptions::new().ssl(pki.server()).backlog(2048),
+            )
+            .await;
             let ctx = pki.client();
             let mut tasks = Vec::new();
             for i in 0..CONCURRENT {

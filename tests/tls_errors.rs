@@ -11,20 +11,11 @@ use asyncio::{
     BaseProtocol, ConnectOptions, Error, ErrorKind, EventLoop, ExtraInfo, Protocol, Server,
     ServerOptions,
 };
-use net_support::{port_of, run, wait_until, watchdog, Recorder};
+use net_support::{loopback_server, run, wait_until, watchdog, Recorder};
 use tls_support::{only, LeafKind, Pki};
 
 async fn echo_server(lp: &EventLoop, ctx: TlsContext) -> (Server, u16) {
-    let server = lp
-        .create_server(
-            Recorder::echo,
-            &["127.0.0.1"],
-            Some(0),
-            ServerOptions::new().ssl(ctx),
-        )
-        .await
-        .unwrap();
-    let port = port_of(&server);
+    let (server, port) = loopback_server(lp, Recorder::echo, ServerOptions::new().ssl(ctx)).await;
     (server, port)
 }
 
@@ -220,20 +211,16 @@ fn client_certificates_required() {
                 let pki = Pki::new("CA");
                 let accepted = std::rc::Rc::new(std::cell::RefCell::new(Vec::<Recorder>::new()));
                 let acc = accepted.clone();
-                let server = lp
-                    .create_server(
-                        move || {
-                            let r = Recorder::echo();
-                            acc.borrow_mut().push(r.clone());
-                            r
-                        },
-                        &["127.0.0.1"],
-                        Some(0),
-                        ServerOptions::new().ssl(pki.server_requiring_client_certs()),
-                    )
-                    .await
-                    .unwrap();
-                let port = port_of(&server);
+                let (server, port) = loopback_server(
+                    &lp,
+                    move || {
+                        let r = Recorder::echo();
+                        acc.borrow_mut().push(r.clone());
+                        r
+                    },
+                    ServerOptions::new().ssl(pki.server_requiring_client_certs()),
+                )
+                .await;
                 // Without a certificate: refused, with a message that says why.
                 let err = failure(&lp, port, pki.client_with(only(version)), "localhost").await;
                 assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
@@ -299,11 +286,7 @@ impl Protocol for Silent {}
 fn handshake_timeout_against_a_silent_server() {
     watchdog(|| {
         run(|lp| async move {
-            let server = lp
-                .create_server(|| Silent, &["127.0.0.1"], Some(0), ServerOptions::new())
-                .await
-                .unwrap();
-            let port = port_of(&server);
+            let (server, port) = loopback_server(&lp, || Silent, ServerOptions::new()).await;
             let options = ConnectOptions::new()
                 .ssl(Pki::new("CA").client())
                 .server_hostname("localhost")
@@ -329,11 +312,7 @@ fn silent_client_is_dropped_by_the_server_handshake_timeout() {
             let options = ServerOptions::new()
                 .ssl(pki.server())
                 .ssl_handshake_timeout(0.2);
-            let server = lp
-                .create_server(Recorder::echo, &["127.0.0.1"], Some(0), options)
-                .await
-                .unwrap();
-            let port = port_of(&server);
+            let (server, port) = loopback_server(&lp, Recorder::echo, options).await;
             // A plain client that says nothing: the server aborts it, which it sees as EOF.
             let silent = Recorder::default();
             let s = silent.clone();
@@ -354,19 +333,15 @@ fn plain_text_and_garbage_clients_fail_alone() {
             // Every protocol the server makes is dropped again: nothing leaks.
             let live = std::rc::Rc::new(std::cell::Cell::new(0usize));
             let l = live.clone();
-            let server = lp
-                .create_server(
-                    move || {
-                        l.set(l.get() + 1);
-                        Tracked(Recorder::echo(), l.clone())
-                    },
-                    &["127.0.0.1"],
-                    Some(0),
-                    ServerOptions::new().ssl(pki.server()),
-                )
-                .await
-                .unwrap();
-            let port = port_of(&server);
+            let (server, port) = loopback_server(
+                &lp,
+                move || {
+                    l.set(l.get() + 1);
+                    Tracked(Recorder::echo(), l.clone())
+                },
+                ServerOptions::new().ssl(pki.server()),
+            )
+            .await;
             // Each bad client runs on a thread with blocking sockets; the loop keeps serving.
             let bad = std::thread::spawn(move || {
                 let mut outcomes = Vec::new();

@@ -10,7 +10,7 @@ use std::io::ErrorKind as IoKind;
 use std::sync::mpsc;
 
 use asyncio::{BaseProtocol, ConnectOptions, Protocol, ServerOptions, Transport};
-use net_support::{port_of, run, wait_until, watchdog, Recorder};
+use net_support::{loopback_server, run, wait_until, watchdog, Recorder};
 use tls_support::Pki;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -129,16 +129,12 @@ fn tokio_rustls_both_ways() {
             join(theirs).await;
 
             // 2. Our server, their client: echo, then our close and our abort as they see them.
-            let server = lp
-                .create_server(
-                    || Obedient(None),
-                    &["127.0.0.1"],
-                    Some(0),
-                    ServerOptions::new().ssl(pki.server()),
-                )
-                .await
-                .unwrap();
-            let port = port_of(&server);
+            let (server, port) = loopback_server(
+                &lp,
+                || Obedient(None),
+                ServerOptions::new().ssl(pki.server()),
+            )
+            .await;
             let config = pki.client().client_config().unwrap();
             let theirs = std::thread::spawn(move || {
                 tokio_rt().block_on(async move {

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use asyncio::{
-    Address, BaseProtocol, ConnectOptions, Error, EventLoop, Protocol, Server, Transport,
+    Address, BaseProtocol, ConnectOptions, Error, EventLoop, Protocol, Server, ServerOptions,
+    Transport,
 };
 
 #[path = "../common/watchdog.rs"]
@@ -28,6 +29,24 @@ pub fn port_of(server: &Server) -> u16 {
         .and_then(Address::as_inet)
         .unwrap()
         .port()
+}
+
+/// A server on 127.0.0.1 (an ephemeral port) with protocols from `factory`, and its port.
+pub async fn loopback_server<P, F>(
+    lp: &EventLoop,
+    factory: F,
+    options: ServerOptions,
+) -> (Server, u16)
+where
+    F: Fn() -> P + 'static,
+    P: Protocol + 'static,
+{
+    let server = lp
+        .create_server(factory, &["127.0.0.1"], Some(0), options)
+        .await
+        .unwrap();
+    let port = port_of(&server);
+    (server, port)
 }
 
 /// Connects `proto` to 127.0.0.1:`port` over TCP (default options).
