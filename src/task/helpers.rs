@@ -409,11 +409,7 @@ impl<T: 'static> Future for GatherAll<T> {
 
 impl<T> Drop for GatherAll<T> {
     fn drop(&mut self) {
-        if let Ok(tasks) = &self.tasks {
-            for task in tasks.iter().flatten() {
-                task.cancel();
-            }
-        }
+        cancel_unfinished(&self.tasks);
     }
 }
 
@@ -469,10 +465,16 @@ impl<T: 'static> Future for Gather<T> {
 
 impl<T> Drop for Gather<T> {
     fn drop(&mut self) {
-        if let Ok(tasks) = &self.tasks {
-            for task in tasks.iter().flatten() {
-                task.cancel();
-            }
+        cancel_unfinished(&self.tasks);
+    }
+}
+
+/// Cancels the children a dropped gather was still waiting for (asyncio's gather cancellation);
+/// finished ones were taken out of their slots already.
+fn cancel_unfinished<T>(tasks: &Result<Vec<Option<Task<T>>>>) {
+    if let Ok(tasks) = tasks {
+        for task in tasks.iter().flatten() {
+            task.cancel();
         }
     }
 }
