@@ -56,7 +56,8 @@
 //!   5a compares with an unbounded channel of boxed closures drained on the runtime (tokio
 //!   `mpsc::unbounded_channel`, smol's `async-channel`), 5b with spawning onto the runtime from
 //!   the other thread (tokio `runtime::Handle::spawn`; smol needs a `Send` executor for that, so
-//!   it is an `Executor` run by the main thread).
+//!   it is an `Executor` run by the main thread). 5c is 5a with 8 producer threads of 100k each
+//!   into the one loop / channel (figures per item, all producers together).
 //! - Executor round trips (6): `run_in_executor(None, ..)` awaited one after the other, against
 //!   `tokio::task::spawn_blocking` and `smol::unblock`.
 
@@ -429,26 +430,32 @@ mod aio {
         }
     }
 
-    /// 5: another thread calls `call_soon_threadsafe` `n` times; the loop stops at the `n`th.
-    pub fn remote(lp: &EventLoop, n: u64) -> Duration {
-        done_expect(n);
-        let handle = lp.handle();
-        let barrier = Arc::new(Barrier::new(2));
-        let b = barrier.clone();
-        let sender = thread::spawn(move || {
-            b.wait();
-            for _ in 0..n {
-                handle
-                    .call_soon_threadsafe(remote_callback)
-                    .expect("call_soon_threadsafe");
-            }
-        });
+    /// 5: `producers` other threads call `call_soon_threadsafe` `n` times each; the loop stops
+    /// at the last.
+    pub fn remote(lp: &EventLoop, n: u64, producers: u64) -> Duration {
+        done_expect(n * producers);
+        let barrier = Arc::new(Barrier::new(producers as usize + 1));
+        let senders: Vec<_> = (0..producers)
+            .map(|_| {
+                let (handle, b) = (lp.handle(), barrier.clone());
+                thread::spawn(move || {
+                    b.wait();
+                    for _ in 0..n {
+                        handle
+                            .call_soon_threadsafe(remote_callback)
+                            .expect("call_soon_threadsafe");
+                    }
+                })
+            })
+            .collect();
         barrier.wait();
         let t = Instant::now();
         lp.run_forever().expect("run_forever");
         let took = t.elapsed();
-        sender.join().expect("sender thread");
-        assert_eq!(done_count(), n);
+        for sender in senders {
+            sender.join().expect("sender thread");
+        }
+        assert_eq!(done_count(), n * producers);
         took
     }
 
@@ -649,22 +656,27 @@ mod tok {
         took
     }
 
-    /// 5a: another thread sends `n` boxed closures over an unbounded channel; the main future
-    /// drains and runs them.
-    pub fn remote_channel(rt: &Runtime, n: u64) -> Duration {
-        done_expect(n);
+    /// 5a, 5c: `producers` other threads send `n` boxed closures each over an unbounded
+    /// channel; the main future drains and runs them.
+    pub fn remote_channel(rt: &Runtime, n: u64, producers: u64) -> Duration {
+        done_expect(n * producers);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
-        let barrier = Arc::new(Barrier::new(2));
-        let b = barrier.clone();
-        let sender = thread::spawn(move || {
-            b.wait();
-            for _ in 0..n {
-                let job: Job = Box::new(|| {
-                    done_bump();
-                });
-                tx.send(job).expect("send");
-            }
-        });
+        let barrier = Arc::new(Barrier::new(producers as usize + 1));
+        let senders: Vec<_> = (0..producers)
+            .map(|_| {
+                let (tx, b) = (tx.clone(), barrier.clone());
+                thread::spawn(move || {
+                    b.wait();
+                    for _ in 0..n {
+                        let job: Job = Box::new(|| {
+                            done_bump();
+                        });
+                        tx.send(job).expect("send");
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
         barrier.wait();
         let t = Instant::now();
         rt.block_on(async move {
@@ -673,8 +685,10 @@ mod tok {
             }
         });
         let took = t.elapsed();
-        sender.join().expect("sender thread");
-        assert_eq!(done_count(), n);
+        for sender in senders {
+            sender.join().expect("sender thread");
+        }
+        assert_eq!(done_count(), n * producers);
         took
     }
 
@@ -884,22 +898,27 @@ mod smo {
         took
     }
 
-    /// 5a: another thread sends `n` boxed closures over an unbounded `async-channel`; the main
-    /// future drains and runs them.
-    pub fn remote_channel(ex: &Ex, driver: Driver, n: u64) -> Duration {
-        done_expect(n);
+    /// 5a, 5c: `producers` other threads send `n` boxed closures each over an unbounded
+    /// `async-channel`; the main future drains and runs them.
+    pub fn remote_channel(ex: &Ex, driver: Driver, n: u64, producers: u64) -> Duration {
+        done_expect(n * producers);
         let (tx, rx) = smol::channel::unbounded::<Job>();
-        let barrier = Arc::new(Barrier::new(2));
-        let b = barrier.clone();
-        let sender = thread::spawn(move || {
-            b.wait();
-            for _ in 0..n {
-                let job: Job = Box::new(|| {
-                    done_bump();
-                });
-                tx.send_blocking(job).expect("send");
-            }
-        });
+        let barrier = Arc::new(Barrier::new(producers as usize + 1));
+        let senders: Vec<_> = (0..producers)
+            .map(|_| {
+                let (tx, b) = (tx.clone(), barrier.clone());
+                thread::spawn(move || {
+                    b.wait();
+                    for _ in 0..n {
+                        let job: Job = Box::new(|| {
+                            done_bump();
+                        });
+                        tx.send_blocking(job).expect("send");
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
         barrier.wait();
         let t = Instant::now();
         run(ex, driver, async {
@@ -908,8 +927,10 @@ mod smo {
             }
         });
         let took = t.elapsed();
-        sender.join().expect("sender thread");
-        assert_eq!(done_count(), n);
+        for sender in senders {
+            sender.join().expect("sender thread");
+        }
+        assert_eq!(done_count(), n * producers);
         took
     }
 
@@ -1241,7 +1262,7 @@ fn main() {
         let lp = aio::new_loop();
         let rt = tok::new_rt();
         let ex = smo::new_ex();
-        let a_remote = cfg.measure(cfg.asyncio, n, || aio::remote(&lp, n));
+        let a_remote = cfg.measure(cfg.asyncio, n, || aio::remote(&lp, n, 1));
         let label =
             |what: &str| format!("cross-thread {}: call_soon_threadsafe | {what}", human(n));
         emit(
@@ -1249,8 +1270,8 @@ fn main() {
                 id: "5a",
                 label: label("unbounded channel of closures"),
                 asyncio: a_remote,
-                tokio: cfg.tokio_single(n, || tok::remote_channel(&rt, n)),
-                smol: cfg.smol(n, |d| smo::remote_channel(&ex, d, n)),
+                tokio: cfg.tokio_single(n, || tok::remote_channel(&rt, n, 1)),
+                smol: cfg.smol(n, |d| smo::remote_channel(&ex, d, n, 1)),
             },
             &mut rows,
         );
@@ -1261,6 +1282,21 @@ fn main() {
                 asyncio: a_remote,
                 tokio: cfg.tokio_single(n, || tok::remote_spawn(&rt, n)),
                 smol: cfg.smol(n, |d| smo::remote_spawn(d, n)),
+            },
+            &mut rows,
+        );
+        const P: u64 = 8;
+        let total = n * P;
+        emit(
+            Row {
+                id: "5c",
+                label: format!(
+                    "cross-thread {P} x {}: call_soon_threadsafe | unbounded channel of closures",
+                    human(n)
+                ),
+                asyncio: cfg.measure(cfg.asyncio, total, || aio::remote(&lp, n, P)),
+                tokio: cfg.tokio_single(total, || tok::remote_channel(&rt, n, P)),
+                smol: cfg.smol(total, |d| smo::remote_channel(&ex, d, n, P)),
             },
             &mut rows,
         );

@@ -29,43 +29,45 @@
 
 use std::marker::PhantomData;
 
-use concurrent_queue::ConcurrentQueue;
-
+use crate::runtime::slot_queue::{Popped, SlotHandle, SlotQueue};
 use crate::sync::{AtomicBool, Ordering};
 
 /// What the inbox needs of its queue: many pushers, one popper (the loop thread), and a push
-/// that happens before [`is_empty`](Queue::is_empty) is seen by it. concurrent-queue in the
-/// loop; the loom models also use a weaker stand-in, so that they check our orderings rather
-/// than the queue's (concurrent-queue's are all `SeqCst`, which hides ours from loom).
+/// that happens before [`is_empty`](Queue::is_empty) is seen by it. [`SlotQueue`] in the loop;
+/// the loom models also use a weaker stand-in, so that they check our orderings rather than
+/// the queue's.
 pub(crate) trait Queue<T> {
     /// Fails, handing the item back, once closed.
     fn push(&self, item: T) -> Result<(), T>;
     fn pop(&self) -> Option<T>;
+    /// Items queued, for the tests.
+    #[cfg(test)]
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool;
     fn close(&self);
 }
 
-impl<T> Queue<T> for ConcurrentQueue<T> {
+impl<T> Queue<T> for SlotQueue<T> {
     fn push(&self, item: T) -> Result<(), T> {
-        ConcurrentQueue::push(self, item).map_err(|e| e.into_inner())
+        SlotQueue::push(self, item)
     }
     fn pop(&self) -> Option<T> {
-        ConcurrentQueue::pop(self).ok()
+        SlotQueue::pop(self)
     }
+    #[cfg(test)]
     fn len(&self) -> usize {
-        ConcurrentQueue::len(self)
+        SlotQueue::len(self)
     }
     fn is_empty(&self) -> bool {
-        ConcurrentQueue::is_empty(self)
+        SlotQueue::is_empty(self)
     }
     fn close(&self) {
-        ConcurrentQueue::close(self);
+        SlotQueue::close(self);
     }
 }
 
 /// A multi-producer queue drained by the loop thread, with coalesced selector wake-ups.
-pub(crate) struct Inbox<T, Q: Queue<T> = ConcurrentQueue<T>> {
+pub(crate) struct Inbox<T, Q: Queue<T> = SlotQueue<T>> {
     queue: Q,
     /// Set by the first push after the loop last looked; cleared by the loop right before it
     /// blocks. While set, pushers do not wake the selector.
@@ -75,7 +77,21 @@ pub(crate) struct Inbox<T, Q: Queue<T> = ConcurrentQueue<T>> {
 
 impl<T> Inbox<T> {
     pub(crate) fn new() -> Self {
-        Inbox::with_queue(ConcurrentQueue::unbounded())
+        Inbox::with_queue(SlotQueue::new())
+    }
+
+    /// Queues `item` with a handle that can cancel it until the loop runs it (it then comes
+    /// out of [`drain`](Inbox::drain) as [`Popped::Cancellable`]). `Ok((_, true))`: the caller
+    /// must wake the selector, as for [`push`](Inbox::push).
+    pub(crate) fn push_cancellable(&self, item: T) -> Result<(SlotHandle<T>, bool), T> {
+        let handle = self.queue.push_cancellable(item)?;
+        Ok((handle, !self.notified.swap(true, Ordering::AcqRel)))
+    }
+
+    /// Pops what was queued when the call began, in order, into `f` (the loop thread's drain;
+    /// `f` must not pop).
+    pub(crate) fn drain(&self, f: impl FnMut(Popped<T>)) {
+        self.queue.drain(f);
     }
 }
 
@@ -106,6 +122,7 @@ impl<T, Q: Queue<T>> Inbox<T, Q> {
     }
 
     /// The number of queued items.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }
@@ -213,7 +230,7 @@ mod tests {
 #[cfg(all(test, loom))]
 pub(crate) mod loom_models {
     use super::{Inbox, Queue};
-    use concurrent_queue::ConcurrentQueue;
+    use crate::runtime::slot_queue::{Popped, SlotQueue};
     use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use loom::sync::{Arc, Mutex};
     use loom::thread;
@@ -366,8 +383,65 @@ pub(crate) mod loom_models {
     }
 
     #[test]
-    fn loom_inbox_with_concurrent_queue_never_leaves_the_loop_asleep() {
-        model(2, || check_pushers(ConcurrentQueue::unbounded(), 2));
+    fn loom_inbox_with_slot_queue_never_leaves_the_loop_asleep() {
+        model(2, || check_pushers(SlotQueue::new(), 2));
+    }
+
+    /// Counts its drops.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The slot queue's own protocol (blocks of two slots here): a cancellable item is pushed
+    /// and cancelled on one thread and a plain one pushed on another, while the loop drains and
+    /// "runs" what it pops, across a block boundary. Every item is dropped exactly once, and
+    /// loom's cells check that the cancel's and the loop's moves of the item never race (which
+    /// of the two wins is free); Miri checks the frees of blocks in the unit tests.
+    #[test]
+    fn loom_slot_queue_cancel_races_the_loop_across_blocks() {
+        model(2, || {
+            let queue = Arc::new(SlotQueue::new());
+            let drops = Arc::new(AtomicUsize::new(0));
+            // Fills slot 0: the cancellable item or the plain one claims slot 1, whose producer
+            // links the next block.
+            assert!(queue.push(Counted(drops.clone())).is_ok());
+            let canceller = {
+                let (queue, drops) = (queue.clone(), drops.clone());
+                thread::spawn(move || {
+                    let handle = queue.push_cancellable(Counted(drops)).ok().unwrap();
+                    let twin = handle.clone();
+                    drop(handle);
+                    assert!(twin.cancel());
+                    assert!(twin.is_cancelled());
+                })
+            };
+            let pusher = {
+                let (queue, drops) = (queue.clone(), drops.clone());
+                thread::spawn(move || assert!(queue.push(Counted(drops)).is_ok()))
+            };
+            let mut popped = 0;
+            let mut drain = |popped: &mut usize| {
+                queue.drain(|entry| {
+                    *popped += 1;
+                    match entry {
+                        Popped::Item(item) => drop(item),
+                        Popped::Cancellable(slot) => drop(slot.into_item()),
+                    }
+                })
+            };
+            drain(&mut popped);
+            canceller.join().unwrap();
+            pusher.join().unwrap();
+            while popped < 3 {
+                drain(&mut popped);
+            }
+            assert_eq!(drops.load(Ordering::Relaxed), 3);
+            assert!(queue.is_empty());
+        });
     }
 
     /// `block_on` (f7606b5): its future's waker, on another thread, publishes data, sets the
