@@ -17,7 +17,7 @@
 //! - `ASYNCIO_BENCH_REPS=N` (`--reps=N`): measured repetitions per figure (default 5).
 //! - `ASYNCIO_BENCH_FILTER=chain,timer` (`--filter=...`): run only the workloads whose key
 //!   contains one of the words (keys: `chain`, `yield`, `batch`, `tasks`, `timer-arm`,
-//!   `timer-run`, `timer-task`, `remote`, `executor`).
+//!   `timer-run`, `timer-task`, `remote`, `remote-many`, `executor`).
 //! - `ASYNCIO_BENCH_RUNTIMES=asyncio` (`--runtimes=...`): which of `asyncio`, `tokio`, `smol` to
 //!   measure (to profile one).
 //!
@@ -1257,49 +1257,53 @@ fn main() {
     }
 
     // 5. Cross-thread scheduling.
-    if cfg.wants("remote") {
+    if cfg.wants("remote") || cfg.wants("remote-many") {
         let n = cfg.size(100_000);
         let lp = aio::new_loop();
         let rt = tok::new_rt();
         let ex = smo::new_ex();
-        let a_remote = cfg.measure(cfg.asyncio, n, || aio::remote(&lp, n, 1));
         let label =
             |what: &str| format!("cross-thread {}: call_soon_threadsafe | {what}", human(n));
-        emit(
-            Row {
-                id: "5a",
-                label: label("unbounded channel of closures"),
-                asyncio: a_remote,
-                tokio: cfg.tokio_single(n, || tok::remote_channel(&rt, n, 1)),
-                smol: cfg.smol(n, |d| smo::remote_channel(&ex, d, n, 1)),
-            },
-            &mut rows,
-        );
-        emit(
-            Row {
-                id: "5b",
-                label: label("Handle::spawn / Executor::spawn of a task"),
-                asyncio: a_remote,
-                tokio: cfg.tokio_single(n, || tok::remote_spawn(&rt, n)),
-                smol: cfg.smol(n, |d| smo::remote_spawn(d, n)),
-            },
-            &mut rows,
-        );
+        if cfg.wants("remote") {
+            let a_remote = cfg.measure(cfg.asyncio, n, || aio::remote(&lp, n, 1));
+            emit(
+                Row {
+                    id: "5a",
+                    label: label("unbounded channel of closures"),
+                    asyncio: a_remote,
+                    tokio: cfg.tokio_single(n, || tok::remote_channel(&rt, n, 1)),
+                    smol: cfg.smol(n, |d| smo::remote_channel(&ex, d, n, 1)),
+                },
+                &mut rows,
+            );
+            emit(
+                Row {
+                    id: "5b",
+                    label: label("Handle::spawn / Executor::spawn of a task"),
+                    asyncio: a_remote,
+                    tokio: cfg.tokio_single(n, || tok::remote_spawn(&rt, n)),
+                    smol: cfg.smol(n, |d| smo::remote_spawn(d, n)),
+                },
+                &mut rows,
+            );
+        }
         const P: u64 = 8;
         let total = n * P;
-        emit(
-            Row {
-                id: "5c",
-                label: format!(
-                    "cross-thread {P} x {}: call_soon_threadsafe | unbounded channel of closures",
-                    human(n)
-                ),
-                asyncio: cfg.measure(cfg.asyncio, total, || aio::remote(&lp, n, P)),
-                tokio: cfg.tokio_single(total, || tok::remote_channel(&rt, n, P)),
-                smol: cfg.smol(total, |d| smo::remote_channel(&ex, d, n, P)),
-            },
-            &mut rows,
-        );
+        if cfg.wants("remote-many") {
+            emit(
+                Row {
+                    id: "5c",
+                    label: format!(
+                        "cross-thread {P} x {}: call_soon_threadsafe | unbounded channel of closures",
+                        human(n)
+                    ),
+                    asyncio: cfg.measure(cfg.asyncio, total, || aio::remote(&lp, n, P)),
+                    tokio: cfg.tokio_single(total, || tok::remote_channel(&rt, n, P)),
+                    smol: cfg.smol(total, |d| smo::remote_channel(&ex, d, n, P)),
+                },
+                &mut rows,
+            );
+        }
         lp.close().expect("close");
     }
 

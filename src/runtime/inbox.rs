@@ -26,6 +26,12 @@
 //! being `SeqCst` too), nor is a `SeqCst` fence on the loop's side alone. On x86-64 the swap
 //! costs what that store did (both are one `xchg`); the pushers' side is unchanged. The loom
 //! models below find the lost wake-up with either the store or the fence.
+//!
+//! The queue is [`SlotQueue`] (`slot_queue.rs`), whose `is_empty` looks at the oldest slot only.
+//! It may miss a written item behind an older slot that another pusher claimed and has not
+//! written yet; that pusher's swap then comes after it writes, so it falls under the two cases
+//! above (before the loop's clearing swap: the check sees its slot written; after: it, or the
+//! first pusher after the clearing, wakes the selector).
 
 use std::marker::PhantomData;
 
@@ -225,8 +231,8 @@ mod tests {
 
 /// Loom models of the inbox protocol (`RUSTFLAGS="--cfg loom" cargo test --release --lib loom`):
 /// the real [`Inbox`], over a weak stand-in queue ([`WeakQueue`]: what our proof assumes of a
-/// queue, and no more) and over concurrent-queue's own loom build (the queue the loop uses;
-/// concurrent-queue is tested by its authors, with loom among others).
+/// queue, and no more) and over the loop's [`SlotQueue`] (whose atomics and cells are loom's in
+/// this build, with blocks of two slots), plus a model of the slot queue's own cancel protocol.
 #[cfg(all(test, loom))]
 pub(crate) mod loom_models {
     use super::{Inbox, Queue};
@@ -353,9 +359,13 @@ pub(crate) mod loom_models {
             })
             .collect();
         let mut got = 0;
+        // As `drain_inbox`: what is queued now, up to the first slot claimed but not yet
+        // written (the slot queue counts those in `len`; its pusher has not swapped yet).
         let drain = |got: &mut usize| {
             for _ in 0..inbox.len() {
-                inbox.pop().expect("only the loop pops");
+                if inbox.pop().is_none() {
+                    break;
+                }
                 *got += 1;
             }
         };
@@ -396,52 +406,62 @@ pub(crate) mod loom_models {
         }
     }
 
-    /// The slot queue's own protocol (blocks of two slots here): a cancellable item is pushed
-    /// and cancelled on one thread and a plain one pushed on another, while the loop drains and
-    /// "runs" what it pops, across a block boundary. Every item is dropped exactly once, and
-    /// loom's cells check that the cancel's and the loop's moves of the item never race (which
-    /// of the two wins is free); Miri checks the frees of blocks in the unit tests.
+    /// The slot queue's own protocol (blocks of two slots here): a cancellable item, pushed
+    /// second (the last slot of the first block), is cancelled on one thread while another
+    /// pushes (linking the next block) and the loop drains and "runs" what it pops. Every item
+    /// is dropped exactly once, and loom's cells check that the cancel's and the loop's moves of
+    /// the item never race (which of the two wins is free); Miri checks the frees of blocks in
+    /// the unit tests. (Pushed on the loop's thread before the others start, the cancellable
+    /// item is there for the loop's first drain: loom does not reach that order when a spawned
+    /// thread pushes it.)
     #[test]
     fn loom_slot_queue_cancel_races_the_loop_across_blocks() {
-        model(2, || {
+        static POPPED_FIRST: std::sync::atomic::AtomicBool =
+            std::sync::atomic::AtomicBool::new(false);
+        model(3, || {
             let queue = Arc::new(SlotQueue::new());
             let drops = Arc::new(AtomicUsize::new(0));
-            // Fills slot 0: the cancellable item or the plain one claims slot 1, whose producer
-            // links the next block.
             assert!(queue.push(Counted(drops.clone())).is_ok());
-            let canceller = {
-                let (queue, drops) = (queue.clone(), drops.clone());
-                thread::spawn(move || {
-                    let handle = queue.push_cancellable(Counted(drops)).ok().unwrap();
-                    let twin = handle.clone();
-                    drop(handle);
-                    assert!(twin.cancel());
-                    assert!(twin.is_cancelled());
-                })
-            };
+            let handle = queue.push_cancellable(Counted(drops.clone())).ok().unwrap();
+            let canceller = thread::spawn(move || {
+                let twin = handle.clone();
+                drop(handle);
+                assert!(twin.cancel());
+                assert!(twin.is_cancelled());
+            });
             let pusher = {
                 let (queue, drops) = (queue.clone(), drops.clone());
                 thread::spawn(move || assert!(queue.push(Counted(drops)).is_ok()))
             };
-            let mut popped = 0;
-            let mut drain = |popped: &mut usize| {
+            let (mut popped, mut ran) = (0, 0);
+            let drain = |popped: &mut usize, ran: &mut usize| {
                 queue.drain(|entry| {
                     *popped += 1;
                     match entry {
                         Popped::Item(item) => drop(item),
-                        Popped::Cancellable(slot) => drop(slot.into_item()),
+                        Popped::Cancellable(slot) => {
+                            if let Some(item) = slot.into_item() {
+                                *ran += 1;
+                                drop(item);
+                            }
+                        }
                     }
                 })
             };
-            drain(&mut popped);
+            drain(&mut popped, &mut ran);
+            if ran == 1 {
+                POPPED_FIRST.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             canceller.join().unwrap();
             pusher.join().unwrap();
             while popped < 3 {
-                drain(&mut popped);
+                drain(&mut popped, &mut ran);
             }
             assert_eq!(drops.load(Ordering::Relaxed), 3);
             assert!(queue.is_empty());
         });
+        // The model reached the order where the loop takes the item before the cancel.
+        assert!(POPPED_FIRST.load(std::sync::atomic::Ordering::Relaxed));
     }
 
     /// `block_on` (f7606b5): its future's waker, on another thread, publishes data, sets the

@@ -223,9 +223,7 @@ impl<T> SlotQueue<T> {
                 slot.slot()
                     .item
                     .with_mut(|p| p.write(MaybeUninit::new(item)));
-                slot.slot()
-                    .state
-                    .store(WRITTEN | flags, Ordering::Release);
+                slot.slot().state.store(WRITTEN | flags, Ordering::Release);
             }
             return Ok(slot);
         }
@@ -581,7 +579,10 @@ mod tests {
     fn a_cancelled_item_is_dropped_at_once_and_never_comes_out() {
         let drops = Arc::new(AtomicUsize::new(0));
         let queue = SlotQueue::new();
-        let handle = queue.push_cancellable(Counted(0, drops.clone())).ok().unwrap();
+        let handle = queue
+            .push_cancellable(Counted(0, drops.clone()))
+            .ok()
+            .unwrap();
         let twin = handle.clone();
         assert!(queue.push(Counted(1, drops.clone())).is_ok());
         assert!(!twin.is_cancelled());
@@ -590,7 +591,10 @@ mod tests {
         assert_eq!(drops.load(Ordering::Relaxed), 1);
         drop(twin);
         // Cancelled after the drain, before it runs: it does not run either.
-        let late = queue.push_cancellable(Counted(2, drops.clone())).ok().unwrap();
+        let late = queue
+            .push_cancellable(Counted(2, drops.clone()))
+            .ok()
+            .unwrap();
         let mut queued = Vec::new();
         queue.drain(|entry| queued.push(entry));
         assert_eq!(queued.len(), 3);
@@ -617,7 +621,10 @@ mod tests {
         for i in 0..CAP + 1 {
             assert!(queue.push(Counted(i, drops.clone())).is_ok());
         }
-        let kept = queue.push_cancellable(Counted(99, drops.clone())).ok().unwrap();
+        let kept = queue
+            .push_cancellable(Counted(99, drops.clone()))
+            .ok()
+            .unwrap();
         queue.close();
         let refused = queue.push(Counted(100, drops.clone()));
         assert_eq!(refused.map_err(|item| item.0), Err(100));
