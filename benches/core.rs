@@ -1363,6 +1363,20 @@ fn main() {
         verdict(timers.map(|v| v >= 3.0)),
         ratio(timers)
     );
+    let remote = find("5a").and_then(Row::vs_tokio);
+    println!(
+        "  threadsafe callbacks >= 1x tokio mpsc             {:>12}  ({})",
+        verdict(remote.map(|v| v >= 1.0)),
+        ratio(remote)
+    );
+    let one = find("5a").and_then(|r| r.asyncio);
+    let eight = find("5c").and_then(|r| r.asyncio);
+    let scaling = one.zip(eight).map(|(one, eight)| eight / one);
+    println!(
+        "  8 producers per item no slower than 1 (5c >= 5a)  {:>12}  ({})",
+        verdict(scaling.map(|v| v >= 1.0)),
+        ratio(scaling)
+    );
     let exec = find("6").and_then(Row::vs_tokio);
     println!(
         "  executor round trips >= 1x tokio spawn_blocking   {:>12}  ({})",
