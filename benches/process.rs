@@ -16,6 +16,11 @@
 //! asyncio uses the default policy's child watcher (pidfd where the kernel has it, else
 //! threaded).
 //!
+//! On a shared machine the rates vary from run to run far more than the runtimes differ; the
+//! parent's CPU time is steadier: `ASYNCIO_BENCH_FILTER=cat ASYNCIO_BENCH_RUNTIMES=asyncio
+//! perf stat -i -e task-clock target/release/deps/process-* --bench` (`-i`: the children's
+//! time apart). Figures and where the time goes: the book's performance chapter.
+//!
 //! Knobs: `ASYNCIO_BENCH_QUICK=1` (or `--quick`): fewer children, 32 MiB through `cat`, 2
 //! repetitions (CI). `ASYNCIO_BENCH_REPS=N`: repetitions (default 5).
 //! `ASYNCIO_BENCH_RUNTIMES=asyncio,tokio,smol`: which runtimes to measure (to profile one);
@@ -303,10 +308,13 @@ fn run_smol(work: Work) -> Duration {
 // Driver
 // ---------------------------------------------------------------------------------------------
 
+/// One runtime's run of a workload: how long it took.
+type Runner = fn(Work) -> Duration;
+
 /// Best rate (units per second) of each runtime over `reps` runs after a warm-up, `None` for
 /// a runtime not measured. The runtimes take turns within each repetition (asyncio, tokio,
 /// smol, asyncio, ...), so a burst of load from the rest of the machine hits them alike.
-fn best_of(cfg: &Config, work: Work, runs: &[Option<fn(Work) -> Duration>]) -> Vec<f64> {
+fn best_of(cfg: &Config, work: Work, runs: &[Option<Runner>]) -> Vec<f64> {
     let warm = match work {
         Work::Pipe(bytes) => Work::Pipe(bytes.min(8 << 20)),
         other => other,
@@ -363,7 +371,7 @@ fn main() {
         if !wanted("ASYNCIO_BENCH_FILTER", &label) {
             continue;
         }
-        let runs: [(&str, fn(Work) -> Duration); 3] = [
+        let runs: [(&str, Runner); 3] = [
             ("asyncio", run_asyncio),
             ("tokio", run_tokio),
             ("smol", run_smol),
