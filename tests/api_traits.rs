@@ -266,3 +266,19 @@ fn the_linux_selector_stays_with_its_loop() {
     assert_impl!(EpollSelector: Unpin, std::fmt::Debug);
     is_static::<EpollSelector>();
 }
+
+#[test]
+fn locks_are_loop_local_and_their_threadsafe_versions_travel() {
+    use asyncio::locks::{self, threadsafe};
+    assert_not_impl!(locks::Lock: Send);
+    assert_not_impl!(locks::Semaphore: Sync);
+    assert_impl!(threadsafe::Lock: Send, Sync, Clone, Unpin);
+    assert_impl!(threadsafe::LockAcquire: Send, Sync, Unpin);
+    assert_impl!(threadsafe::LockGuard: Send, Sync);
+    assert_impl!(threadsafe::Event: Send, Sync, Clone, Unpin);
+    assert_impl!(threadsafe::EventWait: Send, Sync, Unpin);
+    assert_impl!(threadsafe::Semaphore: Send, Sync, Clone, Unpin);
+    assert_impl!(threadsafe::BoundedSemaphore: Send, Sync, Clone, Unpin);
+    assert_impl!(threadsafe::SemaphoreAcquire: Send, Sync, Unpin);
+    assert_impl!(threadsafe::SemaphoreGuard: Send, Sync);
+}
