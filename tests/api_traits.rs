@@ -243,7 +243,7 @@ fn networking_objects_live_on_their_loop_and_plain_data_travels() {
     assert_not_impl!(Server: Send, Sync);
     assert_impl!(StreamReader: Unpin, futures::io::AsyncRead);
     assert_not_impl!(StreamReader: Send, Sync);
-    assert_impl!(StreamWriter: Unpin, futures::io::AsyncWrite);
+    assert_impl!(StreamWriter: Unpin, Clone, futures::io::AsyncWrite);
     assert_not_impl!(StreamWriter: Send, Sync);
     // Options, addresses and errors are plain data.
     assert_impl!(ConnectOptions: Send, Default);
