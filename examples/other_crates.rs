@@ -1,6 +1,5 @@
 //! Using other crates on this loop: futures-io crates (async-tungstenite for WebSockets) and
-//! smol-rs crates as they are, tokio's reactor
-//! crates through `async_compat::Compat`.
+//! smol-rs crates as they are, tokio's reactor crates through `async_compat::Compat`.
 //!
 //! ```text
 //! cargo run --example other_crates
