@@ -269,7 +269,9 @@ fn main() {
     // `ASYNCIO_BENCH_ROWS=queue` runs only the rows whose label starts with one of the listed
     // words (comma-separated); `ASYNCIO_BENCH_N=N` overrides every row's size (for profiling).
     let only = std::env::var("ASYNCIO_BENCH_ROWS").unwrap_or_default();
-    let size = std::env::var("ASYNCIO_BENCH_N").ok().and_then(|v| v.parse().ok());
+    let size = std::env::var("ASYNCIO_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for (label, full, a, t, s) in rows {
         if !only.is_empty() && !only.split(',').any(|w| label.starts_with(w)) {
             continue;

@@ -403,10 +403,7 @@ impl<T: 'static, S: Store<T>> Future for Put<T, S> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         let inner = &*this.queue.inner;
-        if this.waiter.is_none()
-            && !inner.shutdown.get()
-            && inner.room() > inner.putters.len()
-        {
+        if this.waiter.is_none() && !inner.shutdown.get() && inner.room() > inner.putters.len() {
             if let Some(item) = this.item.take() {
                 inner.push(item);
                 return Poll::Ready(Ok(()));

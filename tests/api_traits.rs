@@ -1,7 +1,8 @@
 //! The auto traits of every public type: what is `Send`, `Sync`, `Unpin` (and `Clone` where it
 //! matters), and, as importantly, what is *not*: the loop side (`EventLoop`, tasks, futures,
 //! handles) is `!Send` by design, and only the thread-safe surface (`LoopHandle`,
-//! `ThreadsafeHandle`, `ConcurrentFuture`, executors, `Error`) crosses threads.
+//! `ThreadsafeHandle`, `ConcurrentFuture`, executors, `Error`, `locks::threadsafe`) crosses
+//! threads.
 //!
 //! The checks are made at compile time; a wrong auto trait fails the build of this test.
 
