@@ -279,6 +279,8 @@ fn locks_are_loop_local_and_their_threadsafe_versions_travel() {
     assert_impl!(threadsafe::Event: Send, Sync, Clone, Unpin);
     assert_impl!(threadsafe::EventWait: Send, Sync, Unpin);
     assert_impl!(threadsafe::Semaphore: Send, Sync, Clone, Unpin);
+    assert_impl!(threadsafe::Condition: Send, Sync, Clone, Unpin);
+    assert_impl!(threadsafe::Barrier: Send, Sync, Clone, Unpin);
     assert_impl!(threadsafe::BoundedSemaphore: Send, Sync, Clone, Unpin);
     assert_impl!(threadsafe::SemaphoreAcquire: Send, Sync, Unpin);
     assert_impl!(threadsafe::SemaphoreGuard: Send, Sync);

@@ -1,4 +1,5 @@
-//! `locks::threadsafe`: the `Send + Sync` Lock, Event, Semaphore and BoundedSemaphore, awaited
+//! `locks::threadsafe`: the `Send + Sync` Lock, Event, Condition, Semaphore, BoundedSemaphore and
+//! Barrier, awaited
 //! by tasks on two loops on two threads (and by plain threads): FIFO order across threads, a
 //! cancelled waiter passing its turn on, no lost wake-ups under contention.
 
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use asyncio::locks::threadsafe::{BoundedSemaphore, Event, Lock, Semaphore};
+use asyncio::locks::threadsafe::{Barrier, BoundedSemaphore, Condition, Event, Lock, Semaphore};
 use asyncio::{ConcurrentFuture, ErrorKind, EventLoop, LoopHandle};
 use futures::task::{waker, ArcWake};
 use locks_support::watchdog;
@@ -273,4 +274,168 @@ fn bounded_semaphore_refuses_a_release_above_its_bound_from_any_thread() {
     .join()
     .unwrap();
     assert_eq!(sem.value(), 2);
+}
+
+/// `notify(1)` from this thread wakes the waiters of two loops strictly in the order they
+/// started waiting; `notify(2)` wakes two.
+#[test]
+fn condition_notifies_waiters_on_two_loops_in_fifo_order() {
+    let _w = watchdog("condition_notifies_waiters_on_two_loops_in_fifo_order");
+    let loops = TwoLoops::new();
+    let cond = Condition::new();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut done = Vec::new();
+    for (n, (name, on)) in [("a", 0), ("b", 1), ("c", 0), ("d", 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let (c, order) = (cond.clone(), order.clone());
+        done.push(loops.submit(on, move || async move {
+            let guard = c.acquire().await;
+            let _guard = c.wait(guard).await.unwrap();
+            order.lock().unwrap().push(name);
+        }));
+        until(|| cond.waiters() == n + 1);
+    }
+    let notify = |n: usize| {
+        let guard = futures::executor::block_on(cond.acquire());
+        cond.notify(n).unwrap();
+        drop(guard);
+    };
+    notify(1);
+    until(|| order.lock().unwrap().len() == 1);
+    notify(1);
+    until(|| order.lock().unwrap().len() == 2);
+    assert_eq!(*order.lock().unwrap(), ["a", "b"]);
+    notify(2);
+    until(|| order.lock().unwrap().len() == 4);
+    for d in done {
+        d.result(None).unwrap();
+    }
+    let mut rest = order.lock().unwrap()[2..].to_vec();
+    rest.sort();
+    assert_eq!(rest, ["c", "d"]);
+    assert_eq!(cond.waiters(), 0);
+    assert!(!cond.locked());
+    loops.finish();
+}
+
+/// gh-112202 stepped by hand: a waiter notified and then dropped before it had the lock back
+/// passes the notification to the next waiter; none is lost.
+#[test]
+fn condition_notified_then_cancelled_waiter_passes_the_notification_on() {
+    let cond = Condition::new();
+    let (c1, c2) = (Arc::new(Count::default()), Arc::new(Count::default()));
+    let g = futures::executor::block_on(cond.acquire());
+    let mut first = Box::pin(cond.wait(g));
+    assert!(poll(&mut first, &c1).is_pending()); // queued, lock released
+    let g = futures::executor::block_on(cond.acquire());
+    let mut second = Box::pin(cond.wait(g));
+    assert!(poll(&mut second, &c2).is_pending());
+    assert_eq!(cond.waiters(), 2);
+    let g = futures::executor::block_on(cond.acquire());
+    cond.notify(1).unwrap();
+    assert_eq!(c1.0.load(Ordering::SeqCst), 1);
+    assert_eq!(c2.0.load(Ordering::SeqCst), 0);
+    drop(g);
+    drop(first);
+    assert_eq!(c2.0.load(Ordering::SeqCst), 1, "the notification passed on");
+    let Poll::Ready(guard) = poll(&mut second, &c2) else {
+        panic!("the second waiter was notified but did not return")
+    };
+    drop(guard.unwrap());
+    assert_eq!(cond.waiters(), 0);
+    assert!(!cond.locked());
+}
+
+#[test]
+fn condition_refuses_a_foreign_guard_and_a_notify_without_the_lock() {
+    let cond = Condition::new();
+    let err = cond.notify(1).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidState);
+    assert_eq!(err.to_string(), "cannot notify on un-acquired lock");
+    let other = Lock::new();
+    let foreign = other.try_acquire().unwrap();
+    let err = futures::executor::block_on(cond.wait(foreign)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(!other.locked(), "the foreign guard was released");
+    // `Condition::with_lock` shares a lock other code holds.
+    let shared = Condition::with_lock(other.clone());
+    let g = other.try_acquire().unwrap();
+    shared.notify_all().unwrap();
+    drop(g);
+}
+
+/// Three parties (a task on each of two loops and a plain thread) pass the barrier together,
+/// five rounds in a row: the barrier is reusable and every round hands out 0, 1 and 2.
+#[test]
+fn barrier_is_reused_by_two_loops_and_a_thread() {
+    let _w = watchdog("barrier_is_reused_by_two_loops_and_a_thread");
+    const ROUNDS: usize = 5;
+    let loops = TwoLoops::new();
+    let barrier = Barrier::new(3).unwrap();
+    let run = |b: Barrier| async move {
+        let mut got = Vec::new();
+        for _ in 0..ROUNDS {
+            got.push(b.wait().await.unwrap());
+        }
+        got
+    };
+    let (b0, b1, b2) = (barrier.clone(), barrier.clone(), barrier.clone());
+    let on0 = loops.submit(0, move || run(b0));
+    let on1 = loops.submit(1, move || run(b1));
+    let plain = std::thread::spawn(move || futures::executor::block_on(run(b2)));
+    let rounds = [
+        on0.result(None).unwrap(),
+        on1.result(None).unwrap(),
+        plain.join().unwrap(),
+    ];
+    for r in 0..ROUNDS {
+        let mut indices: Vec<usize> = rounds.iter().map(|got| got[r]).collect();
+        indices.sort();
+        assert_eq!(indices, [0, 1, 2], "round {r}");
+    }
+    assert_eq!(barrier.n_waiting(), 0);
+    assert!(!barrier.broken());
+    loops.finish();
+}
+
+/// `abort` from this thread breaks the waiters on both loops; a later `wait` fails at once;
+/// `reset` repairs the barrier for a full round.
+#[test]
+fn barrier_abort_reaches_waiters_on_two_loops_and_reset_repairs_it() {
+    let _w = watchdog("barrier_abort_reaches_waiters_on_two_loops_and_reset_repairs_it");
+    let loops = TwoLoops::new();
+    let barrier = Barrier::new(3).unwrap();
+    let (b0, b1) = (barrier.clone(), barrier.clone());
+    let w0 = loops.submit(0, move || async move { b0.wait().await });
+    let w1 = loops.submit(1, move || async move { b1.wait().await });
+    until(|| barrier.n_waiting() == 2);
+    barrier.abort();
+    for w in [w0, w1] {
+        let err = w.result(None).unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BrokenBarrier);
+        assert_eq!(err.to_string(), "Abort or reset of barrier");
+    }
+    assert!(barrier.broken());
+    let err = futures::executor::block_on(barrier.wait()).unwrap_err();
+    assert_eq!(err.to_string(), "Barrier aborted");
+    barrier.reset();
+    assert!(!barrier.broken());
+    let (b0, b1) = (barrier.clone(), barrier.clone());
+    let w0 = loops.submit(0, move || async move { b0.wait().await });
+    let w1 = loops.submit(1, move || async move { b1.wait().await });
+    let mine = futures::executor::block_on(barrier.wait()).unwrap();
+    let mut indices = vec![
+        mine,
+        w0.result(None).unwrap().unwrap(),
+        w1.result(None).unwrap().unwrap(),
+    ];
+    indices.sort();
+    assert_eq!(indices, [0, 1, 2]);
+    assert_eq!(
+        Barrier::new(0).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    loops.finish();
 }

@@ -10,8 +10,7 @@
 //!
 //! Nothing here needs a running loop: the futures only use their `Waker`, so they work under
 //! any executor on one thread. For tasks on several loops or threads, [`threadsafe`] has
-//! `Send + Sync` versions of `Lock`, `Event`, `Semaphore` and `BoundedSemaphore` with the same
-//! FIFO promise; to hand other work across threads, use
+//! `Send + Sync` versions of all six with the same FIFO promise; to hand other work across threads, use
 //! [`LoopHandle::call_soon_threadsafe`](crate::LoopHandle::call_soon_threadsafe).
 //!
 //! ```

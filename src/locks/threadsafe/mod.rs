@@ -1,5 +1,6 @@
-//! `Send + Sync` versions of [`Lock`], [`Event`], [`Semaphore`] and [`BoundedSemaphore`], for
-//! tasks on different loops and threads (and plain threads, through any `block_on`).
+//! `Send + Sync` versions of [`Lock`], [`Event`], [`Condition`], [`Semaphore`],
+//! [`BoundedSemaphore`] and [`Barrier`], for tasks on different loops and threads (and plain
+//! threads, through any `block_on`).
 //!
 //! They keep the promises of their loop-thread siblings in [`locks`](crate::locks): waiters are
 //! served strictly first come, first served, now across every thread that waits; a waiter whose
@@ -12,7 +13,7 @@
 //! when another thread releases.
 //!
 //! Use the loop-thread primitives when every user is on one loop: they need no lock and no
-//! atomic. There is no `Condition` or `Barrier` here yet, and deliberately no thread-safe queue:
+//! atomic. There is deliberately no thread-safe queue:
 //! asyncio has none (Python programs reach for the third-party janus), and in Rust the
 //! `async-channel` crate already is one (MPMC, `Send`, bounded or not, runs on this loop
 //! unchanged, see the book's "Using other crates").
@@ -45,11 +46,15 @@
 //! # Ok::<(), asyncio::Error>(())
 //! ```
 
+mod barrier;
+mod condition;
 mod event;
 mod lock;
 mod semaphore;
 mod waiters;
 
+pub use barrier::Barrier;
+pub use condition::Condition;
 pub use event::{Event, EventWait};
 pub use lock::{Lock, LockAcquire, LockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreAcquire, SemaphoreGuard};
@@ -60,7 +65,7 @@ pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreAcquire, SemaphoreGuar
 /// deadlock that loom reports.
 #[cfg(all(test, loom))]
 mod loom_models {
-    use super::{Event, Lock, Semaphore};
+    use super::{Barrier, Condition, Event, Lock, Semaphore};
     use crate::runtime::inbox::loom_models::model;
     use futures::task::noop_waker;
     use loom::future::block_on;
@@ -148,6 +153,45 @@ mod loom_models {
             event.clear();
             waiter.join().unwrap();
             assert_eq!(event.waiters(), 0);
+        });
+    }
+
+    /// A waiter on one thread, a notifier on another: however they interleave, the waiter
+    /// sees the flag (it queues before it releases the lock, and `notify` needs the lock).
+    #[test]
+    fn loom_threadsafe_condition_notify_reaches_the_waiter() {
+        model(3, || {
+            let cond = Condition::new();
+            let flag = Arc::new(AtomicUsize::new(0));
+            let (c, f) = (cond.clone(), flag.clone());
+            let waiter = thread::spawn(move || {
+                let guard = block_on(c.acquire());
+                let guard = block_on(c.wait_for(guard, || f.load(Ordering::SeqCst) == 1));
+                drop(guard.unwrap());
+            });
+            let guard = block_on(cond.acquire());
+            flag.store(1, Ordering::SeqCst);
+            cond.notify_all().unwrap();
+            drop(guard);
+            waiter.join().unwrap();
+            assert_eq!(cond.waiters(), 0);
+            assert!(!cond.locked());
+        });
+    }
+
+    /// Two parties on two threads: both pass, their indices are 0 and 1, and the barrier is
+    /// empty and filling again afterwards.
+    #[test]
+    fn loom_threadsafe_barrier_releases_both_parties() {
+        model(3, || {
+            let barrier = Barrier::new(2).unwrap();
+            let b = barrier.clone();
+            let other = thread::spawn(move || block_on(b.wait()).unwrap());
+            let mine = block_on(barrier.wait()).unwrap();
+            let theirs = other.join().unwrap();
+            assert_eq!(mine + theirs, 1);
+            assert_eq!(barrier.n_waiting(), 0);
+            assert!(!barrier.broken());
         });
     }
 }
