@@ -1,19 +1,84 @@
-//! A 4-ary min-heap: the timer heap's storage.
+//! An indexed 4-ary min-heap: the timer heap's storage.
 //!
 //! A binary heap of 200k timers is 18 levels deep and, with the entries spread over several
 //! megabytes, nearly every level of a pop is a cache miss. With four children per node the heap
-//! is half as deep and the four children of a node sit next to each other (two cache lines), so
-//! a pop costs about half the misses for one more comparison per level.
+//! is half as deep and the four children of a node sit next to each other, so a pop costs about
+//! half the misses for one more comparison per level.
+//!
+//! The heap's nodes hold only the ordering key (deadline, sequence number) and a slot number;
+//! the values sit in a slot table that also records where each slot's node is. So an entry can
+//! be removed at once by its slot (a cancelled timer leaves the heap when it is cancelled), and
+//! ordering never touches the values (a timer's cell is not read until it runs).
+//!
+//! When a large share of the heap comes due at once, popping one node after the other costs a
+//! sift-down per node through memory that no longer fits the cache: after [`BULK_MIN`] pops,
+//! once the popped nodes are at least a [`BULK_RATIO`]th of the heap, the rest of the due nodes
+//! are taken in one pass (partition, sort, heapify the remainder), which gives the same order.
 
-/// A min-heap: [`pop`](QuadHeap::pop) returns the smallest element by `Ord`.
-#[derive(Debug)]
-pub(crate) struct QuadHeap<T> {
-    v: Vec<T>,
+/// Pops one by one at least this many due nodes before considering the bulk path.
+pub(crate) const BULK_MIN: usize = 1024;
+/// The bulk path is taken once the popped nodes are at least `1 / BULK_RATIO` of the heap, so
+/// its linear pass over the heap costs at most `BULK_RATIO` times the pops already made.
+const BULK_RATIO: usize = 16;
+
+/// No node: a free slot.
+const NO_POS: u32 = u32::MAX;
+
+/// The ordering key of a deadline: unsigned integer order equals the float order (NaN never
+/// comes here; `-0.0` counts as `0.0`, so the two tie and keep their scheduling order).
+pub(crate) fn order_key(when: f64) -> u64 {
+    let bits = (when + 0.0).to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
 }
 
-impl<T> Default for QuadHeap<T> {
+/// The deadline of an ordering key (the inverse of [`order_key`]).
+pub(crate) fn key_deadline(key: u64) -> f64 {
+    if key >> 63 == 1 {
+        f64::from_bits(key & !(1 << 63))
+    } else {
+        f64::from_bits(!key)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    order: u64,
+    seq: u64,
+    slot: u32,
+}
+
+impl Node {
+    fn before(&self, other: &Node) -> bool {
+        (self.order, self.seq) < (other.order, other.seq)
+    }
+}
+
+#[derive(Debug)]
+struct Slot<V> {
+    /// The index of this slot's node in the heap, or [`NO_POS`] when free.
+    pos: u32,
+    value: Option<V>,
+}
+
+/// A min-heap on `(order, seq)` whose entries can be removed by slot number.
+#[derive(Debug)]
+pub(crate) struct QuadHeap<V> {
+    nodes: Vec<Node>,
+    slots: Vec<Slot<V>>,
+    free: Vec<u32>,
+}
+
+impl<V> Default for QuadHeap<V> {
     fn default() -> Self {
-        QuadHeap { v: Vec::new() }
+        QuadHeap {
+            nodes: Vec::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
     }
 }
 
@@ -23,82 +88,210 @@ fn parent(i: usize) -> usize {
     (i - 1) / ARITY
 }
 
-impl<T: Ord> QuadHeap<T> {
+impl<V> QuadHeap<V> {
     pub(crate) fn len(&self) -> usize {
-        self.v.len()
+        self.nodes.len()
     }
 
-    pub(crate) fn peek(&self) -> Option<&T> {
-        self.v.first()
+    /// The smallest `(order, seq)`.
+    pub(crate) fn peek(&self) -> Option<(u64, u64)> {
+        self.nodes.first().map(|n| (n.order, n.seq))
     }
 
-    pub(crate) fn push(&mut self, item: T) {
-        self.v.push(item);
-        self.sift_up(self.v.len() - 1);
+    /// Inserts `value` and returns its slot number (stable until the value leaves the heap).
+    ///
+    /// # Panics
+    /// With `u32::MAX - 1` entries at once (tens of gigabytes of timers).
+    pub(crate) fn push(&mut self, order: u64, seq: u64, value: V) -> u32 {
+        let pos = self.nodes.len() as u32;
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Slot {
+                    pos,
+                    value: Some(value),
+                };
+                s
+            }
+            None => {
+                let s = u32::try_from(self.slots.len())
+                    .ok()
+                    .filter(|s| *s < NO_POS)
+                    .expect("timer heap: over u32::MAX - 1 timers");
+                self.slots.push(Slot {
+                    pos,
+                    value: Some(value),
+                });
+                s
+            }
+        };
+        self.nodes.push(Node { order, seq, slot });
+        self.sift_up(pos as usize);
+        slot
     }
 
-    pub(crate) fn pop(&mut self) -> Option<T> {
-        let last = self.v.pop()?;
-        if self.v.is_empty() {
-            return Some(last);
+    /// Removes the entry in `slot` if there is one and `is_it` accepts its value.
+    pub(crate) fn remove(&mut self, slot: u32, is_it: impl FnOnce(&V) -> bool) -> Option<V> {
+        let s = self.slots.get(slot as usize)?;
+        if !s.value.as_ref().is_some_and(is_it) {
+            return None;
         }
-        let top = std::mem::replace(&mut self.v[0], last);
-        self.sift_down(0);
-        Some(top)
+        let pos = s.pos as usize;
+        let value = self.free_slot(slot);
+        let last = self.nodes.pop().expect("a used slot has a node");
+        if pos < self.nodes.len() {
+            self.nodes[pos] = last;
+            if pos > 0 && last.before(&self.nodes[parent(pos)]) {
+                self.sift_up(pos);
+            } else {
+                self.sift_down(pos);
+            }
+        }
+        Some(value)
     }
 
-    /// Keeps the elements for which `keep` is true, then restores the heap order in linear time.
-    pub(crate) fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
-        self.v.retain(keep);
-        if self.v.len() > 1 {
-            for i in (0..=parent(self.v.len() - 1)).rev() {
+    /// Removes and returns the smallest entry.
+    pub(crate) fn pop(&mut self) -> Option<V> {
+        let top = *self.nodes.first()?;
+        let last = self.nodes.pop().expect("not empty");
+        if !self.nodes.is_empty() {
+            self.nodes[0] = last;
+            self.sift_down(0);
+        }
+        Some(self.free_slot(top.slot))
+    }
+
+    /// Removes every entry whose order is `<= end`, smallest first, into `out`.
+    pub(crate) fn pop_due(&mut self, end: u64, mut out: impl FnMut(V)) {
+        let mut popped = 0;
+        while let Some(top) = self.nodes.first() {
+            if top.order > end {
+                return;
+            }
+            if popped >= BULK_MIN && popped * BULK_RATIO >= self.nodes.len() {
+                return self.pop_due_bulk(end, out);
+            }
+            if let Some(v) = self.pop() {
+                out(v);
+            }
+            popped += 1;
+        }
+    }
+
+    /// [`pop_due`](QuadHeap::pop_due) in one pass: the due nodes are moved out and sorted, the
+    /// rest is heapified again.
+    fn pop_due_bulk(&mut self, end: u64, mut out: impl FnMut(V)) {
+        let mut due = Vec::new();
+        let mut kept = 0;
+        for i in 0..self.nodes.len() {
+            let n = self.nodes[i];
+            if n.order <= end {
+                due.push(n);
+            } else {
+                self.nodes[kept] = n;
+                kept += 1;
+            }
+        }
+        self.nodes.truncate(kept);
+        if kept > 1 {
+            for i in (0..=parent(kept - 1)).rev() {
                 self.sift_down(i);
             }
         }
-    }
-
-    /// The elements in no particular order.
-    #[cfg(test)]
-    pub(crate) fn iter(&self) -> std::slice::Iter<'_, T> {
-        self.v.iter()
-    }
-
-    /// The elements in no particular order.
-    pub(crate) fn into_vec(self) -> Vec<T> {
-        self.v
-    }
-
-    fn sift_up(&mut self, mut i: usize) {
-        while i > 0 {
-            let p = parent(i);
-            if self.v[i] >= self.v[p] {
-                break;
-            }
-            self.v.swap(i, p);
-            i = p;
+        for (i, n) in self.nodes.iter().enumerate() {
+            self.slots[n.slot as usize].pos = i as u32;
+        }
+        due.sort_unstable_by_key(|n| (n.order, n.seq));
+        for n in due {
+            out(self.free_slot(n.slot));
         }
     }
 
+    /// Empties the heap, returning the values in no particular order.
+    pub(crate) fn take_all(&mut self) -> Vec<V> {
+        self.nodes.clear();
+        self.free.clear();
+        std::mem::take(&mut self.slots)
+            .into_iter()
+            .filter_map(|s| s.value)
+            .collect()
+    }
+
+    /// The values in no particular order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.slots.iter().filter_map(|s| s.value.as_ref())
+    }
+
+    /// The number of slots, used or free (the table's high-water mark).
+    #[cfg(test)]
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn free_slot(&mut self, slot: u32) -> V {
+        let s = &mut self.slots[slot as usize];
+        s.pos = NO_POS;
+        let v = s.value.take().expect("a used slot has a value");
+        self.free.push(slot);
+        v
+    }
+
+    fn place(&mut self, i: usize, n: Node) {
+        self.nodes[i] = n;
+        self.slots[n.slot as usize].pos = i as u32;
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        let node = self.nodes[i];
+        while i > 0 {
+            let p = parent(i);
+            let pn = self.nodes[p];
+            if !node.before(&pn) {
+                break;
+            }
+            self.place(i, pn);
+            i = p;
+        }
+        self.place(i, node);
+    }
+
     fn sift_down(&mut self, mut i: usize) {
-        let len = self.v.len();
+        let len = self.nodes.len();
+        let node = self.nodes[i];
         loop {
             let first = ARITY * i + 1;
             if first >= len {
-                return;
+                break;
             }
             let end = (first + ARITY).min(len);
             let mut min = first;
             for c in first + 1..end {
-                if self.v[c] < self.v[min] {
+                if self.nodes[c].before(&self.nodes[min]) {
                     min = c;
                 }
             }
-            if self.v[min] >= self.v[i] {
-                return;
+            let mn = self.nodes[min];
+            if !mn.before(&node) {
+                break;
             }
-            self.v.swap(i, min);
+            self.place(i, mn);
             i = min;
         }
+        self.place(i, node);
+    }
+
+    /// Checks the heap order and the slot table (tests).
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        for (i, n) in self.nodes.iter().enumerate() {
+            assert_eq!(self.slots[n.slot as usize].pos as usize, i, "slot position");
+            assert!(self.slots[n.slot as usize].value.is_some());
+            if i > 0 {
+                assert!(!n.before(&self.nodes[parent(i)]), "heap order at {i}");
+            }
+        }
+        let used = self.slots.iter().filter(|s| s.value.is_some()).count();
+        assert_eq!(used, self.nodes.len());
+        assert_eq!(used + self.free.len(), self.slots.len());
     }
 }
 
@@ -120,61 +313,128 @@ mod tests {
     }
 
     #[test]
-    fn pops_in_sorted_order_for_every_size() {
+    fn order_keys_follow_the_float_order_and_invert() {
+        let xs = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.5,
+            -f64::MIN_POSITIVE,
+            0.0,
+            f64::MIN_POSITIVE,
+            1.0,
+            1.0 + f64::EPSILON,
+            1e300,
+            f64::MAX,
+            f64::INFINITY,
+        ];
+        for w in xs.windows(2) {
+            assert!(order_key(w[0]) < order_key(w[1]), "{} < {}", w[0], w[1]);
+        }
+        for x in xs {
+            assert_eq!(key_deadline(order_key(x)).to_bits(), x.to_bits());
+        }
+        assert_eq!(order_key(-0.0), order_key(0.0));
+    }
+
+    #[test]
+    fn pops_in_order_then_fifo_for_every_size() {
         for n in 0..70 {
             let input = numbers(n as u64 + 1, n, 10);
             let mut h = QuadHeap::default();
-            for &x in &input {
-                h.push(x);
+            for (seq, &x) in input.iter().enumerate() {
+                h.push(x, seq as u64, (x, seq));
+                h.check();
             }
             assert_eq!(h.len(), n);
             let mut out = Vec::new();
-            while let Some(x) = h.pop() {
-                out.push(x);
+            while let Some(v) = h.pop() {
+                h.check();
+                out.push(v);
             }
-            let mut sorted = input.clone();
+            let mut sorted: Vec<(u64, usize)> =
+                input.iter().enumerate().map(|(i, &x)| (x, i)).collect();
             sorted.sort();
             assert_eq!(out, sorted, "size {n}");
         }
     }
 
     #[test]
-    fn interleaved_pushes_and_pops_match_a_sorted_model() {
-        let ops = numbers(42, 3_000, 1_000);
+    fn removal_by_slot_matches_a_sorted_model() {
+        let ops = numbers(42, 6_000, 1_000);
         let mut h = QuadHeap::default();
-        let mut model: Vec<u64> = Vec::new();
+        let mut model: Vec<(u64, u64, u32)> = Vec::new();
         for (k, &x) in ops.iter().enumerate() {
-            if k % 3 == 2 {
-                assert_eq!(h.peek(), model.iter().min());
-                let min = model
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, v)| **v)
-                    .map(|(i, _)| i);
-                assert_eq!(h.pop(), min.map(|i| model.swap_remove(i)));
-            } else {
-                h.push(x);
-                model.push(x);
+            match k % 4 {
+                0 | 1 => {
+                    let slot = h.push(x, k as u64, (x, k as u64));
+                    model.push((x, k as u64, slot));
+                }
+                2 if !model.is_empty() => {
+                    let i = (x as usize) % model.len();
+                    let (o, s, slot) = model.swap_remove(i);
+                    // A wrong value in the slot is not removed.
+                    assert_eq!(h.remove(slot, |v| *v == (o, s + 1)), None);
+                    assert_eq!(h.remove(slot, |v| *v == (o, s)), Some((o, s)));
+                    assert_eq!(h.remove(slot, |_| true), None, "the slot is free now");
+                }
+                _ => {
+                    model.sort();
+                    let first = (!model.is_empty()).then(|| model.remove(0));
+                    assert_eq!(h.pop(), first.map(|(o, s, _)| (o, s)));
+                }
             }
+            h.check();
             assert_eq!(h.len(), model.len());
+        }
+        assert!(h.slot_count() <= 6_000 / 2);
+    }
+
+    #[test]
+    fn pop_due_gives_the_same_order_on_the_bulk_path() {
+        // Enough due nodes for the bulk path, with ties, and some nodes that stay.
+        for (seed, n) in [(3u64, 3_000usize), (5, 20_000), (9, BULK_MIN + 1)] {
+            let input = numbers(seed, n, 500);
+            let mut h = QuadHeap::default();
+            for (seq, &x) in input.iter().enumerate() {
+                h.push(x, seq as u64, (x, seq as u64));
+            }
+            // Remove some, so that the slot table has holes.
+            for slot in (0..n as u32).step_by(7) {
+                assert!(h.remove(slot, |_| true).is_some());
+            }
+            let mut expected: Vec<(u64, u64)> = input
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 7 != 0)
+                .map(|(i, &x)| (x, i as u64))
+                .collect();
+            expected.sort();
+            let end = 450;
+            let mut out = Vec::new();
+            h.pop_due(end, |v| out.push(v));
+            h.check();
+            let split = expected.partition_point(|e| e.0 <= end);
+            assert_eq!(out, expected[..split], "n {n}");
+            let mut rest = Vec::new();
+            while let Some(v) = h.pop() {
+                rest.push(v);
+            }
+            assert_eq!(rest, expected[split..], "n {n}");
         }
     }
 
     #[test]
-    fn retain_keeps_the_heap_order() {
-        let input = numbers(7, 5_000, 100_000);
+    fn take_all_empties_the_table() {
         let mut h = QuadHeap::default();
-        for &x in &input {
-            h.push(x);
+        for i in 0..10u64 {
+            h.push(i, i, i);
         }
-        h.retain(|x| x % 3 != 0);
-        let mut expected: Vec<u64> = input.into_iter().filter(|x| x % 3 != 0).collect();
-        expected.sort();
-        assert_eq!(h.len(), expected.len());
-        let mut out = Vec::new();
-        while let Some(x) = h.pop() {
-            out.push(x);
-        }
-        assert_eq!(out, expected);
+        h.remove(3, |_| true);
+        let mut all = h.take_all();
+        all.sort();
+        assert_eq!(all, vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(h.len(), 0);
+        assert_eq!(h.remove(5, |_| true), None);
+        h.check();
     }
 }
