@@ -57,18 +57,17 @@ impl Node {
     }
 }
 
-#[derive(Debug)]
-struct Slot<V> {
-    /// The index of this slot's node in the heap, or [`NO_POS`] when free.
-    pos: u32,
-    value: Option<V>,
-}
-
 /// A min-heap on `(order, seq)` whose entries can be removed by slot number.
+///
+/// The slot table is two arrays: the node positions, which every move of a node updates (4 bytes
+/// a slot, so that they stay in cache), and the values, touched once on the way in and out.
 #[derive(Debug)]
 pub(crate) struct QuadHeap<V> {
     nodes: Vec<Node>,
-    slots: Vec<Slot<V>>,
+    /// By slot: the index of the slot's node in `nodes`, or [`NO_POS`] when the slot is free.
+    pos: Vec<u32>,
+    /// By slot: the value, `None` when the slot is free.
+    values: Vec<Option<V>>,
     free: Vec<u32>,
 }
 
@@ -76,7 +75,8 @@ impl<V> Default for QuadHeap<V> {
     fn default() -> Self {
         QuadHeap {
             nodes: Vec::new(),
-            slots: Vec::new(),
+            pos: Vec::new(),
+            values: Vec::new(),
             free: Vec::new(),
         }
     }
@@ -106,21 +106,17 @@ impl<V> QuadHeap<V> {
         let pos = self.nodes.len() as u32;
         let slot = match self.free.pop() {
             Some(s) => {
-                self.slots[s as usize] = Slot {
-                    pos,
-                    value: Some(value),
-                };
+                self.pos[s as usize] = pos;
+                self.values[s as usize] = Some(value);
                 s
             }
             None => {
-                let s = u32::try_from(self.slots.len())
+                let s = u32::try_from(self.values.len())
                     .ok()
                     .filter(|s| *s < NO_POS)
                     .expect("timer heap: over u32::MAX - 1 timers");
-                self.slots.push(Slot {
-                    pos,
-                    value: Some(value),
-                });
+                self.pos.push(pos);
+                self.values.push(Some(value));
                 s
             }
         };
@@ -131,11 +127,13 @@ impl<V> QuadHeap<V> {
 
     /// Removes the entry in `slot` if there is one and `is_it` accepts its value.
     pub(crate) fn remove(&mut self, slot: u32, is_it: impl FnOnce(&V) -> bool) -> Option<V> {
-        let s = self.slots.get(slot as usize)?;
-        if !s.value.as_ref().is_some_and(is_it) {
+        // The small position array first: a slot freed since (the common case of a timer that
+        // fired, then was cancelled) is refused without reading the values.
+        let pos = *self.pos.get(slot as usize)?;
+        if pos == NO_POS || !self.values[slot as usize].as_ref().is_some_and(is_it) {
             return None;
         }
-        let pos = s.pos as usize;
+        let pos = pos as usize;
         let value = self.free_slot(slot);
         let last = self.nodes.pop().expect("a used slot has a node");
         if pos < self.nodes.len() {
@@ -198,7 +196,7 @@ impl<V> QuadHeap<V> {
             }
         }
         for (i, n) in self.nodes.iter().enumerate() {
-            self.slots[n.slot as usize].pos = i as u32;
+            self.pos[n.slot as usize] = i as u32;
         }
         due.sort_unstable_by_key(|n| (n.order, n.seq));
         for n in due {
@@ -210,34 +208,36 @@ impl<V> QuadHeap<V> {
     pub(crate) fn take_all(&mut self) -> Vec<V> {
         self.nodes.clear();
         self.free.clear();
-        std::mem::take(&mut self.slots)
+        self.pos.clear();
+        std::mem::take(&mut self.values)
             .into_iter()
-            .filter_map(|s| s.value)
+            .flatten()
             .collect()
     }
 
     /// The values in no particular order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.slots.iter().filter_map(|s| s.value.as_ref())
+        self.values.iter().flatten()
     }
 
     /// The number of slots, used or free (the table's high-water mark).
     #[cfg(test)]
     pub(crate) fn slot_count(&self) -> usize {
-        self.slots.len()
+        self.values.len()
     }
 
     fn free_slot(&mut self, slot: u32) -> V {
-        let s = &mut self.slots[slot as usize];
-        s.pos = NO_POS;
-        let v = s.value.take().expect("a used slot has a value");
+        self.pos[slot as usize] = NO_POS;
+        let v = self.values[slot as usize]
+            .take()
+            .expect("a used slot has a value");
         self.free.push(slot);
         v
     }
 
     fn place(&mut self, i: usize, n: Node) {
         self.nodes[i] = n;
-        self.slots[n.slot as usize].pos = i as u32;
+        self.pos[n.slot as usize] = i as u32;
     }
 
     fn sift_up(&mut self, mut i: usize) {
@@ -283,15 +283,19 @@ impl<V> QuadHeap<V> {
     #[cfg(test)]
     pub(crate) fn check(&self) {
         for (i, n) in self.nodes.iter().enumerate() {
-            assert_eq!(self.slots[n.slot as usize].pos as usize, i, "slot position");
-            assert!(self.slots[n.slot as usize].value.is_some());
+            assert_eq!(self.pos[n.slot as usize] as usize, i, "slot position");
+            assert!(self.values[n.slot as usize].is_some());
             if i > 0 {
                 assert!(!n.before(&self.nodes[parent(i)]), "heap order at {i}");
             }
         }
-        let used = self.slots.iter().filter(|s| s.value.is_some()).count();
+        let used = self.values.iter().filter(|v| v.is_some()).count();
         assert_eq!(used, self.nodes.len());
-        assert_eq!(used + self.free.len(), self.slots.len());
+        assert_eq!(used + self.free.len(), self.values.len());
+        assert_eq!(self.pos.len(), self.values.len());
+        for &f in &self.free {
+            assert_eq!(self.pos[f as usize], NO_POS);
+        }
     }
 }
 
