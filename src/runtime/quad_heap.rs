@@ -21,8 +21,10 @@ pub(crate) const BULK_MIN: usize = 1024;
 /// its linear pass over the heap costs at most `BULK_RATIO` times the pops already made.
 const BULK_RATIO: usize = 16;
 
-/// No node: a free slot.
-const NO_POS: u32 = u32::MAX;
+/// Marks a free slot in the position array; the other bits link to the next free slot.
+const FREE: u32 = 1 << 31;
+/// The end of the free list.
+const NIL: u32 = FREE - 1;
 
 /// The ordering key of a deadline: unsigned integer order equals the float order (NaN never
 /// comes here; `-0.0` counts as `0.0`, so the two tie and keep their scheduling order).
@@ -44,10 +46,12 @@ pub(crate) fn key_deadline(key: u64) -> f64 {
     }
 }
 
+/// 16 bytes: four children fill a cache line.
 #[derive(Clone, Copy, Debug)]
 struct Node {
     order: u64,
-    seq: u64,
+    /// Scheduling order among equal deadlines (renumbered before it would wrap).
+    seq: u32,
     slot: u32,
 }
 
@@ -64,11 +68,14 @@ impl Node {
 #[derive(Debug)]
 pub(crate) struct QuadHeap<V> {
     nodes: Vec<Node>,
-    /// By slot: the index of the slot's node in `nodes`, or [`NO_POS`] when the slot is free.
+    /// By slot: the index of the slot's node in `nodes`; for a free slot, [`FREE`] and the next
+    /// free slot (or [`NIL`]).
     pos: Vec<u32>,
     /// By slot: the value, `None` when the slot is free.
     values: Vec<Option<V>>,
-    free: Vec<u32>,
+    /// The first free slot, or [`NIL`].
+    free_head: u32,
+    next_seq: u32,
 }
 
 impl<V> Default for QuadHeap<V> {
@@ -77,7 +84,8 @@ impl<V> Default for QuadHeap<V> {
             nodes: Vec::new(),
             pos: Vec::new(),
             values: Vec::new(),
-            free: Vec::new(),
+            free_head: NIL,
+            next_seq: 0,
         }
     }
 }
@@ -93,33 +101,37 @@ impl<V> QuadHeap<V> {
         self.nodes.len()
     }
 
-    /// The smallest `(order, seq)`.
-    pub(crate) fn peek(&self) -> Option<(u64, u64)> {
-        self.nodes.first().map(|n| (n.order, n.seq))
+    /// The smallest order (entries of equal order come out in the order they were pushed).
+    pub(crate) fn peek(&self) -> Option<u64> {
+        self.nodes.first().map(|n| n.order)
     }
 
     /// Inserts `value` and returns its slot number (stable until the value leaves the heap).
     ///
     /// # Panics
-    /// With `u32::MAX - 1` entries at once (tens of gigabytes of timers).
-    pub(crate) fn push(&mut self, order: u64, seq: u64, value: V) -> u32 {
+    /// With 2^31 - 1 entries at once (over 60 GiB of timers).
+    pub(crate) fn push(&mut self, order: u64, value: V) -> u32 {
         let pos = self.nodes.len() as u32;
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.pos[s as usize] = pos;
-                self.values[s as usize] = Some(value);
-                s
-            }
-            None => {
-                let s = u32::try_from(self.values.len())
-                    .ok()
-                    .filter(|s| *s < NO_POS)
-                    .expect("timer heap: over u32::MAX - 1 timers");
-                self.pos.push(pos);
-                self.values.push(Some(value));
-                s
-            }
+        let slot = if self.free_head != NIL {
+            let s = self.free_head;
+            self.free_head = self.pos[s as usize] & !FREE;
+            self.pos[s as usize] = pos;
+            self.values[s as usize] = Some(value);
+            s
+        } else {
+            let s = u32::try_from(self.values.len())
+                .ok()
+                .filter(|s| *s < NIL)
+                .expect("timer heap: over 2^31 - 1 timers");
+            self.pos.push(pos);
+            self.values.push(Some(value));
+            s
         };
+        if self.next_seq == u32::MAX {
+            self.renumber();
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.nodes.push(Node { order, seq, slot });
         self.sift_up(pos as usize);
         slot
@@ -130,7 +142,7 @@ impl<V> QuadHeap<V> {
         // The small position array first: a slot freed since (the common case of a timer that
         // fired, then was cancelled) is refused without reading the values.
         let pos = *self.pos.get(slot as usize)?;
-        if pos == NO_POS || !self.values[slot as usize].as_ref().is_some_and(is_it) {
+        if pos & FREE != 0 || !self.values[slot as usize].as_ref().is_some_and(is_it) {
             return None;
         }
         let pos = pos as usize;
@@ -207,7 +219,7 @@ impl<V> QuadHeap<V> {
     /// Empties the heap, returning the values in no particular order.
     pub(crate) fn take_all(&mut self) -> Vec<V> {
         self.nodes.clear();
-        self.free.clear();
+        self.free_head = NIL;
         self.pos.clear();
         std::mem::take(&mut self.values)
             .into_iter()
@@ -227,12 +239,32 @@ impl<V> QuadHeap<V> {
     }
 
     fn free_slot(&mut self, slot: u32) -> V {
-        self.pos[slot as usize] = NO_POS;
-        let v = self.values[slot as usize]
+        self.pos[slot as usize] = FREE | self.free_head;
+        self.free_head = slot;
+        self.values[slot as usize]
             .take()
-            .expect("a used slot has a value");
-        self.free.push(slot);
-        v
+            .expect("a used slot has a value")
+    }
+
+    /// Gives the nodes the sequence numbers 0, 1, ... in their `(order, seq)` order, before
+    /// `next_seq` would wrap (after 4 billion pushes): the order of every pair of nodes, and so
+    /// the heap, stays as it was.
+    fn renumber(&mut self) {
+        let mut by_rank: Vec<u32> = (0..self.nodes.len() as u32).collect();
+        by_rank.sort_unstable_by_key(|&i| {
+            let n = &self.nodes[i as usize];
+            (n.order, n.seq)
+        });
+        for (rank, &i) in by_rank.iter().enumerate() {
+            self.nodes[i as usize].seq = rank as u32;
+        }
+        self.next_seq = self.nodes.len() as u32;
+    }
+
+    /// Sets the next sequence number (tests of the renumbering).
+    #[cfg(test)]
+    pub(crate) fn set_next_seq(&mut self, seq: u32) {
+        self.next_seq = seq;
     }
 
     fn place(&mut self, i: usize, n: Node) {
@@ -291,11 +323,20 @@ impl<V> QuadHeap<V> {
         }
         let used = self.values.iter().filter(|v| v.is_some()).count();
         assert_eq!(used, self.nodes.len());
-        assert_eq!(used + self.free.len(), self.values.len());
         assert_eq!(self.pos.len(), self.values.len());
-        for &f in &self.free {
-            assert_eq!(self.pos[f as usize], NO_POS);
+        let mut free = 0;
+        let mut f = self.free_head;
+        while f != NIL {
+            assert!(
+                self.values[f as usize].is_none(),
+                "a free slot holds a value"
+            );
+            assert_ne!(self.pos[f as usize] & FREE, 0);
+            f = self.pos[f as usize] & !FREE;
+            free += 1;
+            assert!(free <= self.values.len(), "a cycle in the free list");
         }
+        assert_eq!(used + free, self.values.len());
     }
 }
 
@@ -346,7 +387,7 @@ mod tests {
             let input = numbers(n as u64 + 1, n, 10);
             let mut h = QuadHeap::default();
             for (seq, &x) in input.iter().enumerate() {
-                h.push(x, seq as u64, (x, seq));
+                h.push(x, (x, seq));
                 h.check();
             }
             assert_eq!(h.len(), n);
@@ -370,7 +411,7 @@ mod tests {
         for (k, &x) in ops.iter().enumerate() {
             match k % 4 {
                 0 | 1 => {
-                    let slot = h.push(x, k as u64, (x, k as u64));
+                    let slot = h.push(x, (x, k as u64));
                     model.push((x, k as u64, slot));
                 }
                 2 if !model.is_empty() => {
@@ -400,7 +441,7 @@ mod tests {
             let input = numbers(seed, n, 500);
             let mut h = QuadHeap::default();
             for (seq, &x) in input.iter().enumerate() {
-                h.push(x, seq as u64, (x, seq as u64));
+                h.push(x, (x, seq as u64));
             }
             // Remove some, so that the slot table has holes.
             for slot in (0..n as u32).step_by(7) {
@@ -428,10 +469,35 @@ mod tests {
     }
 
     #[test]
+    fn sequence_numbers_are_renumbered_before_they_wrap_and_ties_stay_fifo() {
+        let mut h = QuadHeap::default();
+        // Ties on order 5 and 7 on both sides of the renumbering.
+        let mut pushed = Vec::new();
+        for (k, order) in [5u64, 7, 5, 3, 7, 5].into_iter().enumerate() {
+            h.push(order, k);
+            pushed.push((order, k));
+        }
+        h.set_next_seq(u32::MAX - 2);
+        for (k, order) in [7u64, 5, 5, 7, 3, 9, 5].into_iter().enumerate() {
+            h.push(order, 100 + k);
+            pushed.push((order, 100 + k));
+            h.check();
+        }
+        assert!(h.next_seq < 100, "renumbered: {}", h.next_seq);
+        pushed.sort_by_key(|&(order, k)| (order, k));
+        let mut out = Vec::new();
+        while let Some(v) = h.pop() {
+            out.push(v);
+        }
+        let expected: Vec<usize> = pushed.iter().map(|p| p.1).collect();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
     fn take_all_empties_the_table() {
         let mut h = QuadHeap::default();
         for i in 0..10u64 {
-            h.push(i, i, i);
+            h.push(i, i);
         }
         h.remove(3, |_| true);
         let mut all = h.take_all();

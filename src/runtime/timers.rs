@@ -16,14 +16,12 @@ use crate::runtime::quad_heap::{key_deadline, order_key, QuadHeap};
 #[derive(Default)]
 pub(crate) struct Timers {
     heap: QuadHeap<Rc<dyn HandleRun>>,
-    seq: u64,
 }
 
 impl Timers {
     /// Schedules `cell` at `when`; returns the slot to [`cancel`](Timers::cancel) it with.
     pub(crate) fn push(&mut self, when: f64, cell: Rc<dyn HandleRun>) -> u32 {
-        self.seq += 1;
-        self.heap.push(order_key(when), self.seq, cell)
+        self.heap.push(order_key(when), cell)
     }
 
     /// A timer was cancelled: removes it if `slot` still holds this `cell` (not if it already
@@ -42,7 +40,7 @@ impl Timers {
 
     /// The first deadline (every timer in the heap is live).
     pub(crate) fn next_deadline(&self) -> Option<f64> {
-        self.heap.peek().map(|(order, _)| key_deadline(order))
+        self.heap.peek().map(key_deadline)
     }
 
     /// Moves every timer due by `end` (deadline `<= end`) into `out`, in (deadline, scheduling)
