@@ -46,7 +46,7 @@ pub(crate) fn key_deadline(key: u64) -> f64 {
     }
 }
 
-/// 16 bytes: four children fill a cache line.
+/// 16 bytes: a node's four children are 64 bytes side by side (two cache lines at most).
 #[derive(Clone, Copy, Debug)]
 struct Node {
     order: u64,
