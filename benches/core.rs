@@ -1319,9 +1319,15 @@ fn main() {
     );
     let timers = find("4a").and_then(Row::vs_tokio);
     println!(
-        "  timer arm+cancel >= 3x tokio                      {:>12}  ({})",
-        verdict(timers.map(|v| v >= 3.0)),
+        "  timer arm+cancel >= 1.5x tokio                    {:>12}  ({})",
+        verdict(timers.map(|v| v >= 1.5)),
         ratio(timers)
+    );
+    let sleepers = find("4c").and_then(Row::vs_tokio);
+    println!(
+        "  tasks in sleep(), half cancelled >= 1.5x tokio    {:>12}  ({})",
+        verdict(sleepers.map(|v| v >= 1.5)),
+        ratio(sleepers)
     );
     let exec = find("6").and_then(Row::vs_tokio);
     println!(
