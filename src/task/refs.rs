@@ -90,6 +90,13 @@ impl Flags {
     pub(crate) const HANDLE_ALIVE: u8 = 2;
     /// The outcome was looked at (no "exception was never retrieved" report).
     pub(crate) const RETRIEVED: u8 = 4;
+    /// The task has (or had) extra state: done callbacks, a name, an error, cancellations.
+    /// Without it, finishing and releasing the task skip the extra state's bookkeeping.
+    pub(crate) const HAS_EXTRA: u8 = 8;
+    /// The future or output is in use further up the stack (a step, a drop, a clone of the
+    /// output): re-entrant calls leave it alone. (What a `RefCell`'s borrow flag did, without
+    /// its word.)
+    pub(crate) const STAGE_BUSY: u8 = 16;
 }
 
 impl Header {
