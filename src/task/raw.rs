@@ -531,6 +531,7 @@ pub(crate) fn not_done() -> Error {
 }
 
 /// The outcome of a finished task as a `Result`, given its typed output.
+#[inline]
 pub(crate) fn outcome<D: ?Sized + TaskRun, T>(raw: &TaskPtr<D>, output: Option<T>) -> Result<T> {
     match raw.status() {
         Status::Pending => Err(not_done()),

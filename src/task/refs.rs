@@ -101,19 +101,23 @@ impl Flags {
 
 impl Header {
     /// The task's state.
+    #[inline]
     pub(crate) fn status(&self) -> Status {
         self.status.get()
     }
 
+    #[inline]
     pub(crate) fn set_status(&self, status: Status) {
         self.status.set(status);
     }
 
     /// Whether the flag `bit` (a [`Flags`] constant) is set.
+    #[inline]
     pub(crate) fn flag(&self, bit: u8) -> bool {
         self.flags.get() & bit != 0
     }
 
+    #[inline]
     pub(crate) fn set_flag(&self, bit: u8, on: bool) {
         let flags = self.flags.get();
         self.flags.set(if on { flags | bit } else { flags & !bit });
@@ -121,6 +125,7 @@ impl Header {
 
     /// Counts one more local reference. Aborts on overflow, as `Rc` does: leaked references
     /// (`mem::forget`) must not wrap the count to zero and free a live task.
+    #[inline]
     fn add_local(&self) {
         let local = self.local.get();
         if local == u32::MAX {
@@ -159,6 +164,7 @@ impl<D: ?Sized + TaskRun> TaskPtr<D> {
         TaskPtr { ptr }
     }
 
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the task is alive while this reference exists, and the header is the first
         // field of the `#[repr(C)]` allocation.
@@ -166,24 +172,29 @@ impl<D: ?Sized + TaskRun> TaskPtr<D> {
     }
 
     /// The task's state (no call through its vtable).
+    #[inline]
     pub(crate) fn status(&self) -> Status {
         self.header().status()
     }
 
     /// Whether a `Task<T>` handle of the task exists.
+    #[inline]
     pub(crate) fn handle_alive(&self) -> bool {
         self.header().flag(Flags::HANDLE_ALIVE)
     }
 
+    #[inline]
     pub(crate) fn set_handle_alive(&self, alive: bool) {
         self.header().set_flag(Flags::HANDLE_ALIVE, alive);
     }
 
     /// Whether the outcome was looked at.
+    #[inline]
     pub(crate) fn retrieved(&self) -> bool {
         self.header().flag(Flags::RETRIEVED)
     }
 
+    #[inline]
     pub(crate) fn mark_retrieved(&self) {
         self.header().set_flag(Flags::RETRIEVED, true);
     }
