@@ -35,11 +35,11 @@
 //!   reactor on this thread) and by `futures_lite::future::block_on` (a plain thread parker; the
 //!   reactor then runs on async-io's own thread). Timers are `smol::Timer` and blocking jobs
 //!   `smol::unblock` (async-io and blocking, in the dependency tree through smol already).
-//! - Monoio (rows 1-3 only: it has no timers wheel comparable here, no blocking pool, and a
-//!   wake-up from another thread panics by default): a `Runtime<LegacyDriver>` (epoll; io_uring
+//! - Monoio (the task rows 1-3 only, the yardstick of issue 13; a wake-up from another thread
+//!   panics by default, which rules out rows 5-6): a `Runtime<LegacyDriver>` (epoll; io_uring
 //!   may be refused in a sandbox, and no task row does I/O, so the driver is idle), tasks by
 //!   `monoio::spawn`. Its task cell is a bare header, the future and a join waker, its run queue
-//!   a thread-local `VecDeque`: the fastest single-thread design around, the yardstick for
+//!   a thread-local `VecDeque`: a minimal single-thread design, the yardstick for
 //!   asyncio's task overhead (issue 13). Monoio has no public `yield_now`; the yielding task
 //!   awaits a future that wakes itself and returns `Pending` once (what tokio's does).
 //! - Chained callbacks (1a, 1b): asyncio runs a chain of `call_soon` callbacks, each scheduling
