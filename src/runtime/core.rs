@@ -126,6 +126,7 @@ impl Inner {
         drop(removed);
     }
 
+    #[inline]
     pub(crate) fn push_ready(&self, item: Ready) {
         self.ready.borrow_mut().push_back(item);
     }
@@ -475,6 +476,7 @@ impl EventLoop {
         Rc::ptr_eq(&self.inner, &other.inner)
     }
 
+    #[inline]
     pub(crate) fn check_closed(&self) -> Result<()> {
         if self.inner.closed.get() {
             Err(Error::closed())
