@@ -1,5 +1,6 @@
 //! Core benchmarks: the same work on this crate's [`asyncio::EventLoop`], on tokio's
-//! `current_thread` runtime and on smol's `LocalExecutor`, in one process.
+//! `current_thread` runtime, on smol's `LocalExecutor` and (task rows 1-3) on monoio's
+//! single-thread runtime, in one process.
 //!
 //! Run with `cargo bench --bench core`. Each figure is the best of several repetitions after one
 //! warm-up run, in operations per second; the ratio columns are asyncio's figure divided by the
@@ -18,8 +19,8 @@
 //! - `ASYNCIO_BENCH_FILTER=chain,timer` (`--filter=...`): run only the workloads whose key
 //!   contains one of the words (keys: `chain`, `yield`, `batch`, `tasks`, `timer-arm`,
 //!   `timer-run`, `timer-task`, `remote`, `remote-many`, `executor`).
-//! - `ASYNCIO_BENCH_RUNTIMES=asyncio` (`--runtimes=...`): which of `asyncio`, `tokio`, `smol` to
-//!   measure (to profile one).
+//! - `ASYNCIO_BENCH_RUNTIMES=asyncio` (`--runtimes=...`): which of `asyncio`, `tokio`, `smol`,
+//!   `monoio` to measure (to profile one).
 //!
 //! Choices of equivalents, also printed in each row's label (`asyncio | tokio / smol`). Where a
 //! competitor has two idiomatic set-ups, both are measured and the better figure is reported
@@ -34,6 +35,13 @@
 //!   reactor on this thread) and by `futures_lite::future::block_on` (a plain thread parker; the
 //!   reactor then runs on async-io's own thread). Timers are `smol::Timer` and blocking jobs
 //!   `smol::unblock` (async-io and blocking, in the dependency tree through smol already).
+//! - Monoio (the task rows 1-3 only, the yardstick of issue 13; a wake-up from another thread
+//!   panics by default, which rules out rows 5-6): a `Runtime<LegacyDriver>` (epoll; io_uring
+//!   may be refused in a sandbox, and no task row does I/O, so the driver is idle), tasks by
+//!   `monoio::spawn`. Its task cell is a bare header, the future and a join waker, its run queue
+//!   a thread-local `VecDeque`: a minimal single-thread design, the yardstick for
+//!   asyncio's task overhead (issue 13). Monoio has no public `yield_now`; the yielding task
+//!   awaits a future that wakes itself and returns `Pending` once (what tokio's does).
 //! - Chained callbacks (1a, 1b): asyncio runs a chain of `call_soon` callbacks, each scheduling
 //!   the next, so every link is one loop iteration. Tokio and smol have no callbacks; 1a compares
 //!   with one task calling `yield_now()` once per link (one re-schedule per link, no
@@ -84,6 +92,7 @@ struct Config {
     asyncio: bool,
     tokio: bool,
     smol: bool,
+    monoio: bool,
 }
 
 impl Config {
@@ -127,6 +136,7 @@ impl Config {
             asyncio: wants("asyncio"),
             tokio: wants("tokio"),
             smol: wants("smol"),
+            monoio: wants("monoio"),
         }
     }
 
@@ -180,6 +190,10 @@ impl Config {
 
     fn smol(&self, ops: u64, f: impl FnMut(smo::Driver) -> Duration) -> Option<Fig> {
         self.measure_best(self.smol, ops, smo::DRIVERS, smo::Driver::name, f)
+    }
+
+    fn monoio(&self, ops: u64, mut f: impl FnMut() -> Duration) -> Option<Fig> {
+        self.measure_best(self.monoio, ops, &[()], |()| "", |()| f())
     }
 }
 
@@ -977,6 +991,102 @@ mod smo {
 }
 
 // ---------------------------------------------------------------------------------------------
+// monoio: a single-thread runtime on the legacy (epoll) driver
+// ---------------------------------------------------------------------------------------------
+
+mod mon {
+    use super::*;
+    use std::task::Context;
+
+    pub type Rt = monoio::Runtime<monoio::LegacyDriver>;
+
+    pub fn new_rt() -> Rt {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .build()
+            .expect("monoio runtime")
+    }
+
+    /// Wakes its own task and returns `Pending` once: a yield (monoio has no public one).
+    struct YieldNow(bool);
+
+    impl Future for YieldNow {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.0 {
+                return Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+
+    /// 1a/1c: one task yielding `n` times.
+    pub fn task_yield(rt: &mut Rt, n: u64) -> Duration {
+        let t = Instant::now();
+        rt.block_on(async move {
+            monoio::spawn(async move {
+                for _ in 0..n {
+                    YieldNow(false).await;
+                }
+            })
+            .await
+        });
+        t.elapsed()
+    }
+
+    fn link(left: u64, done: oneshot::Sender<()>) {
+        if left == 0 {
+            let _ = done.send(());
+            return;
+        }
+        drop(monoio::spawn(async move { link(left - 1, done) }));
+    }
+
+    /// 1b: a chain of `n` tasks, each spawning the next.
+    pub fn spawn_chain(rt: &mut Rt, n: u64) -> Duration {
+        let t = Instant::now();
+        rt.block_on(async move {
+            let (tx, rx) = oneshot::channel();
+            link(n, tx);
+            rx.await.expect("chain");
+        });
+        t.elapsed()
+    }
+
+    /// 2: `n` trivial tasks spawned up front by the main future, which waits for them all.
+    pub fn batch(rt: &mut Rt, n: u64) -> Duration {
+        let done = done_reset(n);
+        let t = Instant::now();
+        rt.block_on(async move {
+            for _ in 0..n {
+                drop(monoio::spawn(async {
+                    done_bump();
+                }));
+            }
+            done.await.expect("done");
+        });
+        t.elapsed()
+    }
+
+    /// 3: spawn `n` trivial tasks, then await them all.
+    pub fn tasks(rt: &mut Rt, n: u64) -> Duration {
+        let t = Instant::now();
+        let sum = rt.block_on(async move {
+            let tasks: Vec<_> = (0..n).map(|i| monoio::spawn(async move { i })).collect();
+            let mut sum = 0;
+            for task in tasks {
+                sum += task.await;
+            }
+            sum
+        });
+        let took = t.elapsed();
+        assert_eq!(sum, n * (n - 1) / 2);
+        took
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Table
 // ---------------------------------------------------------------------------------------------
 
@@ -993,6 +1103,7 @@ struct Row {
     asyncio: Option<f64>,
     tokio: Option<Fig>,
     smol: Option<Fig>,
+    monoio: Option<Fig>,
 }
 
 impl Row {
@@ -1001,6 +1112,9 @@ impl Row {
     }
     fn vs_smol(&self) -> Option<f64> {
         Some(self.asyncio? / self.smol?.rate)
+    }
+    fn vs_monoio(&self) -> Option<f64> {
+        Some(self.asyncio? / self.monoio?.rate)
     }
     fn note(&self) -> String {
         [("tokio", self.tokio), ("smol", self.smol)]
@@ -1031,21 +1145,31 @@ const LABEL_WIDTH: usize = 80;
 
 fn print_header() {
     println!(
-        "{:<3} {:<LABEL_WIDTH$} {:>8} {:>8} {:>8} {:>7} {:>7}  best variant",
-        "", "workload: asyncio | tokio / smol", "asyncio", "tokio", "smol", "a/tokio", "a/smol"
+        "{:<3} {:<LABEL_WIDTH$} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8}  best variant",
+        "",
+        "workload: asyncio | tokio / smol / monoio",
+        "asyncio",
+        "tokio",
+        "smol",
+        "monoio",
+        "a/tokio",
+        "a/smol",
+        "a/monoio"
     );
 }
 
 fn print_row(r: &Row) {
     println!(
-        "{:<3} {:<LABEL_WIDTH$} {:>8} {:>8} {:>8} {:>7} {:>7}  {}",
+        "{:<3} {:<LABEL_WIDTH$} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8}  {}",
         r.id,
         r.label,
         rate(r.asyncio),
         rate(r.tokio.map(|f| f.rate)),
         rate(r.smol.map(|f| f.rate)),
+        rate(r.monoio.map(|f| f.rate)),
         ratio(r.vs_tokio()),
         ratio(r.vs_smol()),
+        ratio(r.vs_monoio()),
         r.note(),
     );
 }
@@ -1106,8 +1230,10 @@ fn main() {
         let lp = aio::new_loop();
         let rt = tok::new_rt();
         let ex = smo::new_ex();
+        let mut mrt = mon::new_rt();
         let t_yield = cfg.tokio(n, |m| tok::task_yield(&rt, m, n));
         let s_yield = cfg.smol(n, |d| smo::task_yield(&ex, d, n));
+        let m_yield = cfg.monoio(n, || mon::task_yield(&mut mrt, n));
         if cfg.wants("chain") {
             let a_chain = cfg.measure(cfg.asyncio, n, || aio::chain(&lp, n));
             let label = |what: &str| format!("chain {}: call_soon chain | {what}", human(n));
@@ -1118,6 +1244,7 @@ fn main() {
                     asyncio: a_chain,
                     tokio: t_yield,
                     smol: s_yield,
+                    monoio: m_yield,
                 },
                 &mut rows,
             );
@@ -1128,6 +1255,7 @@ fn main() {
                     asyncio: a_chain,
                     tokio: cfg.tokio(n, |m| tok::spawn_chain(&rt, m, n)),
                     smol: cfg.smol(n, |d| smo::spawn_chain(&ex, d, n)),
+                    monoio: cfg.monoio(n, || mon::spawn_chain(&mut mrt, n)),
                 },
                 &mut rows,
             );
@@ -1143,6 +1271,7 @@ fn main() {
                     asyncio: cfg.measure(cfg.asyncio, n, || aio::task_yield(&lp, n)),
                     tokio: t_yield,
                     smol: s_yield,
+                    monoio: m_yield,
                 },
                 &mut rows,
             );
@@ -1156,6 +1285,7 @@ fn main() {
         let lp = aio::new_loop();
         let rt = tok::new_rt();
         let ex = smo::new_ex();
+        let mut mrt = mon::new_rt();
         let row = Row {
             id: "2",
             label: format!(
@@ -1165,6 +1295,7 @@ fn main() {
             asyncio: cfg.measure(cfg.asyncio, n, || aio::batch(&lp, n)),
             tokio: cfg.tokio(n, |m| tok::batch(&rt, m, n)),
             smol: cfg.smol(n, |d| smo::batch(&ex, d, n)),
+            monoio: cfg.monoio(n, || mon::batch(&mut mrt, n)),
         };
         emit(row, &mut rows);
         lp.close().expect("close");
@@ -1176,6 +1307,7 @@ fn main() {
         let lp = aio::new_loop();
         let rt = tok::new_rt();
         let ex = smo::new_ex();
+        let mut mrt = mon::new_rt();
         let row = Row {
             id: "3",
             label: format!(
@@ -1185,6 +1317,7 @@ fn main() {
             asyncio: cfg.measure(cfg.asyncio, n, || aio::tasks(&lp, n)),
             tokio: cfg.tokio(n, |m| tok::tasks(&rt, m, n)),
             smol: cfg.smol(n, |d| smo::tasks(&ex, d, n)),
+            monoio: cfg.monoio(n, || mon::tasks(&mut mrt, n)),
         };
         emit(row, &mut rows);
         lp.close().expect("close");
@@ -1212,6 +1345,7 @@ fn main() {
                         .measure(cfg.asyncio, n, || aio::timer_arm_cancel(&mut a_handles, n)),
                     tokio: cfg.tokio_single(n, || tok::timer_arm_cancel(&mut t_sleeps, n)),
                     smol: cfg.smol(n, |d| smo::timer_arm_cancel(&ex, d, &mut s_timers, n)),
+                    monoio: None,
                 },
                 &mut rows,
             );
@@ -1234,6 +1368,7 @@ fn main() {
                     asyncio: cfg.measure(cfg.asyncio, n, || aio::timer_run(&lp, n)),
                     tokio: t_tasks,
                     smol: s_tasks,
+                    monoio: None,
                 },
                 &mut rows,
             );
@@ -1249,6 +1384,7 @@ fn main() {
                     asyncio: cfg.measure(cfg.asyncio, n, || aio::timer_tasks(&lp, n)),
                     tokio: t_tasks,
                     smol: s_tasks,
+                    monoio: None,
                 },
                 &mut rows,
             );
@@ -1273,6 +1409,7 @@ fn main() {
                     asyncio: a_remote,
                     tokio: cfg.tokio_single(n, || tok::remote_channel(&rt, n, 1)),
                     smol: cfg.smol(n, |d| smo::remote_channel(&ex, d, n, 1)),
+                    monoio: None,
                 },
                 &mut rows,
             );
@@ -1283,6 +1420,7 @@ fn main() {
                     asyncio: a_remote,
                     tokio: cfg.tokio_single(n, || tok::remote_spawn(&rt, n)),
                     smol: cfg.smol(n, |d| smo::remote_spawn(d, n)),
+                    monoio: None,
                 },
                 &mut rows,
             );
@@ -1300,6 +1438,7 @@ fn main() {
                     asyncio: cfg.measure(cfg.asyncio, total, || aio::remote(&lp, n, P)),
                     tokio: cfg.tokio_single(total, || tok::remote_channel(&rt, n, P)),
                     smol: cfg.smol(total, |d| smo::remote_channel(&ex, d, n, P)),
+                    monoio: None,
                 },
                 &mut rows,
             );
@@ -1323,6 +1462,7 @@ fn main() {
                 asyncio: cfg.measure(cfg.asyncio, n, || aio::executor(&lp, n)),
                 tokio: cfg.tokio_single(n, || tok::executor(&rt, n)),
                 smol: cfg.smol(n, |d| smo::executor(&ex, d, n)),
+                monoio: None,
             },
             &mut rows,
         );
@@ -1357,11 +1497,23 @@ fn main() {
         verdict(vs.map(|v| v >= 1.2)),
         ratio(vs)
     );
+    let vm = tasks.and_then(Row::vs_monoio);
+    println!(
+        "  tasks >= 0.8x monoio                              {:>12}  ({})",
+        verdict(vm.map(|v| v >= 0.8)),
+        ratio(vm)
+    );
     let timers = find("4a").and_then(Row::vs_tokio);
     println!(
-        "  timer arm+cancel >= 3x tokio                      {:>12}  ({})",
-        verdict(timers.map(|v| v >= 3.0)),
+        "  timer arm+cancel >= 1.5x tokio                    {:>12}  ({})",
+        verdict(timers.map(|v| v >= 1.5)),
         ratio(timers)
+    );
+    let sleepers = find("4c").and_then(Row::vs_tokio);
+    println!(
+        "  tasks in sleep(), half cancelled >= 1.5x tokio    {:>12}  ({})",
+        verdict(sleepers.map(|v| v >= 1.5)),
+        ratio(sleepers)
     );
     let remote = find("5a").and_then(Row::vs_tokio);
     println!(

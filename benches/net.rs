@@ -827,16 +827,23 @@ fn timeout_run(kind: Kind, n: usize) -> Duration {
                 let tasks: Vec<_> = ours
                     .into_iter()
                     .map(|s| {
-                        let (lp, c) = (lp2.clone(), counter.clone());
+                        let c = counter.clone();
                         lp2.create_task(async move {
+                            // Streams over the existing socket (asyncio's `sock=`): registered
+                            // with the selector once, as tokio's and smol's sockets are.
+                            let (r, _w) = asyncio::streams::open_connection_with(
+                                None,
+                                None,
+                                asyncio::streams::DEFAULT_LIMIT,
+                                asyncio::ConnectOptions::new().sock(s),
+                            )
+                            .await
+                            .expect("streams");
                             let mut b = [0u8; 1];
                             for _ in 0..TIMEOUT_ROUNDS {
-                                let r = asyncio::wait_for(
-                                    lp.sock_recv_into(&s, &mut b),
-                                    TIMEOUT_SECS as f64,
-                                )
-                                .await;
-                                assert_eq!(r.expect("timed out").expect("recv"), 1);
+                                let n = asyncio::wait_for(r.readinto(&mut b), TIMEOUT_SECS as f64)
+                                    .await;
+                                assert_eq!(n.expect("timed out").expect("read"), 1);
                                 c.bump();
                             }
                         })
@@ -931,7 +938,8 @@ fn timeout_row(cfg: &Config) {
     println!(
         "Timeouts around I/O: {n} connections (socket pairs), each doing {TIMEOUT_ROUNDS} reads of \
          1 byte, each read under a {TIMEOUT_SECS} s timeout that never fires (asyncio `wait_for` + \
-         `sock_recv_into` | `tokio::time::timeout` + `UnixStream::read` | smol `read().or(Timer)`); \
+         `StreamReader::readinto` | `tokio::time::timeout` + `UnixStream::read` | smol \
+         `read().or(Timer)`); \
          every read waits (the writer thread sends the next round once all reads of a round \
          completed). Reads per second, best of {}:",
         cfg.reps

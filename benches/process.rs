@@ -10,9 +10,16 @@
 //!   the `Process` streams (`StreamWriter::write` + `drain`, `StreamReader::readinto` into one
 //!   64 KiB buffer, as the tokio and smol sides read).
 //!
-//! Each figure is the best of several repetitions after a warm-up run; the ratio columns are
-//! asyncio's figure divided by the other runtime's (above 1: asyncio is faster). asyncio uses
-//! the default policy's child watcher (pidfd where the kernel has it, else threaded).
+//! Each figure is the best of several repetitions after a warm-up run; the runtimes take turns
+//! within each repetition, so load from elsewhere on the machine hits them alike. The ratio
+//! columns are asyncio's figure divided by the other runtime's (above 1: asyncio is faster).
+//! asyncio uses the default policy's child watcher (pidfd where the kernel has it, else
+//! threaded).
+//!
+//! On a shared machine the rates vary from run to run far more than the runtimes differ; the
+//! parent's CPU time is steadier: `ASYNCIO_BENCH_FILTER=cat ASYNCIO_BENCH_RUNTIMES=asyncio
+//! perf stat -i -e task-clock target/release/deps/process-* --bench` (`-i`: the children's
+//! time apart). Figures and where the time goes: the book's performance chapter.
 //!
 //! Knobs: `ASYNCIO_BENCH_QUICK=1` (or `--quick`): fewer children, 32 MiB through `cat`, 2
 //! repetitions (CI). `ASYNCIO_BENCH_REPS=N`: repetitions (default 5).
@@ -301,16 +308,32 @@ fn run_smol(work: Work) -> Duration {
 // Driver
 // ---------------------------------------------------------------------------------------------
 
-/// Best rate (units per second) of `reps` runs after a warm-up.
-fn best(cfg: &Config, work: Work, run: fn(Work) -> Duration) -> f64 {
+/// One runtime's run of a workload: how long it took.
+type Runner = fn(Work) -> Duration;
+
+/// Best rate (units per second) of each runtime over `reps` runs after a warm-up, `None` for
+/// a runtime not measured. The runtimes take turns within each repetition (asyncio, tokio,
+/// smol, asyncio, ...), so a burst of load from the rest of the machine hits them alike.
+fn best_of(cfg: &Config, work: Work, runs: &[Option<Runner>]) -> Vec<f64> {
     let warm = match work {
         Work::Pipe(bytes) => Work::Pipe(bytes.min(8 << 20)),
         other => other,
     };
-    run(warm);
-    (0..cfg.reps)
-        .map(|_| work.units() / run(work).as_secs_f64())
-        .fold(0.0, f64::max)
+    for run in runs.iter().flatten() {
+        run(warm);
+    }
+    let mut best = vec![0.0f64; runs.len()];
+    for _ in 0..cfg.reps {
+        for (b, run) in best.iter_mut().zip(runs) {
+            if let Some(run) = run {
+                *b = b.max(work.units() / run(work).as_secs_f64());
+            }
+        }
+    }
+    runs.iter()
+        .zip(best)
+        .map(|(r, b)| if r.is_some() { b } else { f64::NAN })
+        .collect()
 }
 
 fn main() {
@@ -344,20 +367,21 @@ fn main() {
     let wanted = |var: &str, key: &str| {
         std::env::var(var).map_or(true, |v| v.split(',').any(|w| key.contains(w.trim())))
     };
-    let measure = |key: &str, cfg: &Config, work: Work, run: fn(Work) -> Duration| {
-        if wanted("ASYNCIO_BENCH_RUNTIMES", key) {
-            best(cfg, work, run)
-        } else {
-            f64::NAN
-        }
-    };
     for (label, work) in rows {
         if !wanted("ASYNCIO_BENCH_FILTER", &label) {
             continue;
         }
-        let a = measure("asyncio", &cfg, work, run_asyncio);
-        let t = measure("tokio", &cfg, work, run_tokio);
-        let s = measure("smol", &cfg, work, run_smol);
+        let runs: [(&str, Runner); 3] = [
+            ("asyncio", run_asyncio),
+            ("tokio", run_tokio),
+            ("smol", run_smol),
+        ];
+        let runs: Vec<_> = runs
+            .iter()
+            .map(|&(key, run)| wanted("ASYNCIO_BENCH_RUNTIMES", key).then_some(run))
+            .collect();
+        let rates = best_of(&cfg, work, &runs);
+        let (a, t, s) = (rates[0], rates[1], rates[2]);
         println!(
             "{label:<52} {a:>10.0} {t:>10.0} {s:>10.0} {:>8.2} {:>8.2}",
             a / t,

@@ -2,10 +2,14 @@
 //! (`mpsc`, `Mutex`, on a `current_thread` runtime inside a `LocalSet`) and smol (`async-channel`,
 //! `async-lock`, through `smol::channel` / `smol::lock`, on a `LocalExecutor`), in one process.
 //!
-//! Run with `cargo bench --bench sync`. Each figure is the best of several repetitions after one
-//! warm-up run, in operations per second; the ratio columns are asyncio's figure divided by the
-//! other runtime's (above 1: asyncio is faster). `ASYNCIO_BENCH_QUICK=1` (or `--quick`) divides
-//! the sizes by 10 and runs 3 repetitions, for CI; `ASYNCIO_BENCH_REPS=N` sets the repetitions.
+//! Run with `cargo bench --bench sync`. Each figure is the best of several rounds after one
+//! warm-up round, in operations per second of this thread's CPU time (every runtime runs on this
+//! one thread; CPU time leaves out the time the thread is preempted on a loaded machine), and a
+//! round runs asyncio, tokio and smol in turn, so they share the machine's load. The ratio
+//! columns are asyncio's figure divided by the other runtime's (above 1: asyncio is faster).
+//! `ASYNCIO_BENCH_QUICK=1` (or `--quick`) divides the sizes by 10 and runs 3 rounds, for CI;
+//! `ASYNCIO_BENCH_REPS=N` sets the rounds, `ASYNCIO_BENCH_ROWS=queue,lock` the rows,
+//! `ASYNCIO_BENCH_N=N` every row's size.
 //!
 //! Workloads:
 //! - `queue`: a producer task puts N integers into a queue of capacity 128 and a consumer task
@@ -19,7 +23,6 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Instant;
 
 struct Config {
     scale: u64,
@@ -42,16 +45,35 @@ impl Config {
     }
 }
 
-/// The best rate (operations per second) of `reps` runs after one warm-up.
-fn best(reps: usize, ops: u64, mut run: impl FnMut()) -> f64 {
-    run();
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
+/// This thread's CPU time in seconds. The three runtimes run every workload on this one thread
+/// (none of them starts a helper thread for it), so CPU time measures their work without the
+/// time the thread spends preempted: on a shared machine that is most of the noise.
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// The best rates (operations per CPU second) of `reps` rounds after one warm-up round; each
+/// round runs every runtime once, in turn, so that all of them see the same machine load.
+fn best_of_rounds<const K: usize>(reps: usize, ops: u64, runs: [&dyn Fn(); K]) -> [f64; K] {
+    for run in runs {
+        run();
+    }
+    let mut best = [0.0f64; K];
+    for _ in 0..reps {
+        for (run, best) in runs.iter().zip(&mut best) {
+            let t = thread_cpu();
             run();
-            ops as f64 / t.elapsed().as_secs_f64()
-        })
-        .fold(0.0, f64::max)
+            *best = best.max(ops as f64 / (thread_cpu() - t));
+        }
+    }
+    best
 }
 
 const CAP: usize = 128;
@@ -244,11 +266,18 @@ fn main() {
             smol_lock,
         ),
     ];
+    // `ASYNCIO_BENCH_ROWS=queue` runs only the rows whose label starts with one of the listed
+    // words (comma-separated); `ASYNCIO_BENCH_N=N` overrides every row's size (for profiling).
+    let only = std::env::var("ASYNCIO_BENCH_ROWS").unwrap_or_default();
+    let size = std::env::var("ASYNCIO_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for (label, full, a, t, s) in rows {
-        let n = full / cfg.scale;
-        let ra = best(cfg.reps, n, || a(n));
-        let rt = best(cfg.reps, n, || t(n));
-        let rs = best(cfg.reps, n, || s(n));
+        if !only.is_empty() && !only.split(',').any(|w| label.starts_with(w)) {
+            continue;
+        }
+        let n = size.unwrap_or(full / cfg.scale);
+        let [ra, rt, rs] = best_of_rounds(cfg.reps, n, [&|| a(n), &|| t(n), &|| s(n)]);
         println!(
             "{:<62} {:>8} {:>8} {:>8} {:>6.2}x {:>6.2}x",
             label,

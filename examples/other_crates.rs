@@ -1,5 +1,5 @@
-//! Using other crates on this loop: futures-io and smol-rs crates as they are, tokio's reactor
-//! crates through `async_compat::Compat`.
+//! Using other crates on this loop: futures-io crates (async-tungstenite for WebSockets) and
+//! smol-rs crates as they are, tokio's reactor crates through `async_compat::Compat`.
 //!
 //! ```text
 //! cargo run --example other_crates
@@ -15,6 +15,7 @@ use asyncio::{Address, Error};
 fn main() -> Result<(), Error> {
     asyncio::run(async {
         futures_io().await?;
+        websocket().await?;
         smol_crates().await?;
         tokio_crates().await?;
         Ok(())
@@ -27,18 +28,22 @@ async fn echo(reader: StreamReader, mut writer: StreamWriter) {
 
 async fn echo_server() -> Result<(asyncio::Server, u16), Error> {
     let server = start_server(echo, "127.0.0.1", 0).await?;
-    let port = server.sockets()[0]
+    let port = port_of(&server);
+    Ok((server, port))
+}
+
+fn port_of(server: &asyncio::Server) -> u16 {
+    server.sockets()[0]
         .address
         .as_ref()
         .and_then(Address::as_inet)
         .map(|a| a.port())
-        .unwrap_or(0);
-    Ok((server, port))
+        .unwrap_or(0)
 }
 
 // ANCHOR: futures_io
 /// A function written for any futures-io connection, as crates built on
-/// `futures::io` (async-tungstenite, async-h1, ...) are.
+/// `futures::io` (async-h1, futures-rustls, ...) are.
 async fn greet<S>(io: &mut S) -> std::io::Result<Vec<u8>>
 where
     S: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
@@ -61,6 +66,50 @@ async fn futures_io() -> Result<(), Error> {
     Ok(())
 }
 // ANCHOR_END: futures_io
+
+// ANCHOR: websocket
+/// async-tungstenite, as it is (futures-io flavour, no tokio): a WebSocket server and client on
+/// this loop, each over a `Stream`.
+async fn websocket() -> Result<(), Error> {
+    use async_tungstenite::tungstenite::Message;
+    use futures::StreamExt;
+
+    // Echoes text and binary messages until the client closes.
+    let server = start_server(
+        |reader, writer| async move {
+            let stream = Stream::from_parts(reader, writer);
+            let Ok(mut ws) = async_tungstenite::accept_async(stream).await else {
+                return;
+            };
+            while let Some(Ok(msg)) = ws.next().await {
+                if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        },
+        "127.0.0.1",
+        0,
+    )
+    .await?;
+    let port = port_of(&server);
+    let stream = Stream::connect("127.0.0.1", port).await?;
+    let url = format!("ws://127.0.0.1:{port}/");
+    let (mut ws, _response) = async_tungstenite::client_async(url, stream)
+        .await
+        .map_err(ws_error)?;
+    ws.send(Message::text("hello")).await.map_err(ws_error)?;
+    let echoed = ws.next().await.and_then(Result::ok);
+    assert_eq!(echoed, Some(Message::text("hello")));
+    ws.close(None).await.map_err(ws_error)?;
+    println!("websocket: {echoed:?}");
+    server.close();
+    Ok(())
+}
+
+fn ws_error(e: async_tungstenite::tungstenite::Error) -> Error {
+    Error::new(asyncio::ErrorKind::Io, e.to_string())
+}
+// ANCHOR_END: websocket
 
 // ANCHOR: smol
 async fn smol_crates() -> Result<(), Error> {

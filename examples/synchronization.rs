@@ -1,5 +1,6 @@
 //! asyncio's synchronization primitives: `Lock`, `Event`, `Condition`, `Semaphore`,
-//! `BoundedSemaphore` and `Barrier`, each shared between tasks by cloning (`Rc` inside).
+//! `BoundedSemaphore` and `Barrier`, each shared between tasks by cloning (`Rc` inside); and
+//! the thread-safe `Semaphore` and `Event` shared by two loops on two threads.
 //!
 //! ```text
 //! cargo run --example synchronization
@@ -20,8 +21,9 @@ fn main() -> Result<(), Error> {
         condition().await?;
         semaphore().await?;
         barrier().await?;
-        Ok(())
-    })?
+        Ok::<_, Error>(())
+    })??;
+    across_threads()
 }
 
 // ANCHOR: lock
@@ -156,3 +158,50 @@ async fn barrier() -> Result<(), Error> {
     Ok(())
 }
 // ANCHOR_END: barrier
+
+// ANCHOR: threadsafe
+fn across_threads() -> Result<(), Error> {
+    use asyncio::locks::threadsafe;
+    use asyncio::EventLoop;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    // One cap of two "downloads" shared by two loops on two threads, and a start signal.
+    let cap = threadsafe::Semaphore::new(2);
+    let start = threadsafe::Event::new();
+    let running = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0))); // (now, peak)
+    let (a, thread_a) = EventLoop::spawn_thread()?;
+    let (b, thread_b) = EventLoop::spawn_thread()?;
+    let jobs = (0..6)
+        .map(|i| {
+            let (cap, start, running) = (cap.clone(), start.clone(), running.clone());
+            let on = if i % 2 == 0 { &a } else { &b };
+            // The closure is sent; the coroutine is built on the loop's thread (`sleep` is not
+            // `Send`, the primitives are).
+            on.run_coroutine_threadsafe_with(move || async move {
+                start.wait().await;
+                let _permit = cap.acquire().await;
+                let now = running.0.fetch_add(1, Ordering::SeqCst) + 1;
+                running.1.fetch_max(now, Ordering::SeqCst);
+                sleep(0.001).await?;
+                running.0.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, Error>(i)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    start.set(); // from the main thread: wakes the waiters on both loops
+    let done = jobs
+        .into_iter()
+        .map(|job| job.result(None)?)
+        .collect::<Result<Vec<_>, _>>()?;
+    assert_eq!(done, [0, 1, 2, 3, 4, 5]);
+    let peak = running.1.load(Ordering::SeqCst);
+    assert!(peak <= 2);
+    println!("threadsafe semaphore: 6 jobs on two loops, peak concurrency {peak}");
+    for (handle, thread) in [(a, thread_a), (b, thread_b)] {
+        handle.stop();
+        thread.join().expect("loop thread")?;
+    }
+    Ok(())
+}
+// ANCHOR_END: threadsafe

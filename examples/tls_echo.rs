@@ -45,7 +45,7 @@ async fn echo(reader: StreamReader, writer: StreamWriter) {
 
 // ANCHOR: starttls_server
 /// A plain-text server that upgrades to TLS when the client says "STARTTLS".
-async fn starttls_server(reader: StreamReader, mut writer: StreamWriter, ctx: TlsContext) {
+async fn starttls_server(reader: StreamReader, writer: StreamWriter, ctx: TlsContext) {
     let Ok(line) = reader.readline().await else {
         return;
     };
@@ -133,7 +133,7 @@ fn main() -> Result<(), Error> {
             .unwrap()
             .port();
         // ANCHOR: starttls_client
-        let (reader, mut writer) = open_connection("127.0.0.1", port).await?;
+        let (reader, writer) = open_connection("127.0.0.1", port).await?;
         writer.write(b"STARTTLS\n")?;
         let go = reader.readline().await?;
         writer.start_tls(&client_ctx, Some("localhost")).await?;

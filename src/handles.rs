@@ -26,14 +26,11 @@ pub(crate) trait HandleRun {
     fn is_cancelled(&self) -> bool;
     /// The callback's type name, for exception contexts and slow-callback logs.
     fn name(&self) -> &'static str;
-    /// For timers: whether the handle still sits in the loop's timer heap.
-    fn in_heap(&self) -> &Cell<bool>;
 }
 
 /// A one-shot callback cell: one allocation holds the flags and the closure.
 pub(crate) struct OnceCell<F> {
     cancelled: Cell<bool>,
-    in_heap: Cell<bool>,
     f: Cell<Option<F>>,
 }
 
@@ -41,7 +38,6 @@ impl<F: FnOnce() + 'static> OnceCell<F> {
     pub(crate) fn new_rc(f: F) -> Rc<dyn HandleRun> {
         Rc::new(OnceCell {
             cancelled: Cell::new(false),
-            in_heap: Cell::new(false),
             f: Cell::new(Some(f)),
         })
     }
@@ -64,15 +60,11 @@ impl<F: FnOnce() + 'static> HandleRun for OnceCell<F> {
     fn name(&self) -> &'static str {
         std::any::type_name::<F>()
     }
-    fn in_heap(&self) -> &Cell<bool> {
-        &self.in_heap
-    }
 }
 
 /// A repeating callback cell, for fd readiness watchers (`add_reader`, `add_writer`).
 pub(crate) struct RepeatCell<F> {
     cancelled: Cell<bool>,
-    in_heap: Cell<bool>,
     f: RefCell<Option<F>>,
 }
 
@@ -80,7 +72,6 @@ impl<F: FnMut() + 'static> RepeatCell<F> {
     pub(crate) fn new_rc(f: F) -> Rc<dyn HandleRun> {
         Rc::new(RepeatCell {
             cancelled: Cell::new(false),
-            in_heap: Cell::new(false),
             f: RefCell::new(Some(f)),
         })
     }
@@ -107,9 +98,6 @@ impl<F: FnMut() + 'static> HandleRun for RepeatCell<F> {
     }
     fn name(&self) -> &'static str {
         std::any::type_name::<F>()
-    }
-    fn in_heap(&self) -> &Cell<bool> {
-        &self.in_heap
     }
 }
 
@@ -181,23 +169,26 @@ pub struct TimerHandle {
     pub(crate) handle: Handle,
     when: f64,
     event_loop: Weak<Inner>,
+    /// The timer's slot in the loop's timer heap (see `Timers::cancel`).
+    slot: u32,
 }
 
 impl TimerHandle {
-    pub(crate) fn new(handle: Handle, when: f64, event_loop: Weak<Inner>) -> Self {
+    pub(crate) fn new(handle: Handle, when: f64, event_loop: Weak<Inner>, slot: u32) -> Self {
         TimerHandle {
             handle,
             when,
             event_loop,
+            slot,
         }
     }
 
-    /// Cancels the timer. The loop forgets it lazily (cancelled entries are dropped when they
-    /// reach the head of the heap, or in a compaction once more than half are cancelled).
+    /// Cancels the timer: it will not run, its closure is dropped now, and the loop removes it
+    /// from its timer heap at once. Idempotent.
     pub fn cancel(&self) {
-        if self.handle.cell.cancel() && self.handle.cell.in_heap().get() {
+        if self.handle.cell.cancel() {
             if let Some(inner) = self.event_loop.upgrade() {
-                inner.timer_cancelled();
+                inner.timer_cancelled(self.slot, &self.handle.cell);
             }
         }
     }

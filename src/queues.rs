@@ -146,11 +146,13 @@ struct Inner<T, S> {
 }
 
 impl<T: 'static, S: Store<T>> Inner<T, S> {
+    #[inline]
     fn qsize(&self) -> usize {
         self.items.borrow().len()
     }
 
     /// Free slots (`usize::MAX` when unbounded).
+    #[inline]
     fn room(&self) -> usize {
         if self.maxsize == 0 {
             usize::MAX
@@ -166,23 +168,33 @@ impl<T: 'static, S: Store<T>> Inner<T, S> {
         if self.room() == 0 {
             return Err(Error::from_kind(ErrorKind::QueueFull));
         }
+        self.push(item);
+        Ok(())
+    }
+
+    /// Adds `item` (there is room, the queue is not shut down) and wakes a getter for it.
+    #[inline]
+    fn push(&self, item: T) {
         self.items.borrow_mut().push(item);
         self.unfinished.set(self.unfinished.get() + 1);
         self.finished.clear();
         self.getters.wake_up_to(self.qsize());
-        Ok(())
     }
 
     fn get_nowait(&self) -> Result<T> {
-        let item = self.items.borrow_mut().pop();
-        match item {
-            Some(item) => {
-                self.putters.wake_up_to(self.room());
-                Ok(item)
-            }
+        match self.pop() {
+            Some(item) => Ok(item),
             None if self.shutdown.get() => Err(shut_down()),
             None => Err(Error::from_kind(ErrorKind::QueueEmpty)),
         }
+    }
+
+    /// Takes the next item, if any, and wakes a putter for the freed slot.
+    #[inline]
+    fn pop(&self) -> Option<T> {
+        let item = self.items.borrow_mut().pop()?;
+        self.putters.wake_up_to(self.room());
+        Some(item)
     }
 }
 
@@ -385,8 +397,26 @@ impl<T: 'static, S: Store<T>> Unpin for Put<T, S> {}
 impl<T: 'static, S: Store<T>> Future for Put<T, S> {
     type Output = Result<()>;
 
+    /// The usual case inline (not queued, nobody queued ahead, a free slot: the item goes in),
+    /// the rest out of line.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
+        let inner = &*this.queue.inner;
+        if this.waiter.is_none() && !inner.shutdown.get() && inner.room() > inner.putters.len() {
+            if let Some(item) = this.item.take() {
+                inner.push(item);
+                return Poll::Ready(Ok(()));
+            }
+        }
+        this.poll_slow(cx)
+    }
+}
+
+impl<T: 'static, S: Store<T>> Put<T, S> {
+    #[inline(never)]
+    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self;
         let inner = &*this.queue.inner;
         let mut was_woken = false;
         if let Some(w) = &this.waiter {
@@ -457,8 +487,25 @@ pub struct Get<T: 'static, S: Store<T>> {
 impl<T: 'static, S: Store<T>> Future for Get<T, S> {
     type Output = Result<T>;
 
+    /// The usual case inline (not queued, nobody queued ahead, an item there: take it), the
+    /// rest out of line.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let this = self.get_mut();
+        let inner = &*this.queue.inner;
+        if this.waiter.is_none() && inner.getters.is_empty() {
+            if let Some(item) = inner.pop() {
+                return Poll::Ready(Ok(item));
+            }
+        }
+        this.poll_slow(cx)
+    }
+}
+
+impl<T: 'static, S: Store<T>> Get<T, S> {
+    #[inline(never)]
+    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let this = self;
         let inner = &*this.queue.inner;
         let mut was_woken = false;
         if let Some(w) = &this.waiter {

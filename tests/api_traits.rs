@@ -1,7 +1,8 @@
 //! The auto traits of every public type: what is `Send`, `Sync`, `Unpin` (and `Clone` where it
 //! matters), and, as importantly, what is *not*: the loop side (`EventLoop`, tasks, futures,
 //! handles) is `!Send` by design, and only the thread-safe surface (`LoopHandle`,
-//! `ThreadsafeHandle`, `ConcurrentFuture`, executors, `Error`) crosses threads.
+//! `ThreadsafeHandle`, `ConcurrentFuture`, executors, `Error`, `locks::threadsafe`) crosses
+//! threads.
 //!
 //! The checks are made at compile time; a wrong auto trait fails the build of this test.
 
@@ -243,7 +244,7 @@ fn networking_objects_live_on_their_loop_and_plain_data_travels() {
     assert_not_impl!(Server: Send, Sync);
     assert_impl!(StreamReader: Unpin, futures::io::AsyncRead);
     assert_not_impl!(StreamReader: Send, Sync);
-    assert_impl!(StreamWriter: Unpin, futures::io::AsyncWrite);
+    assert_impl!(StreamWriter: Unpin, Clone, futures::io::AsyncWrite);
     assert_not_impl!(StreamWriter: Send, Sync);
     // Options, addresses and errors are plain data.
     assert_impl!(ConnectOptions: Send, Default);
@@ -265,4 +266,22 @@ fn the_linux_selector_stays_with_its_loop() {
     use asyncio::selector::EpollSelector;
     assert_impl!(EpollSelector: Unpin, std::fmt::Debug);
     is_static::<EpollSelector>();
+}
+
+#[test]
+fn locks_are_loop_local_and_their_threadsafe_versions_travel() {
+    use asyncio::locks::{self, threadsafe};
+    assert_not_impl!(locks::Lock: Send);
+    assert_not_impl!(locks::Semaphore: Sync);
+    assert_impl!(threadsafe::Lock: Send, Sync, Clone, Unpin);
+    assert_impl!(threadsafe::LockAcquire: Send, Sync, Unpin);
+    assert_impl!(threadsafe::LockGuard: Send, Sync);
+    assert_impl!(threadsafe::Event: Send, Sync, Clone, Unpin);
+    assert_impl!(threadsafe::EventWait: Send, Sync, Unpin);
+    assert_impl!(threadsafe::Semaphore: Send, Sync, Clone, Unpin);
+    assert_impl!(threadsafe::Condition: Send, Sync, Clone, Unpin);
+    assert_impl!(threadsafe::Barrier: Send, Sync, Clone, Unpin);
+    assert_impl!(threadsafe::BoundedSemaphore: Send, Sync, Clone, Unpin);
+    assert_impl!(threadsafe::SemaphoreAcquire: Send, Sync, Unpin);
+    assert_impl!(threadsafe::SemaphoreGuard: Send, Sync);
 }

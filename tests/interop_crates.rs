@@ -1,5 +1,5 @@
-//! What the "Using other crates" chapter claims, one test per claim: futures-io and smol-rs
-//! crates run on this loop unchanged; crates that need tokio's reactor (tokio's `net` and
+//! What the "Using other crates" chapter claims, one test per claim: futures-io crates
+//! (async-tungstenite itself among them) and smol-rs crates run on this loop unchanged; crates that need tokio's reactor (tokio's `net` and
 //! `time`) do not, and run through `async_compat::Compat`; tokio's `sync` needs no reactor.
 
 #[path = "net_support/mod.rs"]
@@ -10,7 +10,7 @@ use std::time::Duration;
 use asyncio::streams::{start_server, Stream, StreamReader, StreamWriter};
 use asyncio::ErrorKind;
 use futures::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use net_support::{port_of, run, watchdog};
+use net_support::{port_of, run, wait_until, watchdog};
 
 async fn echo(reader: StreamReader, writer: StreamWriter) {
     let _ = futures::io::copy(reader, &mut { writer }).await;
@@ -36,6 +36,84 @@ fn futures_io_adapters_run_on_a_stream() {
                     .collect();
             assert_eq!(lines, ["one", "two"]);
             server.close();
+        });
+    });
+}
+
+/// async-tungstenite (its futures-io flavour, no tokio feature) runs unmodified on `Stream`s:
+/// a WebSocket server and client on this one loop over loopback, through the opening
+/// handshake, text and binary messages both ways, and the closing handshake.
+#[test]
+fn async_tungstenite_server_and_client_run_on_streams() {
+    use async_tungstenite::tungstenite::Message;
+    use futures::StreamExt;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    watchdog(|| {
+        run(|_lp| async move {
+            // The server echoes every data message; after the client's Close (which tungstenite
+            // answers on the next poll) the stream ends. It reports how it ended: a panic in a
+            // handler would only reach the loop's exception handler.
+            let ended: Rc<Cell<Option<bool>>> = Rc::default();
+            let server_ended = ended.clone();
+            let server = start_server(
+                move |reader: StreamReader, writer: StreamWriter| {
+                    let ended = server_ended.clone();
+                    async move {
+                        let stream = Stream::from_parts(reader, writer);
+                        let Ok(mut ws) = async_tungstenite::accept_async(stream).await else {
+                            return ended.set(Some(false));
+                        };
+                        let mut saw_close = false;
+                        while let Some(msg) = ws.next().await {
+                            match msg {
+                                Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                                    if ws.send(m).await.is_err() {
+                                        break;
+                                    }
+                                }
+                                Ok(Message::Close(_)) => saw_close = true,
+                                Ok(_) => {}
+                                Err(_) => break,
+                            }
+                        }
+                        ended.set(Some(saw_close));
+                    }
+                },
+                "127.0.0.1",
+                0,
+            )
+            .await
+            .unwrap();
+            let port = port_of(&server);
+            let stream = Stream::connect("127.0.0.1", port).await.unwrap();
+            let url = format!("ws://127.0.0.1:{port}/chat");
+            let (mut ws, response) = async_tungstenite::client_async(url, stream).await.unwrap();
+            assert_eq!(response.status().as_u16(), 101, "Switching Protocols");
+
+            ws.send(Message::text("hello")).await.unwrap();
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
+            let bytes = vec![0u8, 1, 2, 254, 255];
+            ws.send(Message::binary(bytes.clone())).await.unwrap();
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(bytes));
+            // A message larger than one read, to cross several polls.
+            let big = "x".repeat(200_000);
+            ws.send(Message::text(big.clone())).await.unwrap();
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(big));
+
+            ws.close(None).await.unwrap();
+            // The server's answer to our close, then the end of the stream.
+            assert!(matches!(ws.next().await, Some(Ok(Message::Close(_)))));
+            assert!(ws.next().await.is_none());
+            wait_until("the server's end", || ended.get().is_some()).await;
+            assert_eq!(
+                ended.get(),
+                Some(true),
+                "the server saw the closing handshake"
+            );
+            server.close();
+            server.wait_closed().await.unwrap();
         });
     });
 }

@@ -53,11 +53,12 @@ fn a_timer_cancelled_before_it_is_due_never_runs() {
         lp.call_later(2.0, rec.cb("live")).unwrap();
         t.cancel();
         assert!(t.cancelled());
-        assert_eq!(lp.timer_heap_len(), 2);
-        assert_eq!(lp.cancelled_timer_count(), 1);
-        // Cancelling twice counts once.
+        // The cancelled timer leaves the heap at once.
+        assert_eq!(lp.timer_heap_len(), 1);
+        assert_eq!(lp.cancelled_timer_count(), 0);
+        // Cancelling twice changes nothing.
         t.cancel();
-        assert_eq!(lp.cancelled_timer_count(), 1);
+        assert_eq!(lp.timer_heap_len(), 1);
         let l = lp.clone();
         let r = rec.clone();
         lp.call_later(3.0, move || {
@@ -286,30 +287,30 @@ fn a_threadsafe_callback_cancelled_by_an_earlier_one_of_its_batch_does_not_run()
 }
 
 #[test]
-fn cancelled_heads_are_dropped_lazily() {
+fn a_cancelled_timer_leaves_the_heap_at_once() {
+    // asyncio drops cancelled timers lazily (at the head, or in a compaction once over half of
+    // over 100 are cancelled); this loop removes each one when it is cancelled. What runs, and
+    // in which order, is the same.
     watchdog(|| {
         let (lp, _) = virtual_loop();
         let rec = Recorder::new();
         let timers: Vec<_> = (0..50)
             .map(|i| lp.call_at(1.0 + i as f64, rec.cb(format!("t{i}"))).unwrap())
             .collect();
-        for t in &timers[..10] {
+        for (k, t) in timers[..10].iter().enumerate() {
             t.cancel();
+            assert_eq!(lp.timer_heap_len(), 50 - k - 1);
         }
-        // 50 is under the compaction threshold: cancelled entries stay until they surface.
-        assert_eq!(lp.timer_heap_len(), 50);
-        assert_eq!(lp.cancelled_timer_count(), 10);
+        assert_eq!(lp.cancelled_timer_count(), 0);
         lp.stop();
         lp.run_forever().unwrap();
-        // One iteration computed the next deadline, dropping the ten cancelled heads.
         assert_eq!(lp.timer_heap_len(), 40);
-        assert_eq!(lp.cancelled_timer_count(), 0);
         assert_eq!(rec.len(), 0);
-        // Cancelled entries in the middle are skipped when they come due.
+        // Timers in the middle of the heap leave as well, and never run.
         for t in &timers[20..30] {
             t.cancel();
         }
-        assert_eq!(lp.cancelled_timer_count(), 10);
+        assert_eq!(lp.timer_heap_len(), 30);
         let l = lp.clone();
         lp.call_at(100.0, move || l.stop()).unwrap();
         lp.run_forever().unwrap();
@@ -322,46 +323,45 @@ fn cancelled_heads_are_dropped_lazily() {
 }
 
 #[test]
-fn the_heap_is_compacted_when_over_half_is_cancelled() {
-    // asyncio compacts when more than 100 timers are scheduled and over half are cancelled.
+fn cancelling_half_of_a_large_heap_leaves_exactly_the_live_timers() {
+    // Where asyncio compacts (over 100 scheduled, over half cancelled), the heap here holds
+    // only live timers all along; cancelling again, or cancelling a timer whose slot a new
+    // timer now uses, removes nothing else.
     watchdog(|| {
         let (lp, _) = virtual_loop();
         let rec = Recorder::new();
         let timers: Vec<_> = (0..200)
             .map(|i| lp.call_at(1.0 + i as f64, rec.cb(format!("t{i}"))).unwrap())
             .collect();
-        // Cancel every odd timer (100 of 200): exactly half, no compaction yet.
         for t in timers.iter().skip(1).step_by(2) {
             t.cancel();
         }
-        assert_eq!(lp.timer_heap_len(), 200);
-        assert_eq!(lp.cancelled_timer_count(), 100);
-        // One more makes it over half: the heap drops every cancelled entry.
+        assert_eq!(lp.timer_heap_len(), 100);
         timers[0].cancel();
         assert_eq!(lp.timer_heap_len(), 99);
-        assert_eq!(lp.cancelled_timer_count(), 0);
-        // Cancelling an already cancelled (and compacted away) timer again changes nothing.
+        let newcomer = lp.call_at(500.5, rec.cb("new")).unwrap();
         timers[1].cancel();
-        assert_eq!(lp.cancelled_timer_count(), 0);
-        // Later cancellations are counted again.
+        timers[0].cancel();
+        assert_eq!(lp.timer_heap_len(), 100);
         timers[2].cancel();
         assert_eq!(lp.timer_heap_len(), 99);
-        assert_eq!(lp.cancelled_timer_count(), 1);
+        assert_eq!(lp.cancelled_timer_count(), 0);
         let l = lp.clone();
         lp.call_at(1000.0, move || l.stop()).unwrap();
         lp.run_forever().unwrap();
-        let expected: Vec<String> = (4..200).step_by(2).map(|i| format!("t{i}")).collect();
+        let mut expected: Vec<String> = (4..200).step_by(2).map(|i| format!("t{i}")).collect();
+        expected.push("new".to_string());
         assert_eq!(rec.get(), expected);
+        assert!(!newcomer.cancelled());
         assert_eq!(lp.timer_heap_len(), 0);
-        assert_eq!(lp.cancelled_timer_count(), 0);
         lp.close().unwrap();
     });
 }
 
 #[test]
 fn the_iteration_after_over_half_of_over_100_were_cancelled_leaves_none() {
-    // Issue 9: 120 timers, 70 cancelled. The compaction on the 61st cancellation left 59
-    // entries, under the threshold, and the 9 cancelled after it stayed through the iteration.
+    // Issue 9: 120 timers, 70 cancelled: none may be left after the next iteration (here: none
+    // is left at all).
     watchdog(|| {
         let (lp, _) = virtual_loop();
         let timers: Vec<_> = (0..120)
@@ -370,6 +370,7 @@ fn the_iteration_after_over_half_of_over_100_were_cancelled_leaves_none() {
         for t in &timers[50..] {
             t.cancel();
         }
+        assert_eq!(lp.timer_heap_len(), 50);
         lp.stop();
         lp.run_forever().unwrap();
         assert_eq!(lp.timer_heap_len(), 50);
@@ -379,7 +380,7 @@ fn the_iteration_after_over_half_of_over_100_were_cancelled_leaves_none() {
 }
 
 #[test]
-fn small_heaps_are_never_compacted() {
+fn small_heaps_hold_no_cancelled_timer_either() {
     watchdog(|| {
         let (lp, _) = virtual_loop();
         let timers: Vec<_> = (0..100)
@@ -388,9 +389,7 @@ fn small_heaps_are_never_compacted() {
         for t in &timers[1..] {
             t.cancel();
         }
-        assert_eq!(lp.timer_heap_len(), 100);
-        assert_eq!(lp.cancelled_timer_count(), 99);
-        // The one live timer is first; the cancelled rest go when they reach the head.
+        assert_eq!(lp.timer_heap_len(), 1);
         lp.run_until_complete(asyncio::sleep(1.5)).unwrap().unwrap();
         assert_eq!(lp.timer_heap_len(), 0);
         assert_eq!(lp.cancelled_timer_count(), 0);

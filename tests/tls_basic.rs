@@ -77,14 +77,16 @@ fn echo_over_tls12() {
 async fn starttls_stream_server(pki: &Pki) -> (asyncio::Server, u16) {
     let ctx = pki.server();
     let server = asyncio::streams::start_server(
-        move |reader, mut writer| {
+        move |reader, writer| {
             let ctx = ctx.clone();
             async move {
+                // Upgraded through one clone, echoed through another: both speak TLS.
+                let echo = writer.clone();
                 assert_eq!(reader.readline().await.unwrap(), b"STARTTLS\n");
                 writer.write(b"OK\n").unwrap();
                 writer.start_tls(&ctx, None).await.unwrap();
                 assert!(matches!(
-                    writer.get_extra_info("tls_version"),
+                    echo.get_extra_info("tls_version"),
                     Some(ExtraInfo::Text(_))
                 ));
                 loop {
@@ -92,8 +94,8 @@ async fn starttls_stream_server(pki: &Pki) -> (asyncio::Server, u16) {
                     if line.is_empty() {
                         break;
                     }
-                    writer.write(&line).unwrap();
-                    writer.drain().await.unwrap();
+                    echo.write(&line).unwrap();
+                    echo.drain().await.unwrap();
                 }
             }
         },
@@ -162,7 +164,7 @@ fn start_tls_server_protocol_against_stream_client() {
                 ServerOptions::new(),
             )
             .await;
-            let (reader, mut writer) = asyncio::streams::open_connection("127.0.0.1", port)
+            let (reader, writer) = asyncio::streams::open_connection("127.0.0.1", port)
                 .await
                 .unwrap();
             writer.write(b"STARTTLS\n").unwrap();

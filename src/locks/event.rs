@@ -57,6 +57,7 @@ impl Event {
     }
 
     /// Whether the flag is set.
+    #[inline]
     pub fn is_set(&self) -> bool {
         self.inner.value.get()
     }
@@ -69,6 +70,7 @@ impl Event {
     }
 
     /// Clears the flag.
+    #[inline]
     pub fn clear(&self) {
         self.inner.value.set(false);
     }

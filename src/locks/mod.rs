@@ -9,7 +9,8 @@
 //! `async with`: dropping a [`LockGuard`] or [`SemaphoreGuard`] releases.
 //!
 //! Nothing here needs a running loop: the futures only use their `Waker`, so they work under
-//! any executor on one thread. To hand data or signals across threads, use
+//! any executor on one thread. For tasks on several loops or threads, [`threadsafe`] has
+//! `Send + Sync` versions of all six with the same FIFO promise; to hand other work across threads, use
 //! [`LoopHandle::call_soon_threadsafe`](crate::LoopHandle::call_soon_threadsafe).
 //!
 //! ```
@@ -37,6 +38,7 @@ mod condition;
 mod event;
 mod lock;
 mod semaphore;
+pub mod threadsafe;
 pub(crate) mod waiters;
 
 pub use barrier::Barrier;

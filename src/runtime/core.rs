@@ -142,12 +142,17 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn timer_cancelled(&self) {
-        if let Ok(mut t) = self.timers.try_borrow_mut() {
-            t.note_cancelled();
-        }
+    /// Removes a cancelled timer from the heap (if it is still there). The heap's reference is
+    /// dropped after the borrow ends.
+    pub(crate) fn timer_cancelled(&self, slot: u32, cell: &Rc<dyn HandleRun>) {
+        let removed = match self.timers.try_borrow_mut() {
+            Ok(mut t) => t.cancel(slot, cell),
+            Err(_) => None,
+        };
+        drop(removed);
     }
 
+    #[inline]
     pub(crate) fn push_ready(&self, item: Ready) {
         self.ready.borrow_mut().push_back(item);
     }
@@ -493,6 +498,7 @@ impl EventLoop {
         Rc::ptr_eq(&self.inner, &other.inner)
     }
 
+    #[inline]
     pub(crate) fn check_closed(&self) -> Result<()> {
         if self.inner.closed.get() {
             Err(Error::closed())
@@ -564,8 +570,8 @@ impl EventLoop {
     }
 
     fn schedule_at(&self, when: f64, cell: Rc<dyn HandleRun>) -> TimerHandle {
-        self.inner.timers.borrow_mut().push(when, cell.clone());
-        TimerHandle::new(Handle::new(cell), when, Rc::downgrade(&self.inner))
+        let slot = self.inner.timers.borrow_mut().push(when, cell.clone());
+        TimerHandle::new(Handle::new(cell), when, Rc::downgrade(&self.inner), slot)
     }
 
     /// Schedules `callback` from any thread; same as [`LoopHandle::call_soon_threadsafe`]. From
@@ -669,13 +675,14 @@ impl EventLoop {
         self.inner.slow_callback_duration.set(d);
     }
 
-    /// Diagnostics: the number of entries in the timer heap, cancelled ones included (cancelled
-    /// timers are dropped lazily).
+    /// Diagnostics: the number of scheduled timers (a cancelled timer leaves the heap when it is
+    /// cancelled; a timer that fired, when it comes due).
     pub fn timer_heap_len(&self) -> usize {
         self.inner.timers.borrow().len()
     }
 
-    /// Diagnostics: how many heap entries are known to be cancelled.
+    /// Diagnostics: how many cancelled timers are still in the heap. Always 0: a cancelled timer
+    /// is removed at once (unlike asyncio's, which stay until they reach the head of the heap).
     pub fn cancelled_timer_count(&self) -> usize {
         self.inner.timers.borrow().cancelled_count()
     }

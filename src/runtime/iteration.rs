@@ -50,14 +50,14 @@ impl EventLoop {
         // 1. Work from other threads.
         inner.drain_inbox();
 
-        // 2. How long may we wait? Cancelled timers go first (all of them when over half of a
-        // large heap is cancelled, else those at the head). (`extra_ready` was read before the
-        // inbox was drained: a `block_on` future woken from another thread since then shows as
-        // a drained wake-up.)
+        // 2. How long may we wait? (Cancelled timers left the heap when they were cancelled, so
+        // its head is the first live deadline. `extra_ready` was read before the inbox was
+        // drained: a `block_on` future woken from another thread since then shows as a drained
+        // wake-up.)
         let woken = inner.remote_wake.replace(false);
         let nothing_ready =
             inner.ready.borrow().is_empty() && !extra_ready && !woken && !inner.stopping.get();
-        let deadline = inner.timers.borrow_mut().next_deadline();
+        let deadline = inner.timers.borrow().next_deadline();
         let timeout: Option<Duration> = if !nothing_ready {
             Some(Duration::ZERO)
         } else {

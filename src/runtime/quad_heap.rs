@@ -1,19 +1,92 @@
-//! A 4-ary min-heap: the timer heap's storage.
+//! An indexed 4-ary min-heap: the timer heap's storage.
 //!
 //! A binary heap of 200k timers is 18 levels deep and, with the entries spread over several
 //! megabytes, nearly every level of a pop is a cache miss. With four children per node the heap
-//! is half as deep and the four children of a node sit next to each other (two cache lines), so
-//! a pop costs about half the misses for one more comparison per level.
+//! is half as deep and the four children of a node sit next to each other, so a pop costs about
+//! half the misses for one more comparison per level.
+//!
+//! The heap's nodes hold only the ordering key (deadline, sequence number) and a slot number;
+//! the values sit in a slot table that also records where each slot's node is. So an entry can
+//! be removed at once by its slot (a cancelled timer leaves the heap when it is cancelled), and
+//! ordering never touches the values (a timer's cell is not read until it runs).
+//!
+//! When a large share of the heap comes due at once, popping one node after the other costs a
+//! sift-down per node through memory that no longer fits the cache: after [`BULK_MIN`] pops,
+//! once the popped nodes are at least a [`BULK_RATIO`]th of the heap, the rest of the due nodes
+//! are taken in one pass (partition, sort, heapify the remainder), which gives the same order.
 
-/// A min-heap: [`pop`](QuadHeap::pop) returns the smallest element by `Ord`.
-#[derive(Debug)]
-pub(crate) struct QuadHeap<T> {
-    v: Vec<T>,
+/// Pops one by one at least this many due nodes before considering the bulk path.
+pub(crate) const BULK_MIN: usize = 1024;
+/// The bulk path is taken once the popped nodes are at least `1 / BULK_RATIO` of the heap, so
+/// its linear pass over the heap costs at most `BULK_RATIO` times the pops already made.
+const BULK_RATIO: usize = 16;
+
+/// Marks a free slot in the position array; the other bits link to the next free slot.
+const FREE: u32 = 1 << 31;
+/// The end of the free list.
+const NIL: u32 = FREE - 1;
+
+/// The ordering key of a deadline: unsigned integer order equals the float order (NaN never
+/// comes here; `-0.0` counts as `0.0`, so the two tie and keep their scheduling order).
+pub(crate) fn order_key(when: f64) -> u64 {
+    let bits = (when + 0.0).to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
 }
 
-impl<T> Default for QuadHeap<T> {
+/// The deadline of an ordering key (the inverse of [`order_key`]).
+pub(crate) fn key_deadline(key: u64) -> f64 {
+    if key >> 63 == 1 {
+        f64::from_bits(key & !(1 << 63))
+    } else {
+        f64::from_bits(!key)
+    }
+}
+
+/// 16 bytes: a node's four children are 64 bytes side by side (two cache lines at most).
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    order: u64,
+    /// Scheduling order among equal deadlines (renumbered before it would wrap).
+    seq: u32,
+    slot: u32,
+}
+
+impl Node {
+    fn before(&self, other: &Node) -> bool {
+        (self.order, self.seq) < (other.order, other.seq)
+    }
+}
+
+/// A min-heap on `(order, seq)` whose entries can be removed by slot number.
+///
+/// The slot table is two arrays: the node positions, which every move of a node updates (4 bytes
+/// a slot, so that they stay in cache), and the values, touched once on the way in and out.
+#[derive(Debug)]
+pub(crate) struct QuadHeap<V> {
+    nodes: Vec<Node>,
+    /// By slot: the index of the slot's node in `nodes`; for a free slot, [`FREE`] and the next
+    /// free slot (or [`NIL`]).
+    pos: Vec<u32>,
+    /// By slot: the value, `None` when the slot is free.
+    values: Vec<Option<V>>,
+    /// The first free slot, or [`NIL`].
+    free_head: u32,
+    next_seq: u32,
+}
+
+impl<V> Default for QuadHeap<V> {
     fn default() -> Self {
-        QuadHeap { v: Vec::new() }
+        QuadHeap {
+            nodes: Vec::new(),
+            pos: Vec::new(),
+            values: Vec::new(),
+            free_head: NIL,
+            next_seq: 0,
+        }
     }
 }
 
@@ -23,82 +96,247 @@ fn parent(i: usize) -> usize {
     (i - 1) / ARITY
 }
 
-impl<T: Ord> QuadHeap<T> {
+impl<V> QuadHeap<V> {
     pub(crate) fn len(&self) -> usize {
-        self.v.len()
+        self.nodes.len()
     }
 
-    pub(crate) fn peek(&self) -> Option<&T> {
-        self.v.first()
+    /// The smallest order (entries of equal order come out in the order they were pushed).
+    pub(crate) fn peek(&self) -> Option<u64> {
+        self.nodes.first().map(|n| n.order)
     }
 
-    pub(crate) fn push(&mut self, item: T) {
-        self.v.push(item);
-        self.sift_up(self.v.len() - 1);
-    }
-
-    pub(crate) fn pop(&mut self) -> Option<T> {
-        let last = self.v.pop()?;
-        if self.v.is_empty() {
-            return Some(last);
+    /// Inserts `value` and returns its slot number (stable until the value leaves the heap).
+    ///
+    /// # Panics
+    /// With 2^31 - 1 entries at once (over 60 GiB of timers).
+    pub(crate) fn push(&mut self, order: u64, value: V) -> u32 {
+        let pos = self.nodes.len() as u32;
+        let slot = if self.free_head != NIL {
+            let s = self.free_head;
+            self.free_head = self.pos[s as usize] & !FREE;
+            self.pos[s as usize] = pos;
+            self.values[s as usize] = Some(value);
+            s
+        } else {
+            let s = u32::try_from(self.values.len())
+                .ok()
+                .filter(|s| *s < NIL)
+                .expect("timer heap: over 2^31 - 1 timers");
+            self.pos.push(pos);
+            self.values.push(Some(value));
+            s
+        };
+        if self.next_seq == u32::MAX {
+            self.renumber();
         }
-        let top = std::mem::replace(&mut self.v[0], last);
-        self.sift_down(0);
-        Some(top)
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.nodes.push(Node { order, seq, slot });
+        self.sift_up(pos as usize);
+        slot
     }
 
-    /// Keeps the elements for which `keep` is true, then restores the heap order in linear time.
-    pub(crate) fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
-        self.v.retain(keep);
-        if self.v.len() > 1 {
-            for i in (0..=parent(self.v.len() - 1)).rev() {
+    /// Removes the entry in `slot` if there is one and `is_it` accepts its value.
+    pub(crate) fn remove(&mut self, slot: u32, is_it: impl FnOnce(&V) -> bool) -> Option<V> {
+        // The small position array first: a slot freed since (the common case of a timer that
+        // fired, then was cancelled) is refused without reading the values.
+        let pos = *self.pos.get(slot as usize)?;
+        if pos & FREE != 0 || !self.values[slot as usize].as_ref().is_some_and(is_it) {
+            return None;
+        }
+        let pos = pos as usize;
+        let value = self.free_slot(slot);
+        let last = self.nodes.pop().expect("a used slot has a node");
+        if pos < self.nodes.len() {
+            self.nodes[pos] = last;
+            if pos > 0 && last.before(&self.nodes[parent(pos)]) {
+                self.sift_up(pos);
+            } else {
+                self.sift_down(pos);
+            }
+        }
+        Some(value)
+    }
+
+    /// Removes and returns the smallest entry.
+    pub(crate) fn pop(&mut self) -> Option<V> {
+        let top = *self.nodes.first()?;
+        let last = self.nodes.pop().expect("not empty");
+        if !self.nodes.is_empty() {
+            self.nodes[0] = last;
+            self.sift_down(0);
+        }
+        Some(self.free_slot(top.slot))
+    }
+
+    /// Removes every entry whose order is `<= end`, smallest first, into `out`.
+    pub(crate) fn pop_due(&mut self, end: u64, mut out: impl FnMut(V)) {
+        let mut popped = 0;
+        while let Some(top) = self.nodes.first() {
+            if top.order > end {
+                return;
+            }
+            if popped >= BULK_MIN && popped * BULK_RATIO >= self.nodes.len() {
+                return self.pop_due_bulk(end, out);
+            }
+            if let Some(v) = self.pop() {
+                out(v);
+            }
+            popped += 1;
+        }
+    }
+
+    /// [`pop_due`](QuadHeap::pop_due) in one pass: the due nodes are moved out and sorted, the
+    /// rest is heapified again.
+    fn pop_due_bulk(&mut self, end: u64, mut out: impl FnMut(V)) {
+        let mut due = Vec::new();
+        let mut kept = 0;
+        for i in 0..self.nodes.len() {
+            let n = self.nodes[i];
+            if n.order <= end {
+                due.push(n);
+            } else {
+                self.nodes[kept] = n;
+                kept += 1;
+            }
+        }
+        self.nodes.truncate(kept);
+        if kept > 1 {
+            for i in (0..=parent(kept - 1)).rev() {
                 self.sift_down(i);
             }
         }
-    }
-
-    /// The elements in no particular order.
-    #[cfg(test)]
-    pub(crate) fn iter(&self) -> std::slice::Iter<'_, T> {
-        self.v.iter()
-    }
-
-    /// The elements in no particular order.
-    pub(crate) fn into_vec(self) -> Vec<T> {
-        self.v
-    }
-
-    fn sift_up(&mut self, mut i: usize) {
-        while i > 0 {
-            let p = parent(i);
-            if self.v[i] >= self.v[p] {
-                break;
-            }
-            self.v.swap(i, p);
-            i = p;
+        for (i, n) in self.nodes.iter().enumerate() {
+            self.pos[n.slot as usize] = i as u32;
+        }
+        due.sort_unstable_by_key(|n| (n.order, n.seq));
+        for n in due {
+            out(self.free_slot(n.slot));
         }
     }
 
+    /// Empties the heap, returning the values in no particular order.
+    pub(crate) fn take_all(&mut self) -> Vec<V> {
+        self.nodes.clear();
+        self.free_head = NIL;
+        self.pos.clear();
+        std::mem::take(&mut self.values)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The values in no particular order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.values.iter().flatten()
+    }
+
+    /// The number of slots, used or free (the table's high-water mark).
+    #[cfg(test)]
+    pub(crate) fn slot_count(&self) -> usize {
+        self.values.len()
+    }
+
+    fn free_slot(&mut self, slot: u32) -> V {
+        self.pos[slot as usize] = FREE | self.free_head;
+        self.free_head = slot;
+        self.values[slot as usize]
+            .take()
+            .expect("a used slot has a value")
+    }
+
+    /// Gives the nodes the sequence numbers 0, 1, ... in their `(order, seq)` order, before
+    /// `next_seq` would wrap (after 4 billion pushes): the order of every pair of nodes, and so
+    /// the heap, stays as it was.
+    fn renumber(&mut self) {
+        let mut by_rank: Vec<u32> = (0..self.nodes.len() as u32).collect();
+        by_rank.sort_unstable_by_key(|&i| {
+            let n = &self.nodes[i as usize];
+            (n.order, n.seq)
+        });
+        for (rank, &i) in by_rank.iter().enumerate() {
+            self.nodes[i as usize].seq = rank as u32;
+        }
+        self.next_seq = self.nodes.len() as u32;
+    }
+
+    /// Sets the next sequence number (tests of the renumbering).
+    #[cfg(test)]
+    pub(crate) fn set_next_seq(&mut self, seq: u32) {
+        self.next_seq = seq;
+    }
+
+    fn place(&mut self, i: usize, n: Node) {
+        self.nodes[i] = n;
+        self.pos[n.slot as usize] = i as u32;
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        let node = self.nodes[i];
+        while i > 0 {
+            let p = parent(i);
+            let pn = self.nodes[p];
+            if !node.before(&pn) {
+                break;
+            }
+            self.place(i, pn);
+            i = p;
+        }
+        self.place(i, node);
+    }
+
     fn sift_down(&mut self, mut i: usize) {
-        let len = self.v.len();
+        let len = self.nodes.len();
+        let node = self.nodes[i];
         loop {
             let first = ARITY * i + 1;
             if first >= len {
-                return;
+                break;
             }
             let end = (first + ARITY).min(len);
             let mut min = first;
             for c in first + 1..end {
-                if self.v[c] < self.v[min] {
+                if self.nodes[c].before(&self.nodes[min]) {
                     min = c;
                 }
             }
-            if self.v[min] >= self.v[i] {
-                return;
+            let mn = self.nodes[min];
+            if !mn.before(&node) {
+                break;
             }
-            self.v.swap(i, min);
+            self.place(i, mn);
             i = min;
         }
+        self.place(i, node);
+    }
+
+    /// Checks the heap order and the slot table (tests).
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        for (i, n) in self.nodes.iter().enumerate() {
+            assert_eq!(self.pos[n.slot as usize] as usize, i, "slot position");
+            assert!(self.values[n.slot as usize].is_some());
+            if i > 0 {
+                assert!(!n.before(&self.nodes[parent(i)]), "heap order at {i}");
+            }
+        }
+        let used = self.values.iter().filter(|v| v.is_some()).count();
+        assert_eq!(used, self.nodes.len());
+        assert_eq!(self.pos.len(), self.values.len());
+        let mut free = 0;
+        let mut f = self.free_head;
+        while f != NIL {
+            assert!(
+                self.values[f as usize].is_none(),
+                "a free slot holds a value"
+            );
+            assert_ne!(self.pos[f as usize] & FREE, 0);
+            f = self.pos[f as usize] & !FREE;
+            free += 1;
+            assert!(free <= self.values.len(), "a cycle in the free list");
+        }
+        assert_eq!(used + free, self.values.len());
     }
 }
 
@@ -120,61 +358,153 @@ mod tests {
     }
 
     #[test]
-    fn pops_in_sorted_order_for_every_size() {
+    fn order_keys_follow_the_float_order_and_invert() {
+        let xs = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.5,
+            -f64::MIN_POSITIVE,
+            0.0,
+            f64::MIN_POSITIVE,
+            1.0,
+            1.0 + f64::EPSILON,
+            1e300,
+            f64::MAX,
+            f64::INFINITY,
+        ];
+        for w in xs.windows(2) {
+            assert!(order_key(w[0]) < order_key(w[1]), "{} < {}", w[0], w[1]);
+        }
+        for x in xs {
+            assert_eq!(key_deadline(order_key(x)).to_bits(), x.to_bits());
+        }
+        assert_eq!(order_key(-0.0), order_key(0.0));
+    }
+
+    #[test]
+    fn pops_in_order_then_fifo_for_every_size() {
         for n in 0..70 {
             let input = numbers(n as u64 + 1, n, 10);
             let mut h = QuadHeap::default();
-            for &x in &input {
-                h.push(x);
+            for (seq, &x) in input.iter().enumerate() {
+                h.push(x, (x, seq));
+                h.check();
             }
             assert_eq!(h.len(), n);
             let mut out = Vec::new();
-            while let Some(x) = h.pop() {
-                out.push(x);
+            while let Some(v) = h.pop() {
+                h.check();
+                out.push(v);
             }
-            let mut sorted = input.clone();
+            let mut sorted: Vec<(u64, usize)> =
+                input.iter().enumerate().map(|(i, &x)| (x, i)).collect();
             sorted.sort();
             assert_eq!(out, sorted, "size {n}");
         }
     }
 
     #[test]
-    fn interleaved_pushes_and_pops_match_a_sorted_model() {
-        let ops = numbers(42, 3_000, 1_000);
+    fn removal_by_slot_matches_a_sorted_model() {
+        let ops = numbers(42, 6_000, 1_000);
         let mut h = QuadHeap::default();
-        let mut model: Vec<u64> = Vec::new();
+        let mut model: Vec<(u64, u64, u32)> = Vec::new();
         for (k, &x) in ops.iter().enumerate() {
-            if k % 3 == 2 {
-                assert_eq!(h.peek(), model.iter().min());
-                let min = model
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, v)| **v)
-                    .map(|(i, _)| i);
-                assert_eq!(h.pop(), min.map(|i| model.swap_remove(i)));
-            } else {
-                h.push(x);
-                model.push(x);
+            match k % 4 {
+                0 | 1 => {
+                    let slot = h.push(x, (x, k as u64));
+                    model.push((x, k as u64, slot));
+                }
+                2 if !model.is_empty() => {
+                    let i = (x as usize) % model.len();
+                    let (o, s, slot) = model.swap_remove(i);
+                    // A wrong value in the slot is not removed.
+                    assert_eq!(h.remove(slot, |v| *v == (o, s + 1)), None);
+                    assert_eq!(h.remove(slot, |v| *v == (o, s)), Some((o, s)));
+                    assert_eq!(h.remove(slot, |_| true), None, "the slot is free now");
+                }
+                _ => {
+                    model.sort();
+                    let first = (!model.is_empty()).then(|| model.remove(0));
+                    assert_eq!(h.pop(), first.map(|(o, s, _)| (o, s)));
+                }
             }
+            h.check();
             assert_eq!(h.len(), model.len());
+        }
+        assert!(h.slot_count() <= 6_000 / 2);
+    }
+
+    #[test]
+    fn pop_due_gives_the_same_order_on_the_bulk_path() {
+        // Enough due nodes for the bulk path, with ties, and some nodes that stay.
+        for (seed, n) in [(3u64, 3_000usize), (5, 20_000), (9, BULK_MIN + 1)] {
+            let input = numbers(seed, n, 500);
+            let mut h = QuadHeap::default();
+            for (seq, &x) in input.iter().enumerate() {
+                h.push(x, (x, seq as u64));
+            }
+            // Remove some, so that the slot table has holes.
+            for slot in (0..n as u32).step_by(7) {
+                assert!(h.remove(slot, |_| true).is_some());
+            }
+            let mut expected: Vec<(u64, u64)> = input
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 7 != 0)
+                .map(|(i, &x)| (x, i as u64))
+                .collect();
+            expected.sort();
+            let end = 450;
+            let mut out = Vec::new();
+            h.pop_due(end, |v| out.push(v));
+            h.check();
+            let split = expected.partition_point(|e| e.0 <= end);
+            assert_eq!(out, expected[..split], "n {n}");
+            let mut rest = Vec::new();
+            while let Some(v) = h.pop() {
+                rest.push(v);
+            }
+            assert_eq!(rest, expected[split..], "n {n}");
         }
     }
 
     #[test]
-    fn retain_keeps_the_heap_order() {
-        let input = numbers(7, 5_000, 100_000);
+    fn sequence_numbers_are_renumbered_before_they_wrap_and_ties_stay_fifo() {
         let mut h = QuadHeap::default();
-        for &x in &input {
-            h.push(x);
+        // Ties on order 5 and 7 on both sides of the renumbering.
+        let mut pushed = Vec::new();
+        for (k, order) in [5u64, 7, 5, 3, 7, 5].into_iter().enumerate() {
+            h.push(order, k);
+            pushed.push((order, k));
         }
-        h.retain(|x| x % 3 != 0);
-        let mut expected: Vec<u64> = input.into_iter().filter(|x| x % 3 != 0).collect();
-        expected.sort();
-        assert_eq!(h.len(), expected.len());
+        h.set_next_seq(u32::MAX - 2);
+        for (k, order) in [7u64, 5, 5, 7, 3, 9, 5].into_iter().enumerate() {
+            h.push(order, 100 + k);
+            pushed.push((order, 100 + k));
+            h.check();
+        }
+        assert!(h.next_seq < 100, "renumbered: {}", h.next_seq);
+        pushed.sort_by_key(|&(order, k)| (order, k));
         let mut out = Vec::new();
-        while let Some(x) = h.pop() {
-            out.push(x);
+        while let Some(v) = h.pop() {
+            out.push(v);
         }
+        let expected: Vec<usize> = pushed.iter().map(|p| p.1).collect();
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn take_all_empties_the_table() {
+        let mut h = QuadHeap::default();
+        for i in 0..10u64 {
+            h.push(i, i);
+        }
+        h.remove(3, |_| true);
+        let mut all = h.take_all();
+        all.sort();
+        assert_eq!(all, vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(h.len(), 0);
+        assert_eq!(h.remove(5, |_| true), None);
+        h.check();
     }
 }

@@ -1,170 +1,79 @@
-//! The timer heap: deadline order, FIFO among equal deadlines, lazy cancellation.
+//! The timer heap: deadline order, FIFO among equal deadlines, and a cancelled timer leaves the
+//! heap at once.
 
-use std::cmp::Ordering;
 use std::rc::Rc;
 
 use crate::handles::HandleRun;
-use crate::runtime::quad_heap::QuadHeap;
-
-/// Heaps smaller than this are never compacted (asyncio's `_MIN_SCHEDULED_TIMER_HANDLES`).
-const MIN_COMPACT_LEN: usize = 100;
-
-struct Entry {
-    when: f64,
-    seq: u64,
-    cell: Rc<dyn HandleRun>,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    // The earliest deadline first, then the lowest sequence number: equal deadlines run in the
-    // order they were scheduled.
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.when
-            .total_cmp(&other.when)
-            .then_with(|| self.seq.cmp(&other.seq))
-    }
-}
+use crate::runtime::quad_heap::{key_deadline, order_key, QuadHeap};
 
 /// The loop's scheduled timers.
 ///
-/// Cancelled timers stay in the heap until asyncio's step 1 of an iteration
-/// ([`next_deadline`](Timers::next_deadline)) drops them: all of them when more than half of
-/// over [`MIN_COMPACT_LEN`] entries are cancelled, else those at the head. A heap that crosses
-/// that line at another time (a cancellation, or due timers popped) is compacted at once too,
-/// so it stays bounded by its live timers even when a callback arms and cancels in a tight loop;
-/// the next iteration then sweeps again, so it leaves no cancelled timer, as asyncio's would
-/// (the early compaction may leave the heap under the threshold).
+/// Each timer's handle knows its slot in the heap ([`push`](Timers::push) returns it), and
+/// [`cancel`](Timers::cancel) removes the entry at once: the heap holds only live timers, however
+/// many are armed and cancelled, and popping due timers never reads a cancelled timer's cell.
+/// (asyncio leaves cancelled timers in its heap and drops them lazily; the order in which live
+/// timers fire is the same.)
 #[derive(Default)]
 pub(crate) struct Timers {
-    heap: QuadHeap<Entry>,
-    seq: u64,
-    /// How many heap entries are cancelled (exact: counted on cancel, uncounted on removal).
-    cancelled: usize,
-    /// A compaction ran since the last iteration's step 1.
-    compacted_early: bool,
+    heap: QuadHeap<Rc<dyn HandleRun>>,
 }
 
 impl Timers {
-    pub(crate) fn push(&mut self, when: f64, cell: Rc<dyn HandleRun>) {
-        cell.in_heap().set(true);
-        self.seq += 1;
-        self.heap.push(Entry {
-            when,
-            seq: self.seq,
-            cell,
-        });
+    /// Schedules `cell` at `when`; returns the slot to [`cancel`](Timers::cancel) it with.
+    pub(crate) fn push(&mut self, when: f64, cell: Rc<dyn HandleRun>) -> u32 {
+        self.heap.push(order_key(when), cell)
     }
 
-    /// A scheduled timer was cancelled; compact at once when over half of a large heap is dead.
-    pub(crate) fn note_cancelled(&mut self) {
-        self.cancelled += 1;
-        if self.over_half_cancelled() {
-            self.compact();
-            self.compacted_early = true;
-        }
+    /// A timer was cancelled: removes it if `slot` still holds this `cell` (not if it already
+    /// left the heap, fired or not). Returns the heap's reference, to be dropped by the caller
+    /// outside any borrow of the loop.
+    pub(crate) fn cancel(
+        &mut self,
+        slot: u32,
+        cell: &Rc<dyn HandleRun>,
+    ) -> Option<Rc<dyn HandleRun>> {
+        // The caller holds `cell`, so no other live cell has its address: a reused slot holds
+        // another address.
+        self.heap
+            .remove(slot, |c| std::ptr::addr_eq(Rc::as_ptr(c), Rc::as_ptr(cell)))
     }
 
-    /// asyncio's test: `sched_count > MIN_SCHEDULED_TIMER_HANDLES` and `cancelled_count /
-    /// sched_count > 0.5`.
-    fn over_half_cancelled(&self) -> bool {
-        self.heap.len() > MIN_COMPACT_LEN && self.cancelled * 2 > self.heap.len()
+    /// The first deadline (every timer in the heap is live).
+    pub(crate) fn next_deadline(&self) -> Option<f64> {
+        self.heap.peek().map(key_deadline)
     }
 
-    fn compact(&mut self) {
-        self.heap.retain(|e| {
-            let live = !e.cell.is_cancelled();
-            if !live {
-                e.cell.in_heap().set(false);
-            }
-            live
-        });
-        self.cancelled = 0;
-    }
-
-    /// Step 1 of an iteration, then the first live deadline: rebuilds the heap without its
-    /// cancelled timers when over half of a large heap is cancelled (or a compaction already ran
-    /// since the last iteration and more were cancelled), else drops those at the head.
-    pub(crate) fn next_deadline(&mut self) -> Option<f64> {
-        if self.cancelled > 0 && (self.compacted_early || self.over_half_cancelled()) {
-            self.compact();
-        }
-        self.compacted_early = false;
-        while let Some(top) = self.heap.peek() {
-            if top.cell.is_cancelled() {
-                self.pop_head();
-            } else {
-                return Some(top.when);
-            }
-        }
-        None
-    }
-
-    fn pop_head(&mut self) -> Option<Entry> {
-        let e = self.heap.pop()?;
-        e.cell.in_heap().set(false);
-        if e.cell.is_cancelled() {
-            self.cancelled = self.cancelled.saturating_sub(1);
-        }
-        Some(e)
-    }
-
-    /// Moves every live timer due by `end` (deadline `<= end`) into `out`, in deadline order.
-    /// Popping live timers can leave over half of the rest cancelled: then compact at once, so
-    /// that the heap stays bounded by its live timers until the next iteration.
-    pub(crate) fn pop_due(&mut self, end: f64, mut out: impl FnMut(Rc<dyn HandleRun>)) {
-        while let Some(top) = self.heap.peek() {
-            if top.when > end && !top.cell.is_cancelled() {
-                break;
-            }
-            if let Some(e) = self.pop_head() {
-                if !e.cell.is_cancelled() {
-                    out(e.cell);
-                }
-            }
-        }
-        if self.over_half_cancelled() {
-            self.compact();
-            self.compacted_early = true;
-        }
+    /// Moves every timer due by `end` (deadline `<= end`) into `out`, in (deadline, scheduling)
+    /// order.
+    pub(crate) fn pop_due(&mut self, end: f64, out: impl FnMut(Rc<dyn HandleRun>)) {
+        self.heap.pop_due(order_key(end), out);
     }
 
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
 
+    /// Cancelled timers still in the heap: none, unless a cancellation found the heap borrowed
+    /// (it cannot be, no user code runs while it is). Counted one by one: diagnostics only.
     pub(crate) fn cancelled_count(&self) -> usize {
-        self.cancelled
-    }
-
-    /// The cancelled entries, counted one by one (to check the counter).
-    #[cfg(test)]
-    pub(crate) fn cancelled_in_heap(&self) -> usize {
-        self.heap.iter().filter(|e| e.cell.is_cancelled()).count()
+        self.heap.values().filter(|c| c.is_cancelled()).count()
     }
 
     /// Empties the heap, returning the cells so the caller can drop them outside any borrow.
     pub(crate) fn take_all(&mut self) -> Vec<Rc<dyn HandleRun>> {
-        self.cancelled = 0;
-        self.compacted_early = false;
-        std::mem::take(&mut self.heap)
-            .into_vec()
-            .into_iter()
-            .map(|e| {
-                e.cell.in_heap().set(false);
-                e.cell
-            })
-            .collect()
+        self.heap.take_all()
+    }
+
+    /// The slot table's size, used or free (tests).
+    #[cfg(test)]
+    pub(crate) fn slot_count(&self) -> usize {
+        self.heap.slot_count()
+    }
+
+    /// Checks the heap's order and slot table (tests).
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        self.heap.check();
     }
 }
 
@@ -192,6 +101,7 @@ mod tests {
             t.push(1.0, cell(&log, n));
         }
         t.push(-5.0, cell(&log, 0));
+        assert_eq!(t.next_deadline(), Some(-5.0));
         t.pop_due(10.0, |c| c.run());
         let mut expected = vec![0];
         expected.extend(2..=20);
@@ -201,80 +111,37 @@ mod tests {
     }
 
     #[test]
-    fn cancelled_heads_are_dropped_and_heap_compacts() {
+    fn a_cancelled_timer_leaves_at_once_and_only_its_own_slot() {
         let log = Rc::new(RefCell::new(Vec::new()));
         let mut t = Timers::default();
         let cells: Vec<_> = (0..300).map(|n| cell(&log, n)).collect();
-        for (i, c) in cells.iter().enumerate() {
-            t.push(i as f64, c.clone());
+        let slots: Vec<u32> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| t.push(i as f64, c.clone()))
+            .collect();
+        for i in 0..140 {
+            cells[i].cancel();
+            assert!(t.cancel(slots[i], &cells[i]).is_some());
+            assert_eq!(t.len(), 300 - i - 1);
+            t.check();
         }
-        for c in cells.iter().take(140) {
-            c.cancel();
-            t.note_cancelled();
-        }
-        assert_eq!(t.len(), 300);
         assert_eq!(t.next_deadline(), Some(140.0));
-        assert_eq!(t.len(), 160);
+        // A second cancellation, or another cell's claim on a slot, changes nothing.
+        assert!(t.cancel(slots[0], &cells[0]).is_none());
+        assert!(t.cancel(slots[150], &cells[151]).is_none());
+        // A reused slot belongs to its new timer only.
+        let newcomer = cell(&log, 1000);
+        let reused = t.push(1000.0, newcomer.clone());
+        assert!(slots[..140].contains(&reused));
+        let old = slots.iter().position(|s| *s == reused).unwrap();
+        assert!(t.cancel(reused, &cells[old]).is_none());
+        assert_eq!(t.len(), 161);
         assert_eq!(t.cancelled_count(), 0);
-        for c in cells.iter().skip(150).take(100) {
-            c.cancel();
-            t.note_cancelled();
-        }
-        // The 81st cancellation made it over half of 160: compacted to 79 entries, then 19
-        // more cancellations (under half of 79) stay lazy.
-        assert_eq!(t.len(), 79);
-        assert_eq!(t.cancelled_count(), 19);
-        assert!(!cells[200].in_heap().get());
         t.pop_due(f64::INFINITY, |c| c.run());
-        assert_eq!(log.borrow().len(), 60);
-    }
-
-    /// Issue 9: 120 timers of which 70 are cancelled (more than half of over 100): the next
-    /// iteration must leave none, as asyncio's step 1 rebuilds the heap. The compaction on the
-    /// 61st cancellation used to leave 59 entries, under the threshold, and the 9 cancelled
-    /// after it stayed (they are not at the head).
-    #[test]
-    fn over_half_of_over_100_cancelled_leaves_none_after_the_next_iteration() {
-        let log = Rc::new(RefCell::new(Vec::new()));
-        let mut t = Timers::default();
-        let cells: Vec<_> = (0..120).map(|n| cell(&log, n)).collect();
-        for (i, c) in cells.iter().enumerate() {
-            t.push(i as f64, c.clone());
-        }
-        for c in &cells[50..] {
-            c.cancel();
-            t.note_cancelled();
-            assert_eq!(t.cancelled_count(), t.cancelled_in_heap());
-        }
-        assert!(
-            t.len() < 100,
-            "compacted on the way: bounded between iterations"
-        );
-        assert_eq!(t.next_deadline(), Some(0.0));
-        assert_eq!(t.len(), 50);
-        assert_eq!(t.cancelled_in_heap(), 0);
-        assert_eq!(t.cancelled_count(), 0);
-        // Without an early compaction, the iteration decides alone, as asyncio does.
-        let more: Vec<_> = (0..60).map(|n| cell(&log, 200 + n)).collect();
-        for (i, c) in more.iter().enumerate() {
-            t.push(100.0 + i as f64, c.clone());
-        }
-        for c in &more[..55] {
-            c.cancel();
-            t.note_cancelled();
-        }
-        // 55 of 110: not over half, so no compaction; the iteration pops only the head.
-        assert_eq!((t.len(), t.cancelled_count()), (110, 55));
-        assert_eq!(t.next_deadline(), Some(0.0));
-        assert_eq!((t.len(), t.cancelled_in_heap()), (110, 55));
-        more[55].cancel();
-        t.note_cancelled(); // 56 of 110: compacts now, and the iteration has nothing more to do
-        assert_eq!((t.len(), t.cancelled_in_heap()), (54, 0));
-        assert_eq!(t.next_deadline(), Some(0.0));
-        assert_eq!((t.len(), t.cancelled_count()), (54, 0));
-        t.pop_due(f64::INFINITY, |c| c.run());
-        let mut expected: Vec<u32> = (0..50).collect();
-        expected.extend(256..260);
+        let mut expected: Vec<u32> = (140..300).collect();
+        expected.push(1000);
         assert_eq!(*log.borrow(), expected);
+        assert!(t.cancel(reused, &newcomer).is_none(), "fired: gone already");
     }
 }

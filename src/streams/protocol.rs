@@ -84,6 +84,10 @@ pub(crate) struct State {
     pub(crate) closed_wakers: Vec<Waker>,
     /// The stream is a server's (for `StreamWriter::start_tls`).
     pub(crate) server_side: bool,
+    /// `transport` is a read pipe whose every byte comes here and nowhere else (a `Process`'s
+    /// stdout or stderr): a read that finds the buffer empty may read the pipe itself
+    /// ([`Transport::read_direct`]).
+    pub(crate) read_through: bool,
 }
 
 /// What a reader, a writer and their protocol share. Loop-thread only.

@@ -172,6 +172,14 @@ impl StreamReader {
             }
             let avail = st.buffer.len();
             if avail == 0 && !st.eof {
+                // Nothing buffered, so nothing read earlier can be overtaken: a pipe that only
+                // feeds this reader is read straight into `buf` (one copy instead of three).
+                if st.read_through {
+                    let direct = st.transport.as_ref();
+                    if let Some(n) = direct.and_then(|t| t.read_direct(buf, cx.waker())) {
+                        return Poll::Ready(Ok(n));
+                    }
+                }
                 None
             } else {
                 let n = avail.min(buf.len());

@@ -463,8 +463,10 @@ impl SubprocessTransport {
         // From here on, dropping `transport` on an error closes the pipes; the child must be
         // reaped: register it first.
         let (handle, loop_id) = (lp.handle(), lp.id());
-        let registered = watcher.add_child_handler(
+        let pidfd = transport.inner.pidfd.as_ref().map(std::os::fd::AsFd::as_fd);
+        let registered = watcher.add_child_handler_with_pidfd(
             pid,
+            pidfd,
             Box::new(move |_pid, rc| {
                 if try_running_loop().is_some_and(|l| l.id() == loop_id) {
                     exited(key, rc);

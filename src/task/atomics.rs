@@ -21,11 +21,13 @@ impl Scheduled {
     }
 
     /// Marks a step queued; true when none was, so the caller queues exactly one.
+    #[inline]
     pub(crate) fn wake(&self) -> bool {
         !self.0.swap(true, Ordering::AcqRel)
     }
 
     /// The loop, right before polling: later wake-ups queue another step.
+    #[inline]
     pub(crate) fn begin_poll(&self) {
         let _ = self.0.swap(false, Ordering::AcqRel);
     }
@@ -45,6 +47,7 @@ impl RefCount {
     /// Takes one more reference (a waker clone, a queued remote wake-up). The caller holds
     /// one, so the count cannot be zero. Aborts on absurd counts, as `Arc` does: leaked
     /// wakers must not wrap it.
+    #[inline]
     pub(crate) fn increment(&self) {
         if self.0.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
             std::process::abort();
@@ -52,6 +55,7 @@ impl RefCount {
     }
 
     /// Drops one reference; true when it was the last: the caller frees the task.
+    #[inline]
     pub(crate) fn decrement(&self) -> bool {
         if self.0.fetch_sub(1, Ordering::Release) != 1 {
             return false;
@@ -69,6 +73,7 @@ impl RefCount {
     /// waker is cloned only from a waker, which would hold one, or during a step, which needs
     /// a local reference), so the decrement is skipped; the acquire load orders every other
     /// holder's writes before the free, as [`decrement`](RefCount::decrement) does.
+    #[inline]
     pub(crate) fn release_local_side(&self) -> bool {
         self.0.load(Ordering::Acquire) == 1 || self.decrement()
     }

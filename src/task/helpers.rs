@@ -16,7 +16,6 @@ use crate::task::Task;
 struct SleepState {
     fired: Cell<bool>,
     cancelled: Cell<bool>,
-    in_heap: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
@@ -39,9 +38,6 @@ impl HandleRun for SleepState {
     }
     fn name(&self) -> &'static str {
         "asyncio::sleep"
-    }
-    fn in_heap(&self) -> &Cell<bool> {
-        &self.in_heap
     }
 }
 
@@ -125,7 +121,6 @@ impl Future for Sleep {
         let state = Rc::new(SleepState {
             fired: Cell::new(false),
             cancelled: Cell::new(false),
-            in_heap: Cell::new(false),
             waker: RefCell::new(Some(cx.waker().clone())),
         });
         match lp.call_later_cell(delay, state.clone()) {

@@ -15,6 +15,7 @@ pub(crate) mod refs;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -112,7 +113,7 @@ impl<T: 'static> Task<T> {
     /// or the output was already taken; the task's error if it was cancelled or panicked.
     pub fn take_result(&self) -> Result<T> {
         self.raw.mark_retrieved();
-        raw::outcome(&*self.raw, self.raw.take_output())
+        raw::outcome(&self.raw, self.raw.take_output())
     }
 
     /// A copy of the output of a finished task (asyncio's `Task.result()`).
@@ -124,7 +125,7 @@ impl<T: 'static> Task<T> {
         T: Clone,
     {
         self.raw.mark_retrieved();
-        raw::outcome(&*self.raw, self.raw.clone_output())
+        raw::outcome(&self.raw, self.raw.clone_output())
     }
 
     /// Schedules `callback` (with `call_soon`, never synchronously) once the task finishes; if it
@@ -182,8 +183,13 @@ impl<T: 'static> Future for Task<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let owner = &self.raw.header().shared;
-        if let Err(e) = check_owner(|running| Arc::ptr_eq(&running.shared, owner)) {
-            return Poll::Ready(Err(e));
+        // The task lives on its loop's thread (it is `!Send`), and a thread runs one loop at a
+        // time: when the task's own loop runs, it is the running loop, and the thread-local
+        // look-up can be skipped.
+        if !owner.running.load(Ordering::Relaxed) {
+            if let Err(e) = check_owner(|running| Arc::ptr_eq(&running.shared, owner)) {
+                return Poll::Ready(Err(e));
+            }
         }
         match self.raw.poll_done(cx) {
             Poll::Pending => Poll::Pending,

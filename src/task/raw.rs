@@ -7,7 +7,7 @@
 //! cross-thread inbox otherwise. The future is polled and dropped only on the loop thread, so
 //! futures need not be `Send`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -15,7 +15,7 @@ use std::ptr::NonNull;
 use std::rc::Weak;
 use std::task::{Context, Poll, Waker};
 
-use super::refs::{Header, TaskPtr, TaskVtable};
+use super::refs::{Flags, Header, TaskPtr, TaskVtable};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::ExceptionContext;
 use crate::runtime::core::{EventLoop, Inner, Ready};
@@ -39,7 +39,8 @@ enum Stage<F: Future> {
 /// A done callback of a task.
 pub(crate) type TaskCallback = Box<dyn FnOnce(&TaskRef)>;
 
-/// Type-erased task operations, used by the loop and by [`TaskRef`].
+/// Type-erased task operations, used by the loop and by [`TaskRef`]. (The status and flags live
+/// in the [`Header`]: reading them needs no call through this vtable.)
 pub(crate) trait TaskRun {
     /// Runs one step with `waker`; returns true when the task has finished.
     fn poll_step(&self, waker: &Waker) -> bool;
@@ -52,7 +53,6 @@ pub(crate) trait TaskRun {
     fn id(&self) -> u64;
     fn name(&self) -> String;
     fn set_name(&self, name: String);
-    fn status(&self) -> Status;
     /// Requests cancellation (counted, with an optional message); false when the task has
     /// finished. The caller wakes the task.
     fn cancel(&self, message: Option<String>) -> bool;
@@ -65,11 +65,9 @@ pub(crate) trait TaskRun {
     fn push_done_callback(&self, cb: Box<dyn FnOnce(&TaskRef)>) -> u64;
     /// Removes the done callback `id` if it has not run; returns how many were removed.
     fn remove_done_callback(&self, id: u64) -> usize;
-    fn take_done_callbacks(&self) -> Vec<TaskCallback>;
+    /// The done callbacks, taken; `None` when the task never had any (no allocation).
+    fn take_done_callbacks(&self) -> Option<Vec<TaskCallback>>;
     fn event_loop(&self) -> Option<EventLoop>;
-    fn handle_alive(&self) -> bool;
-    fn mark_retrieved(&self);
-    fn retrieved(&self) -> bool;
 }
 
 /// Typed operations, used by [`Task<T>`](super::Task).
@@ -82,7 +80,6 @@ pub(crate) trait TaskJoin<T>: TaskRun {
     fn clone_output(&self) -> Option<T>
     where
         T: Clone;
-    fn set_handle_alive(&self, alive: bool);
 }
 
 /// The parts of a task that most tasks never use.
@@ -99,20 +96,24 @@ struct Extra {
 
 /// A task: `#[repr(C)]` with the header first, so that a pointer to the cell is a pointer to
 /// its header (what wakers hold).
+///
+/// Kept small, as a trivial task is mostly its allocation: the header (40 bytes on 64-bit
+/// targets, status and flags included), then single-word `Cell`s (taken and put back, never
+/// borrowed across user code) for the loop reference, the joiner's waker and the rarely used
+/// [`Extra`], then the future's stage in an `UnsafeCell` guarded by a header flag (a `RefCell`
+/// without its word). A trivial task's cell is 104 bytes (the size test below), under the 120
+/// bytes that glibc serves from its fast bins.
 #[repr(C)]
 pub(crate) struct TaskCell<F: Future> {
     header: Header,
-    /// Taken when the task is released (a `Weak<Inner>` must be dropped on the loop thread).
-    event_loop: RefCell<Option<Weak<Inner>>>,
     id: u64,
-    status: Cell<Status>,
-    cancel_requested: Cell<bool>,
-    handle_alive: Cell<bool>,
-    retrieved: Cell<bool>,
-    stage: RefCell<Stage<F>>,
-    join_waker: RefCell<Option<Waker>>,
+    /// Taken when the task is released (a `Weak<Inner>` must be dropped on the loop thread).
+    event_loop: Cell<Option<Weak<Inner>>>,
+    join_waker: Cell<Option<Waker>>,
     /// Rarely used state, allocated on first use: keeps the common task small.
-    extra: RefCell<Option<Box<Extra>>>,
+    extra: Cell<Option<Box<Extra>>>,
+    /// Reached only through [`with_stage`](TaskCell::with_stage).
+    stage: UnsafeCell<Stage<F>>,
 }
 
 impl<F: Future + 'static> TaskCell<F> {
@@ -139,45 +140,76 @@ impl<F: Future + 'static> TaskCell<F> {
     fn new(header: Header, event_loop: Weak<Inner>, id: u64, future: F) -> TaskPtr<Self> {
         let cell = Box::new(TaskCell {
             header,
-            event_loop: RefCell::new(Some(event_loop)),
             id,
-            status: Cell::new(Status::Pending),
-            cancel_requested: Cell::new(false),
-            handle_alive: Cell::new(true),
-            retrieved: Cell::new(false),
-            stage: RefCell::new(Stage::Running(future)),
-            join_waker: RefCell::new(None),
-            extra: RefCell::new(None),
+            event_loop: Cell::new(Some(event_loop)),
+            join_waker: Cell::new(None),
+            extra: Cell::new(None),
+            stage: UnsafeCell::new(Stage::Running(future)),
         });
         // SAFETY: a fresh allocation with its header first; `Header::new` counted this local
         // reference and the local side's atomic one.
         unsafe { TaskPtr::from_raw(NonNull::from(Box::leak(cell))) }
     }
 
+    /// Runs `f` on the stage, unless it is in use further up the stack (a re-entrant call from
+    /// the future's `poll` or `Drop`, or from the output's `Clone`): then `None`, as a failed
+    /// `RefCell` borrow would.
+    fn with_stage<R>(&self, f: impl FnOnce(&mut Stage<F>) -> R) -> Option<R> {
+        /// Clears the busy flag, also when `f` unwinds.
+        struct Unbusy<'a>(&'a Header);
+        impl Drop for Unbusy<'_> {
+            fn drop(&mut self) {
+                self.0.set_flag(Flags::STAGE_BUSY, false);
+            }
+        }
+        if self.header.flag(Flags::STAGE_BUSY) {
+            return None;
+        }
+        self.header.set_flag(Flags::STAGE_BUSY, true);
+        let _unbusy = Unbusy(&self.header);
+        // SAFETY: a task cell is reached only through `TaskPtr`s, on its loop thread (they are
+        // `!Send`), and every access to the stage goes through this function, which the busy
+        // flag keeps from nesting: this is the only reference to the stage while `f` runs.
+        Some(f(unsafe { &mut *self.stage.get() }))
+    }
+
     /// Replaces the stage in place (dropping a running future where it lies), catching a panic
     /// from the future's `Drop`.
     fn set_stage(&self, stage: Stage<F>) -> Option<Error> {
-        let mut slot = match self.stage.try_borrow_mut() {
-            Ok(s) => s,
-            Err(_) => return None,
-        };
-        catch_unwind(AssertUnwindSafe(|| *slot = stage))
-            .err()
-            .map(|p| Error::from_panic(&*p))
+        self.with_stage(|slot| {
+            catch_unwind(AssertUnwindSafe(|| *slot = stage))
+                .err()
+                .map(|p| Error::from_panic(&*p))
+        })
+        .flatten()
     }
 
+    /// Runs `f` on the extra state, allocating it on first use. The state is taken out of its
+    /// cell meanwhile, so `f` holds no borrow: code that `f` runs (a drop) and that reaches this
+    /// task again sees no extra state rather than a borrow error.
     fn with_extra<R>(&self, f: impl FnOnce(&mut Extra) -> R) -> R {
-        let mut slot = self.extra.borrow_mut();
-        f(slot.get_or_insert_with(Box::default))
+        self.header.set_flag(Flags::HAS_EXTRA, true);
+        let mut extra = self.extra.take().unwrap_or_default();
+        let out = f(&mut extra);
+        self.extra.set(Some(extra));
+        out
+    }
+
+    /// Reads the extra state, if any (taken out and put back, as in `with_extra`).
+    fn read_extra<R>(&self, f: impl FnOnce(&Extra) -> R) -> Option<R> {
+        let extra = self.extra.take()?;
+        let out = f(&extra);
+        self.extra.set(Some(extra));
+        Some(out)
+    }
+
+    fn cancel_requested(&self) -> bool {
+        self.header.flag(Flags::CANCEL_REQUESTED)
     }
 
     /// `Cancelled`, with the message given to `cancel_with` if any.
     fn cancelled_error(&self) -> Error {
-        let message = self
-            .extra
-            .borrow()
-            .as_ref()
-            .and_then(|x| x.cancel_message.clone());
+        let message = self.read_extra(|x| x.cancel_message.clone()).flatten();
         match message {
             Some(m) => Error::new(ErrorKind::Cancelled, m),
             None => Error::cancelled(),
@@ -188,8 +220,8 @@ impl<F: Future + 'static> TaskCell<F> {
         if let Some(error) = error {
             self.with_extra(|x| x.error = Some(error));
         }
-        self.status.set(status);
-        if let Some(w) = self.join_waker.borrow_mut().take() {
+        self.header.set_status(status);
+        if let Some(w) = self.join_waker.take() {
             w.wake();
         }
     }
@@ -197,10 +229,10 @@ impl<F: Future + 'static> TaskCell<F> {
 
 impl<F: Future + 'static> TaskRun for TaskCell<F> {
     fn poll_step(&self, waker: &Waker) -> bool {
-        if self.status.get() != Status::Pending {
+        if self.header.status() != Status::Pending {
             return true;
         }
-        if self.cancel_requested.get() {
+        if self.cancel_requested() {
             // Dropping the future is its `finally`: a panic there ends the task with that
             // panic (as a raising `finally` does in asyncio) instead of vanishing.
             match self.set_stage(Stage::Gone) {
@@ -210,24 +242,27 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
             return true;
         }
         let mut cx = Context::from_waker(waker);
-        let polled = {
-            let mut stage = match self.stage.try_borrow_mut() {
-                Ok(s) => s,
-                Err(_) => return false,
+        let polled = self.with_stage(|stage| {
+            let Stage::Running(future) = stage else {
+                return None;
             };
-            let Stage::Running(future) = &mut *stage else {
-                return true;
-            };
-            // SAFETY: the future lives inside the `Rc<TaskCell>` allocation, which never moves
-            // it: it is only ever dropped in place (`set_stage` assigns over it), never moved
-            // out, so the pinning guarantee holds for as long as the future exists.
+            // SAFETY: the future lives inside the task's allocation, which never moves it: it
+            // is only ever dropped in place (`set_stage` assigns over it), never moved out, so
+            // the pinning guarantee holds for as long as the future exists.
             let future = unsafe { Pin::new_unchecked(future) };
-            catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx)))
+            Some(catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx))))
+        });
+        let polled = match polled {
+            // A re-entrant step (from inside this task's own poll): nothing to do.
+            None => return false,
+            // Not running any more.
+            Some(None) => return true,
+            Some(Some(polled)) => polled,
         };
         match polled {
             Ok(Poll::Pending) => false,
             Ok(Poll::Ready(output)) => {
-                if self.cancel_requested.get() {
+                if self.cancel_requested() {
                     // Cancelled while running its last step: asyncio reports it cancelled.
                     self.set_stage(Stage::Gone);
                     self.finish(Status::Cancelled, Some(self.cancelled_error()));
@@ -247,7 +282,7 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
     }
 
     fn destroy(&self) -> Option<Error> {
-        if self.status.get() != Status::Pending {
+        if self.header.status() != Status::Pending {
             return None;
         }
         let panic = self.set_stage(Stage::Gone);
@@ -268,54 +303,60 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
     }
 
     fn name(&self) -> String {
-        match self.extra.borrow().as_ref().and_then(|x| x.name.clone()) {
+        match self.read_extra(|x| x.name.clone()).flatten() {
             Some(n) => n,
             None => format!("Task-{}", self.id),
         }
     }
 
     fn set_name(&self, name: String) {
-        self.with_extra(|x| x.name = Some(name));
-    }
-
-    fn status(&self) -> Status {
-        self.status.get()
+        // The old name is dropped after the extra state is back in its cell.
+        drop(self.with_extra(|x| x.name.replace(name)));
     }
 
     fn cancel(&self, message: Option<String>) -> bool {
-        if self.status.get() != Status::Pending {
+        if self.header.status() != Status::Pending {
             return false;
         }
-        self.cancel_requested.set(true);
-        self.with_extra(|x| {
+        self.header.set_flag(Flags::CANCEL_REQUESTED, true);
+        let old = self.with_extra(|x| {
             x.cancels += 1;
-            if message.is_some() {
-                x.cancel_message = message;
+            match message {
+                Some(m) => x.cancel_message.replace(m),
+                None => None,
             }
         });
+        drop(old);
         true
     }
 
     fn cancelling(&self) -> u32 {
-        self.extra.borrow().as_ref().map_or(0, |x| x.cancels)
+        self.read_extra(|x| x.cancels).unwrap_or(0)
     }
 
     fn uncancel(&self) -> u32 {
-        let left = match self.extra.borrow_mut().as_mut() {
-            Some(x) if x.cancels > 0 => {
-                x.cancels -= 1;
-                x.cancels
-            }
-            _ => return 0,
+        let Some(extra) = self.extra.take() else {
+            return 0;
         };
-        if left == 0 && self.status.get() == Status::Pending {
-            self.cancel_requested.set(false);
+        let mut extra = extra;
+        let left = if extra.cancels > 0 {
+            extra.cancels -= 1;
+            Some(extra.cancels)
+        } else {
+            None
+        };
+        self.extra.set(Some(extra));
+        let Some(left) = left else {
+            return 0;
+        };
+        if left == 0 && self.header.status() == Status::Pending {
+            self.header.set_flag(Flags::CANCEL_REQUESTED, false);
         }
         left
     }
 
     fn error(&self) -> Option<Error> {
-        self.extra.borrow().as_ref().and_then(|x| x.error.clone())
+        self.read_extra(|x| x.error.clone()).flatten()
     }
 
     fn push_done_callback(&self, cb: Box<dyn FnOnce(&TaskRef)>) -> u64 {
@@ -328,94 +369,81 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
     }
 
     fn remove_done_callback(&self, id: u64) -> usize {
-        let removed = match self.extra.borrow_mut().as_mut() {
-            Some(x) => {
-                let before = x.callbacks.len();
-                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut x.callbacks)
-                    .into_iter()
-                    .partition(|(i, _)| *i == id);
-                x.callbacks = kept;
-                debug_assert_eq!(before, gone.len() + x.callbacks.len());
-                gone
-            }
-            None => Vec::new(),
-        };
+        let removed = self
+            .read_extra(|_| ())
+            .map(|()| {
+                self.with_extra(|x| {
+                    let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut x.callbacks)
+                        .into_iter()
+                        .partition(|(i, _)| *i == id);
+                    x.callbacks = kept;
+                    gone
+                })
+            })
+            .unwrap_or_default();
         let n = removed.len();
-        // Dropped outside the borrow: a callback's captures may touch this task.
+        // Dropped outside the extra state: a callback's captures may touch this task.
         drop(removed);
         n
     }
 
-    fn take_done_callbacks(&self) -> Vec<TaskCallback> {
-        match self.extra.borrow_mut().as_mut() {
-            Some(x) => std::mem::take(&mut x.callbacks)
-                .into_iter()
-                .map(|(_, cb)| cb)
-                .collect(),
-            None => Vec::new(),
-        }
+    fn take_done_callbacks(&self) -> Option<Vec<TaskCallback>> {
+        let mut extra = self.extra.take()?;
+        let callbacks = std::mem::take(&mut extra.callbacks);
+        self.extra.set(Some(extra));
+        Some(callbacks.into_iter().map(|(_, cb)| cb).collect())
     }
 
     fn event_loop(&self) -> Option<EventLoop> {
-        let inner = self.event_loop.borrow().as_ref()?.upgrade()?;
-        Some(EventLoop::from_inner(inner))
+        let weak = self.event_loop.take()?;
+        let inner = weak.upgrade();
+        self.event_loop.set(Some(weak));
+        Some(EventLoop::from_inner(inner?))
     }
 
     fn release_local(&self) {
         self.set_stage(Stage::Gone);
         drop(self.join_waker.take());
-        drop(self.extra.take());
+        if self.header.flag(Flags::HAS_EXTRA) {
+            drop(self.extra.take());
+        }
         drop(self.event_loop.take());
-    }
-
-    fn handle_alive(&self) -> bool {
-        self.handle_alive.get()
-    }
-
-    fn mark_retrieved(&self) {
-        self.retrieved.set(true);
-    }
-
-    fn retrieved(&self) -> bool {
-        self.retrieved.get()
     }
 }
 
 impl<F: Future + 'static> TaskJoin<F::Output> for TaskCell<F> {
     fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.status.get() != Status::Pending {
+        if self.header.status() != Status::Pending {
             return Poll::Ready(());
         }
-        let mut slot = self.join_waker.borrow_mut();
-        match &mut *slot {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
-        }
+        let waker = match self.join_waker.take() {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            old => {
+                drop(old);
+                cx.waker().clone()
+            }
+        };
+        self.join_waker.set(Some(waker));
         Poll::Pending
     }
 
     fn take_output(&self) -> Option<F::Output> {
-        match self.stage.try_borrow_mut() {
-            Ok(mut s) => match &mut *s {
-                Stage::Finished(out) => out.take(),
-                _ => None,
-            },
-            Err(_) => None,
-        }
+        self.with_stage(|stage| match stage {
+            Stage::Finished(out) => out.take(),
+            _ => None,
+        })
+        .flatten()
     }
 
     fn clone_output(&self) -> Option<F::Output>
     where
         F::Output: Clone,
     {
-        match &*self.stage.try_borrow().ok()? {
+        self.with_stage(|stage| match stage {
             Stage::Finished(out) => out.clone(),
             _ => None,
-        }
-    }
-
-    fn set_handle_alive(&self, alive: bool) {
-        self.handle_alive.set(alive);
+        })
+        .flatten()
     }
 }
 
@@ -454,7 +482,11 @@ pub(crate) fn cancel<D: ?Sized + TaskRun>(task: &TaskPtr<D>, message: Option<Str
 
 /// Schedules the done callbacks of a finished task and reports a panic nobody will see.
 pub(crate) fn task_finished(lp: &EventLoop, task: &AnyTask) {
-    for cb in task.take_done_callbacks() {
+    if !task.header().flag(Flags::HAS_EXTRA) {
+        // No done callbacks, and no error to report.
+        return;
+    }
+    for cb in task.take_done_callbacks().into_iter().flatten() {
         let t = TaskRef::from_raw(task.clone());
         let _ = lp.call_soon(move || cb(&t));
     }
@@ -487,9 +519,9 @@ pub(crate) fn spawn<F: Future + 'static>(
     let entry = tasks.vacant_entry();
     let header = Header::new(entry.key(), inner.shared.clone(), &TaskCell::<F>::VTABLE);
     let cell = TaskCell::new(header, std::rc::Rc::downgrade(inner), id, future);
-    entry.insert(cell.untyped());
+    entry.insert(cell.untyped_sized());
     drop(tasks);
-    inner.push_ready(Ready::Task(cell.untyped()));
+    inner.push_ready(Ready::Task(cell.untyped_sized()));
     cell.map(|p| -> NonNull<dyn TaskJoin<F::Output>> { p })
 }
 
@@ -499,7 +531,8 @@ pub(crate) fn not_done() -> Error {
 }
 
 /// The outcome of a finished task as a `Result`, given its typed output.
-pub(crate) fn outcome<T>(raw: &dyn TaskRun, output: Option<T>) -> Result<T> {
+#[inline]
+pub(crate) fn outcome<D: ?Sized + TaskRun, T>(raw: &TaskPtr<D>, output: Option<T>) -> Result<T> {
     match raw.status() {
         Status::Pending => Err(not_done()),
         Status::Done => output.ok_or_else(|| {
@@ -509,5 +542,76 @@ pub(crate) fn outcome<T>(raw: &dyn TaskRun, output: Option<T>) -> Result<T> {
             )
         }),
         Status::Cancelled | Status::Failed => Err(raw.error().unwrap_or_else(Error::cancelled)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell_size<F: Future>(_: &F) -> usize {
+        std::mem::size_of::<TaskCell<F>>()
+    }
+
+    /// A task's future that reaches its own task from inside its step and from its `Drop`
+    /// (the stage is in use then) gets "not done" instead of a second reference to the stage.
+    #[test]
+    fn a_future_touching_its_own_task_during_its_step_and_drop() {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        struct OnDrop(
+            Rc<RefCell<Option<crate::Task<u8>>>>,
+            Rc<Cell<Option<ErrorKind>>>,
+        );
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                if let Some(task) = &*self.0.borrow() {
+                    self.1.set(task.result().err().map(|e| e.kind()));
+                }
+            }
+        }
+        let lp = EventLoop::new().unwrap();
+        let slot: Rc<RefCell<Option<crate::Task<u8>>>> = Rc::default();
+        let in_step = Rc::new(Cell::new(None));
+        let in_drop = Rc::new(Cell::new(None));
+        let (s, seen, guard) = (
+            slot.clone(),
+            in_step.clone(),
+            OnDrop(slot.clone(), in_drop.clone()),
+        );
+        let task = lp
+            .create_task(async move {
+                let _guard = guard;
+                let task = s.borrow_mut().take().unwrap();
+                seen.set(task.take_result().err().map(|e| e.kind()));
+                *s.borrow_mut() = Some(task);
+                5u8
+            })
+            .unwrap();
+        *slot.borrow_mut() = Some(task);
+        lp.run_until_complete(crate::sleep(0.0)).unwrap().unwrap();
+        assert_eq!(in_step.get(), Some(ErrorKind::InvalidState));
+        // The future (and its guard) was dropped when it finished, with the stage in use.
+        assert_eq!(in_drop.get(), Some(ErrorKind::InvalidState));
+        let task = slot.borrow_mut().take().unwrap();
+        assert_eq!(task.result().unwrap(), 5);
+        assert_eq!(task.take_result().unwrap(), 5);
+        lp.close().unwrap();
+    }
+
+    /// A trivial task is mostly its allocation: its cell stays within the 120 bytes that
+    /// glibc's malloc serves from its fast bins (larger blocks go through the coalescing bins,
+    /// a quarter of a trivial task's cost when 200k of them are freed). 40 bytes of header (two
+    /// counts, the status and flags, the table key, the loop's shared part, the vtable), the
+    /// id, the loop reference, the joiner's waker, the extra state, and the future's stage.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_trivial_task_cell_fits_mallocs_fast_bins() {
+        assert_eq!(std::mem::size_of::<Header>(), 40);
+        let i = 7u64;
+        let trivial = async move { i };
+        eprintln!("cell {}", cell_size(&trivial));
+        assert!(cell_size(&trivial) <= 104, "{}", cell_size(&trivial));
+        assert!(cell_size(&async {}) <= 96, "{}", cell_size(&async {}));
     }
 }

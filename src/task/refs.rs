@@ -10,6 +10,9 @@
 //! - `refs`: atomic; one for the whole local side while `local > 0`, plus one per [`Waker`] and
 //!   per queued [`RemoteTask`].
 //!
+//! The header also holds the task's status and flags: plain `Cell`s that only the loop thread
+//! touches (as `local`), so reading them needs no call through the task's vtable.
+//!
 //! When the last `TaskPtr` goes, the task *releases* what must not leave the loop thread (its
 //! future or output, callbacks, its loop reference) and gives up the local side's atomic
 //! reference. Wakers can outlive that (another thread may hold one for ever); they then keep only
@@ -25,7 +28,7 @@ use std::sync::Arc;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use super::atomics::{RefCount, Scheduled};
-use super::raw::TaskRun;
+use super::raw::{Status, TaskRun};
 use crate::runtime::core::{Inner, Ready, Remote, Shared};
 use crate::runtime::running::with_running;
 use crate::runtime::thread_loops::with_local;
@@ -46,9 +49,13 @@ pub(crate) struct Header {
     /// remote wake-up.
     refs: RefCount,
     /// Local references ([`TaskPtr`]); read and written only on the loop thread.
-    local: Cell<usize>,
+    local: Cell<u32>,
     /// Set while a step of the task is queued: wake-ups in between are coalesced.
     pub(crate) scheduled: Scheduled,
+    /// The task's state as seen from outside; loop thread only.
+    status: Cell<Status>,
+    /// [`Flags`] bits; loop thread only.
+    flags: Cell<u8>,
     /// The task's key in its loop's task table.
     pub(crate) key: usize,
     /// The loop's thread-safe part: where wake-ups from other threads go.
@@ -64,6 +71,8 @@ impl Header {
             refs: RefCount::new(),
             local: Cell::new(1),
             scheduled: Scheduled::new(true),
+            status: Cell::new(Status::Pending),
+            flags: Cell::new(Flags::HANDLE_ALIVE),
             key,
             shared,
             vtable,
@@ -71,13 +80,55 @@ impl Header {
     }
 }
 
+/// The task's boolean state, bits of [`Header`]'s `flags`.
+pub(crate) struct Flags;
+
+impl Flags {
+    /// A cancellation is pending: the next step drops the future.
+    pub(crate) const CANCEL_REQUESTED: u8 = 1;
+    /// A `Task<T>` handle exists (else an unretrieved failure is reported when the task ends).
+    pub(crate) const HANDLE_ALIVE: u8 = 2;
+    /// The outcome was looked at (no "exception was never retrieved" report).
+    pub(crate) const RETRIEVED: u8 = 4;
+    /// The task has (or had) extra state: done callbacks, a name, an error, cancellations.
+    /// Without it, finishing and releasing the task skip the extra state's bookkeeping.
+    pub(crate) const HAS_EXTRA: u8 = 8;
+    /// The future or output is in use further up the stack (a step, a drop, a clone of the
+    /// output): re-entrant calls leave it alone. (What a `RefCell`'s borrow flag did, without
+    /// its word.)
+    pub(crate) const STAGE_BUSY: u8 = 16;
+}
+
 impl Header {
+    /// The task's state.
+    #[inline]
+    pub(crate) fn status(&self) -> Status {
+        self.status.get()
+    }
+
+    #[inline]
+    pub(crate) fn set_status(&self, status: Status) {
+        self.status.set(status);
+    }
+
+    /// Whether the flag `bit` (a [`Flags`] constant) is set.
+    #[inline]
+    pub(crate) fn flag(&self, bit: u8) -> bool {
+        self.flags.get() & bit != 0
+    }
+
+    #[inline]
+    pub(crate) fn set_flag(&self, bit: u8, on: bool) {
+        let flags = self.flags.get();
+        self.flags.set(if on { flags | bit } else { flags & !bit });
+    }
+
     /// Counts one more local reference. Aborts on overflow, as `Rc` does: leaked references
-    /// (`mem::forget`) must not wrap the count to zero and free a live task, which is possible
-    /// on a 32-bit target.
+    /// (`mem::forget`) must not wrap the count to zero and free a live task.
+    #[inline]
     fn add_local(&self) {
         let local = self.local.get();
-        if local == usize::MAX {
+        if local == u32::MAX {
             std::process::abort();
         }
         self.local.set(local + 1);
@@ -113,10 +164,39 @@ impl<D: ?Sized + TaskRun> TaskPtr<D> {
         TaskPtr { ptr }
     }
 
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the task is alive while this reference exists, and the header is the first
         // field of the `#[repr(C)]` allocation.
         unsafe { self.ptr.cast::<Header>().as_ref() }
+    }
+
+    /// The task's state (no call through its vtable).
+    #[inline]
+    pub(crate) fn status(&self) -> Status {
+        self.header().status()
+    }
+
+    /// Whether a `Task<T>` handle of the task exists.
+    #[inline]
+    pub(crate) fn handle_alive(&self) -> bool {
+        self.header().flag(Flags::HANDLE_ALIVE)
+    }
+
+    #[inline]
+    pub(crate) fn set_handle_alive(&self, alive: bool) {
+        self.header().set_flag(Flags::HANDLE_ALIVE, alive);
+    }
+
+    /// Whether the outcome was looked at.
+    #[inline]
+    pub(crate) fn retrieved(&self) -> bool {
+        self.header().flag(Flags::RETRIEVED)
+    }
+
+    #[inline]
+    pub(crate) fn mark_retrieved(&self) {
+        self.header().set_flag(Flags::RETRIEVED, true);
     }
 
     /// Another local reference, as the untyped trait object.
@@ -146,6 +226,16 @@ impl<D: ?Sized + TaskRun> TaskPtr<D> {
         let this = ManuallyDrop::new(self);
         let ptr = f(this.ptr);
         debug_assert_eq!(ptr.cast::<u8>(), this.ptr.cast::<u8>());
+        TaskPtr { ptr }
+    }
+}
+
+impl<D: TaskRun + 'static> TaskPtr<D> {
+    /// Another local reference, as the untyped trait object, by an unsizing cast (the concrete
+    /// type is known: no call through the task's vtable).
+    pub(crate) fn untyped_sized(&self) -> TaskPtr<dyn TaskRun> {
+        self.header().add_local();
+        let ptr: NonNull<dyn TaskRun> = self.ptr;
         TaskPtr { ptr }
     }
 }
@@ -348,8 +438,8 @@ mod tests {
         }
     }
 
-    /// `mem::forget` on task references must not wrap the local count (possible on a 32-bit
-    /// target) and free a live task: the count aborts at its maximum, as `Rc`'s does. Aborting
+    /// `mem::forget` on task references must not wrap the local count (a `u32`) and free a
+    /// live task: the count aborts at its maximum, as `Rc`'s does. Aborting
     /// ends the process, so the check runs in a child process: this test binary again, filtered
     /// to this test.
     #[test]
@@ -364,7 +454,7 @@ mod tests {
             let lp = EventLoop::new().unwrap();
             let task = lp.create_task(async {}).unwrap();
             // As if references had been forgotten until the count reached its maximum.
-            task.raw.header().local.set(usize::MAX);
+            task.raw.header().local.set(u32::MAX);
             std::mem::forget(task.raw.clone());
             // Reached only if the count wrapped: the parent sees a clean exit and fails.
             std::process::exit(0);

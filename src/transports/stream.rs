@@ -12,6 +12,7 @@ use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::task::Waker;
 
 use socket2::Socket;
 
@@ -95,6 +96,8 @@ pub(crate) struct StreamInner {
     peername: Option<Address>,
     sockname: Option<Address>,
     on_lost: RefCell<Option<LostHook>>,
+    /// A read pipe's reader that found it empty (see [`Transport::read_direct`]).
+    direct_reader: RefCell<Option<Waker>>,
 }
 
 /// A stream-socket transport (TCP or Unix): asyncio's `Transport` for sockets.
@@ -182,6 +185,7 @@ impl Transport {
             peername,
             sockname,
             on_lost: RefCell::new(on_lost),
+            direct_reader: RefCell::new(None),
         });
         let owner: Rc<dyn FdOwner> = inner.clone();
         lp.register_transport(fd, Rc::downgrade(&owner));
@@ -416,6 +420,47 @@ impl Transport {
         }
     }
 
+    /// Reads from a read pipe straight into `buf`, past the protocol: `Some(n)` when `n > 0`
+    /// bytes were read; `None` when nothing was (no data yet, EOF, an error), or when the
+    /// transport is not a plain read pipe that is reading (a TLS transport, a socket, paused,
+    /// closing): the transport's own read then meets the EOF or error and reports it to the
+    /// protocol as usual.
+    ///
+    /// For a reader whose protocol only buffers what it receives (a [`Process`]'s stdout and
+    /// stderr) and whose buffer is empty, so no byte can overtake one read earlier: the bytes
+    /// go from the kernel to the caller's buffer in one copy, where `data_received` takes two
+    /// (into the loop's read buffer, then into the stream's).
+    ///
+    /// [`Process`]: crate::subprocess::Process
+    ///
+    /// When the pipe is empty (`EAGAIN`), `waker` is kept: the pipe's next readiness wakes it
+    /// instead of reading, so the reader's next call reads the new bytes itself. A reader
+    /// that does not come back costs one loop iteration: the level-triggered readiness
+    /// fires again and the transport reads as usual.
+    pub(crate) fn read_direct(&self, buf: &mut [u8], waker: &Waker) -> Option<usize> {
+        let inner = &self.inner;
+        if self.tls.is_some()
+            || inner.mode != Mode::ReadPipe
+            || inner.paused.get()
+            || inner.closing.get()
+            || inner.conn_lost.get() > 0
+        {
+            return None;
+        }
+        match inner.sock.borrow().as_ref()?.read(buf) {
+            Ok(n) if n > 0 => Some(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut slot = inner.direct_reader.borrow_mut();
+                if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    *slot = Some(waker.clone());
+                }
+                None
+            }
+            // EOF or an error: left for the transport's own read, which reports it.
+            _ => None,
+        }
+    }
+
     /// The current protocol's views (`None` once the connection is lost).
     pub(crate) fn protocol_refs(&self) -> Option<ProtocolRefs> {
         match &self.tls {
@@ -476,18 +521,33 @@ impl StreamInner {
         self.buffer_start.set(0);
     }
 
+    /// Drops the first `n` unsent bytes. The sent part stays in front of `buffer_start` until
+    /// the buffer empties or [`append`](StreamInner::append) needs its room: moving the unsent
+    /// rest forward here would copy it once per partial send (a 64 KiB pipe takes a 256 KiB
+    /// write in four).
     fn consume(&self, n: usize) {
         let mut buf = self.buffer.borrow_mut();
         let start = self.buffer_start.get() + n;
         if start >= buf.len() {
             buf.clear();
             self.buffer_start.set(0);
-        } else if start > 64 * 1024 && start * 2 > buf.len() {
-            buf.drain(..start);
-            self.buffer_start.set(0);
         } else {
             self.buffer_start.set(start);
         }
+    }
+
+    /// Buffers `data` after the unsent bytes. The sent bytes in front are dropped (the unsent
+    /// ones moved to the start) only when `data` does not fit in the allocation otherwise:
+    /// that move replaces the copy a reallocation would make, and keeps the allocation within
+    /// about twice the most ever buffered.
+    fn append(&self, data: &[u8]) {
+        let mut buf = self.buffer.borrow_mut();
+        let start = self.buffer_start.get();
+        if start > 0 && buf.len() + data.len() > buf.capacity() {
+            buf.drain(..start);
+            self.buffer_start.set(0);
+        }
+        buf.extend_from_slice(data);
     }
 
     fn send(&self, data: &[u8]) -> std::io::Result<usize> {
@@ -647,6 +707,12 @@ impl StreamInner {
 
     fn read_ready(self: &Rc<Self>) {
         if self.conn_lost.get() > 0 || self.closing.get() {
+            return;
+        }
+        // A reader waits to read the pipe itself (`Transport::read_direct`): wake it instead.
+        let direct = self.direct_reader.borrow_mut().take();
+        if let Some(waker) = direct {
+            waker.wake();
             return;
         }
         let Some(refs) = self.protocol.borrow().clone() else {
@@ -833,7 +899,7 @@ impl StreamInner {
                 return Ok(());
             }
         }
-        self.buffer.borrow_mut().extend_from_slice(data);
+        self.append(data);
         self.maybe_pause_protocol();
         Ok(())
     }

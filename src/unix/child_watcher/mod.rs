@@ -39,6 +39,24 @@ pub trait ChildWatcher: Send + Sync + 'static {
     /// [`ErrorKind::Io`](crate::ErrorKind::Io) when the OS refuses (for example `pidfd_open`).
     fn add_child_handler(&self, pid: i32, callback: ChildCallback) -> Result<()>;
 
+    /// [`add_child_handler`](ChildWatcher::add_child_handler) from a caller that holds a
+    /// pidfd of the child (the subprocess transport): a watcher built on pidfds may duplicate
+    /// it (`fcntl(F_DUPFD_CLOEXEC)`, no new file) instead of calling `pidfd_open` again. The
+    /// default ignores `pidfd`.
+    ///
+    /// # Errors
+    /// As [`add_child_handler`](ChildWatcher::add_child_handler).
+    #[doc(hidden)]
+    fn add_child_handler_with_pidfd(
+        &self,
+        pid: i32,
+        pidfd: Option<std::os::fd::BorrowedFd<'_>>,
+        callback: ChildCallback,
+    ) -> Result<()> {
+        let _ = pidfd;
+        self.add_child_handler(pid, callback)
+    }
+
     /// Removes the handler for `pid`; `true` if there was one. The child is still reaped.
     fn remove_child_handler(&self, pid: i32) -> bool;
 

@@ -1,7 +1,7 @@
 //! [`PidfdChildWatcher`]: Linux pidfds watched by the loop's selector.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, OnceLock};
 
 use rustix::io::Errno;
@@ -102,6 +102,47 @@ fn register(inner: Arc<Inner>, lp: &EventLoop, pid: i32, pidfd: OwnedFd) -> Resu
 
 impl ChildWatcher for PidfdChildWatcher {
     fn add_child_handler(&self, pid: i32, callback: ChildCallback) -> Result<()> {
+        self.add(pid, None, callback)
+    }
+
+    fn add_child_handler_with_pidfd(
+        &self,
+        pid: i32,
+        pidfd: Option<BorrowedFd<'_>>,
+        callback: ChildCallback,
+    ) -> Result<()> {
+        self.add(pid, pidfd, callback)
+    }
+
+    fn remove_child_handler(&self, pid: i32) -> bool {
+        // The pidfd stays registered so the child is still reaped; only the callback goes.
+        match self.inner.lock().entries.get_mut(&pid) {
+            Some(e) => e.callback.take().is_some(),
+            None => false,
+        }
+    }
+
+    fn attach_loop(&self, event_loop: Option<&EventLoop>) -> Result<()> {
+        self.inner.lock().attached = attachment(event_loop)?;
+        Ok(())
+    }
+
+    fn is_active(&self) -> bool {
+        !self.inner.is_closed()
+    }
+
+    fn close(&self) {
+        self.inner.set_closed();
+        for e in self.inner.lock().entries.values_mut() {
+            e.callback = None;
+        }
+    }
+}
+
+impl PidfdChildWatcher {
+    /// `add_child_handler`, with a duplicate of `given` (a pidfd of `pid` the caller holds)
+    /// as the watched pidfd when there is one, else a new one from `pidfd_open`.
+    fn add(&self, pid: i32, given: Option<BorrowedFd<'_>>, callback: ChildCallback) -> Result<()> {
         self.inner.check_open()?;
         let p = Pid::from_raw(pid)
             .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, format!("invalid pid {pid}")))?;
@@ -127,7 +168,11 @@ impl ChildWatcher for PidfdChildWatcher {
             );
             state.attached.clone()
         };
-        let pidfd = match pidfd_open(p, PidfdFlags::empty()) {
+        let opened = match given {
+            Some(fd) => rustix::io::fcntl_dupfd_cloexec(fd, 0),
+            None => pidfd_open(p, PidfdFlags::empty()),
+        };
+        let pidfd = match opened {
             Ok(fd) => fd,
             Err(Errno::SRCH) => {
                 // No such process: someone else reaped it. Report 255 through the loop.
@@ -177,29 +222,5 @@ impl ChildWatcher for PidfdChildWatcher {
             self.inner.lock().entries.remove(&pid);
         }
         result
-    }
-
-    fn remove_child_handler(&self, pid: i32) -> bool {
-        // The pidfd stays registered so the child is still reaped; only the callback goes.
-        match self.inner.lock().entries.get_mut(&pid) {
-            Some(e) => e.callback.take().is_some(),
-            None => false,
-        }
-    }
-
-    fn attach_loop(&self, event_loop: Option<&EventLoop>) -> Result<()> {
-        self.inner.lock().attached = attachment(event_loop)?;
-        Ok(())
-    }
-
-    fn is_active(&self) -> bool {
-        !self.inner.is_closed()
-    }
-
-    fn close(&self) {
-        self.inner.set_closed();
-        for e in self.inner.lock().entries.values_mut() {
-            e.callback = None;
-        }
     }
 }
