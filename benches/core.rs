@@ -18,7 +18,7 @@
 //! - `ASYNCIO_BENCH_REPS=N` (`--reps=N`): measured repetitions per figure (default 5).
 //! - `ASYNCIO_BENCH_FILTER=chain,timer` (`--filter=...`): run only the workloads whose key
 //!   contains one of the words (keys: `chain`, `yield`, `batch`, `tasks`, `timer-arm`,
-//!   `timer-run`, `timer-task`, `remote`, `executor`).
+//!   `timer-run`, `timer-task`, `remote`, `remote-many`, `executor`).
 //! - `ASYNCIO_BENCH_RUNTIMES=asyncio` (`--runtimes=...`): which of `asyncio`, `tokio`, `smol`,
 //!   `monoio` to measure (to profile one).
 //!
@@ -64,7 +64,8 @@
 //!   5a compares with an unbounded channel of boxed closures drained on the runtime (tokio
 //!   `mpsc::unbounded_channel`, smol's `async-channel`), 5b with spawning onto the runtime from
 //!   the other thread (tokio `runtime::Handle::spawn`; smol needs a `Send` executor for that, so
-//!   it is an `Executor` run by the main thread).
+//!   it is an `Executor` run by the main thread). 5c is 5a with 8 producer threads of 100k each
+//!   into the one loop / channel (figures per item, all producers together).
 //! - Executor round trips (6): `run_in_executor(None, ..)` awaited one after the other, against
 //!   `tokio::task::spawn_blocking` and `smol::unblock`.
 
@@ -443,26 +444,32 @@ mod aio {
         }
     }
 
-    /// 5: another thread calls `call_soon_threadsafe` `n` times; the loop stops at the `n`th.
-    pub fn remote(lp: &EventLoop, n: u64) -> Duration {
-        done_expect(n);
-        let handle = lp.handle();
-        let barrier = Arc::new(Barrier::new(2));
-        let b = barrier.clone();
-        let sender = thread::spawn(move || {
-            b.wait();
-            for _ in 0..n {
-                handle
-                    .call_soon_threadsafe(remote_callback)
-                    .expect("call_soon_threadsafe");
-            }
-        });
+    /// 5: `producers` other threads call `call_soon_threadsafe` `n` times each; the loop stops
+    /// at the last.
+    pub fn remote(lp: &EventLoop, n: u64, producers: u64) -> Duration {
+        done_expect(n * producers);
+        let barrier = Arc::new(Barrier::new(producers as usize + 1));
+        let senders: Vec<_> = (0..producers)
+            .map(|_| {
+                let (handle, b) = (lp.handle(), barrier.clone());
+                thread::spawn(move || {
+                    b.wait();
+                    for _ in 0..n {
+                        handle
+                            .call_soon_threadsafe(remote_callback)
+                            .expect("call_soon_threadsafe");
+                    }
+                })
+            })
+            .collect();
         barrier.wait();
         let t = Instant::now();
         lp.run_forever().expect("run_forever");
         let took = t.elapsed();
-        sender.join().expect("sender thread");
-        assert_eq!(done_count(), n);
+        for sender in senders {
+            sender.join().expect("sender thread");
+        }
+        assert_eq!(done_count(), n * producers);
         took
     }
 
@@ -663,22 +670,27 @@ mod tok {
         took
     }
 
-    /// 5a: another thread sends `n` boxed closures over an unbounded channel; the main future
-    /// drains and runs them.
-    pub fn remote_channel(rt: &Runtime, n: u64) -> Duration {
-        done_expect(n);
+    /// 5a, 5c: `producers` other threads send `n` boxed closures each over an unbounded
+    /// channel; the main future drains and runs them.
+    pub fn remote_channel(rt: &Runtime, n: u64, producers: u64) -> Duration {
+        done_expect(n * producers);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
-        let barrier = Arc::new(Barrier::new(2));
-        let b = barrier.clone();
-        let sender = thread::spawn(move || {
-            b.wait();
-            for _ in 0..n {
-                let job: Job = Box::new(|| {
-                    done_bump();
-                });
-                tx.send(job).expect("send");
-            }
-        });
+        let barrier = Arc::new(Barrier::new(producers as usize + 1));
+        let senders: Vec<_> = (0..producers)
+            .map(|_| {
+                let (tx, b) = (tx.clone(), barrier.clone());
+                thread::spawn(move || {
+                    b.wait();
+                    for _ in 0..n {
+                        let job: Job = Box::new(|| {
+                            done_bump();
+                        });
+                        tx.send(job).expect("send");
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
         barrier.wait();
         let t = Instant::now();
         rt.block_on(async move {
@@ -687,8 +699,10 @@ mod tok {
             }
         });
         let took = t.elapsed();
-        sender.join().expect("sender thread");
-        assert_eq!(done_count(), n);
+        for sender in senders {
+            sender.join().expect("sender thread");
+        }
+        assert_eq!(done_count(), n * producers);
         took
     }
 
@@ -898,22 +912,27 @@ mod smo {
         took
     }
 
-    /// 5a: another thread sends `n` boxed closures over an unbounded `async-channel`; the main
-    /// future drains and runs them.
-    pub fn remote_channel(ex: &Ex, driver: Driver, n: u64) -> Duration {
-        done_expect(n);
+    /// 5a, 5c: `producers` other threads send `n` boxed closures each over an unbounded
+    /// `async-channel`; the main future drains and runs them.
+    pub fn remote_channel(ex: &Ex, driver: Driver, n: u64, producers: u64) -> Duration {
+        done_expect(n * producers);
         let (tx, rx) = smol::channel::unbounded::<Job>();
-        let barrier = Arc::new(Barrier::new(2));
-        let b = barrier.clone();
-        let sender = thread::spawn(move || {
-            b.wait();
-            for _ in 0..n {
-                let job: Job = Box::new(|| {
-                    done_bump();
-                });
-                tx.send_blocking(job).expect("send");
-            }
-        });
+        let barrier = Arc::new(Barrier::new(producers as usize + 1));
+        let senders: Vec<_> = (0..producers)
+            .map(|_| {
+                let (tx, b) = (tx.clone(), barrier.clone());
+                thread::spawn(move || {
+                    b.wait();
+                    for _ in 0..n {
+                        let job: Job = Box::new(|| {
+                            done_bump();
+                        });
+                        tx.send_blocking(job).expect("send");
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
         barrier.wait();
         let t = Instant::now();
         run(ex, driver, async {
@@ -922,8 +941,10 @@ mod smo {
             }
         });
         let took = t.elapsed();
-        sender.join().expect("sender thread");
-        assert_eq!(done_count(), n);
+        for sender in senders {
+            sender.join().expect("sender thread");
+        }
+        assert_eq!(done_count(), n * producers);
         took
     }
 
@@ -1372,36 +1393,56 @@ fn main() {
     }
 
     // 5. Cross-thread scheduling.
-    if cfg.wants("remote") {
+    if cfg.wants("remote") || cfg.wants("remote-many") {
         let n = cfg.size(100_000);
         let lp = aio::new_loop();
         let rt = tok::new_rt();
         let ex = smo::new_ex();
-        let a_remote = cfg.measure(cfg.asyncio, n, || aio::remote(&lp, n));
         let label =
             |what: &str| format!("cross-thread {}: call_soon_threadsafe | {what}", human(n));
-        emit(
-            Row {
-                id: "5a",
-                label: label("unbounded channel of closures"),
-                asyncio: a_remote,
-                tokio: cfg.tokio_single(n, || tok::remote_channel(&rt, n)),
-                smol: cfg.smol(n, |d| smo::remote_channel(&ex, d, n)),
-                monoio: None,
-            },
-            &mut rows,
-        );
-        emit(
-            Row {
-                id: "5b",
-                label: label("Handle::spawn / Executor::spawn of a task"),
-                asyncio: a_remote,
-                tokio: cfg.tokio_single(n, || tok::remote_spawn(&rt, n)),
-                smol: cfg.smol(n, |d| smo::remote_spawn(d, n)),
-                monoio: None,
-            },
-            &mut rows,
-        );
+        if cfg.wants("remote") {
+            let a_remote = cfg.measure(cfg.asyncio, n, || aio::remote(&lp, n, 1));
+            emit(
+                Row {
+                    id: "5a",
+                    label: label("unbounded channel of closures"),
+                    asyncio: a_remote,
+                    tokio: cfg.tokio_single(n, || tok::remote_channel(&rt, n, 1)),
+                    smol: cfg.smol(n, |d| smo::remote_channel(&ex, d, n, 1)),
+                    monoio: None,
+                },
+                &mut rows,
+            );
+            emit(
+                Row {
+                    id: "5b",
+                    label: label("Handle::spawn / Executor::spawn of a task"),
+                    asyncio: a_remote,
+                    tokio: cfg.tokio_single(n, || tok::remote_spawn(&rt, n)),
+                    smol: cfg.smol(n, |d| smo::remote_spawn(d, n)),
+                    monoio: None,
+                },
+                &mut rows,
+            );
+        }
+        const P: u64 = 8;
+        let total = n * P;
+        if cfg.wants("remote-many") {
+            emit(
+                Row {
+                    id: "5c",
+                    label: format!(
+                        "cross-thread {P} x {}: call_soon_threadsafe | unbounded channel of closures",
+                        human(n)
+                    ),
+                    asyncio: cfg.measure(cfg.asyncio, total, || aio::remote(&lp, n, P)),
+                    tokio: cfg.tokio_single(total, || tok::remote_channel(&rt, n, P)),
+                    smol: cfg.smol(total, |d| smo::remote_channel(&ex, d, n, P)),
+                    monoio: None,
+                },
+                &mut rows,
+            );
+        }
         lp.close().expect("close");
     }
 
@@ -1473,6 +1514,20 @@ fn main() {
         "  tasks in sleep(), half cancelled >= 1.5x tokio    {:>12}  ({})",
         verdict(sleepers.map(|v| v >= 1.5)),
         ratio(sleepers)
+    );
+    let remote = find("5a").and_then(Row::vs_tokio);
+    println!(
+        "  threadsafe callbacks >= 1x tokio mpsc             {:>12}  ({})",
+        verdict(remote.map(|v| v >= 1.0)),
+        ratio(remote)
+    );
+    let one = find("5a").and_then(|r| r.asyncio);
+    let eight = find("5c").and_then(|r| r.asyncio);
+    let scaling = one.zip(eight).map(|(one, eight)| eight / one);
+    println!(
+        "  8 producers per item no slower than 1 (5c >= 5a)  {:>12}  ({})",
+        verdict(scaling.map(|v| v >= 1.0)),
+        ratio(scaling)
     );
     let exec = find("6").and_then(Row::vs_tokio);
     println!(

@@ -12,7 +12,8 @@ use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::runtime::core::Inner;
+use crate::runtime::core::{Inner, Remote};
+use crate::runtime::slot_queue::SlotHandle;
 
 /// What the ready queue runs: a callback cell behind a handle.
 pub(crate) trait HandleRun {
@@ -271,25 +272,58 @@ impl<F: FnOnce() + Send + 'static> ThreadsafeRun for ThreadsafeCell<F> {
 /// A callback scheduled with `call_soon_threadsafe`; it may be cancelled from any thread.
 #[derive(Clone)]
 pub struct ThreadsafeHandle {
-    pub(crate) cell: Arc<dyn ThreadsafeRun>,
+    cell: ThreadsafeRef,
+    name: &'static str,
+}
+
+/// Where a threadsafe callback waits: the loop's ready queue (scheduled from the loop's own
+/// thread) or its inbox slot (from another thread).
+#[derive(Clone)]
+enum ThreadsafeRef {
+    Local(Arc<dyn ThreadsafeRun>),
+    Queued(SlotHandle<Remote>),
 }
 
 impl ThreadsafeHandle {
-    /// Cancels the callback if it has not run yet. Idempotent; callable from any thread.
+    pub(crate) fn local(cell: Arc<dyn ThreadsafeRun>) -> Self {
+        let name = cell.name();
+        ThreadsafeHandle {
+            cell: ThreadsafeRef::Local(cell),
+            name,
+        }
+    }
+
+    pub(crate) fn queued(slot: SlotHandle<Remote>, name: &'static str) -> Self {
+        ThreadsafeHandle {
+            cell: ThreadsafeRef::Queued(slot),
+            name,
+        }
+    }
+
+    /// Cancels the callback if it has not run yet (its closure is dropped now). Idempotent;
+    /// callable from any thread.
     pub fn cancel(&self) {
-        self.cell.cancel()
+        match &self.cell {
+            ThreadsafeRef::Local(cell) => cell.cancel(),
+            ThreadsafeRef::Queued(slot) => {
+                slot.cancel();
+            }
+        }
     }
 
     /// Whether [`cancel`](ThreadsafeHandle::cancel) was called.
     pub fn cancelled(&self) -> bool {
-        self.cell.is_cancelled()
+        match &self.cell {
+            ThreadsafeRef::Local(cell) => cell.is_cancelled(),
+            ThreadsafeRef::Queued(slot) => slot.is_cancelled(),
+        }
     }
 }
 
 impl fmt::Debug for ThreadsafeHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadsafeHandle")
-            .field("callback", &self.cell.name())
+            .field("callback", &self.name)
             .field("cancelled", &self.cancelled())
             .finish()
     }

@@ -7,12 +7,33 @@
 //! is a dev-dependency: outside tests (`cargo build` or `clippy` of the library with `--cfg loom`) these are std's.
 
 #[cfg(all(loom, test))]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize};
-#[cfg(all(loom, test))]
-pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use loom::{
+    cell::UnsafeCell,
+    sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize},
+    sync::{Arc, Mutex, MutexGuard},
+    thread::yield_now,
+};
 #[cfg(not(all(loom, test)))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize};
+pub(crate) use std::{
+    sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize},
+    sync::{Arc, Mutex, MutexGuard},
+    thread::yield_now,
+};
+
+/// std's `UnsafeCell` with loom's interface (`with` / `with_mut` hand out raw pointers), so
+/// that loom can track the accesses in its builds.
 #[cfg(not(all(loom, test)))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(all(loom, test)))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
 
 pub(crate) use std::sync::atomic::Ordering;

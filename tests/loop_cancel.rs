@@ -241,6 +241,51 @@ fn a_threadsafe_handle_can_be_cancelled_from_another_thread() {
     });
 }
 
+/// Sent from another thread in one batch, the second callback is in the loop's ready queue
+/// (still in its inbox slot) when the first cancels it: it does not run, its closure is dropped
+/// by the cancel, and a handle kept after the loop is done with the slot still reads cancelled.
+#[test]
+fn a_threadsafe_callback_cancelled_by_an_earlier_one_of_its_batch_does_not_run() {
+    watchdog(|| {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let (lp, _) = virtual_loop();
+        let drops = DropCounter::new();
+        let ran = Arc::new(AtomicBool::new(false));
+        let victim: Arc<Mutex<Option<asyncio::ThreadsafeHandle>>> = Arc::default();
+        let kept = {
+            let (handle, ran, victim, token) =
+                (lp.handle(), ran.clone(), victim.clone(), drops.token());
+            std::thread::spawn(move || {
+                let v = victim.clone();
+                handle
+                    .call_soon_threadsafe(move || v.lock().unwrap().as_ref().unwrap().cancel())
+                    .unwrap();
+                let second = handle
+                    .call_soon_threadsafe(move || {
+                        let _t = &token;
+                        ran.store(true, Ordering::SeqCst);
+                    })
+                    .unwrap();
+                *victim.lock().unwrap() = Some(second.clone());
+                second
+            })
+            .join()
+            .unwrap()
+        };
+        assert!(!kept.cancelled());
+        assert_eq!(drops.dropped(), 0);
+        lp.run_until_complete(async {}).unwrap();
+        assert!(!ran.load(Ordering::SeqCst));
+        assert_eq!(drops.dropped(), 1);
+        assert!(kept.cancelled());
+        drop(victim.lock().unwrap().take());
+        lp.close().unwrap();
+        assert!(kept.cancelled());
+        assert!(format!("{kept:?}").contains("cancelled: true"));
+    });
+}
+
 #[test]
 fn a_cancelled_timer_leaves_the_heap_at_once() {
     // asyncio drops cancelled timers lazily (at the head, or in a compaction once over half of

@@ -19,6 +19,7 @@ use crate::handles::{
 };
 use crate::runtime::clock::{deadline_after, Clock, IntoDeadline, IntoDelay, MonotonicClock};
 use crate::runtime::inbox::Inbox;
+use crate::runtime::slot_queue::{LoopRef, Popped};
 use crate::runtime::timers::Timers;
 use crate::selector::{ReadyEvent, Selector, SelectorWaker};
 use crate::task::raw::AnyTask;
@@ -32,13 +33,24 @@ pub(crate) enum Ready {
     Handle(Rc<dyn HandleRun>),
     /// One step of a task.
     Task(AnyTask),
-    /// A callback sent from another thread.
+    /// A `call_soon_threadsafe` callback from the loop's own thread.
     Remote(Arc<dyn ThreadsafeRun>),
+    /// A `call_soon_threadsafe` callback from another thread, still in its inbox slot (its
+    /// handle can cancel it until it runs).
+    Queued(LoopRef<Remote>),
+}
+
+/// A callback sent from another thread: the closure (a zero-sized one is not allocated) and
+/// its type's name, for exception contexts.
+pub(crate) struct Call {
+    pub(crate) f: Box<dyn FnOnce() + Send>,
+    pub(crate) name: fn() -> &'static str,
 }
 
 /// Work sent to the loop from other threads.
 pub(crate) enum Remote {
-    Call(Arc<dyn ThreadsafeRun>),
+    /// Pushed with a handle ([`Inbox::push_cancellable`]).
+    Call(Call),
     Task(RemoteTask),
     Stop,
     /// Nothing to run: only makes the loop look again (a `block_on` future woken elsewhere).
@@ -64,6 +76,20 @@ impl Shared {
             let _ = self.waker.wake();
         }
         Ok(())
+    }
+
+    /// Queues a callback as [`push_remote`](Shared::push_remote) does, with a handle that can
+    /// cancel it until it runs.
+    fn push_call<F: FnOnce() + Send + 'static>(&self, f: F) -> Option<ThreadsafeHandle> {
+        let call = Call {
+            f: Box::new(f),
+            name: std::any::type_name::<F>,
+        };
+        let (slot, wake) = self.inbox.push_cancellable(Remote::Call(call)).ok()?;
+        if wake {
+            let _ = self.waker.wake();
+        }
+        Some(ThreadsafeHandle::queued(slot, std::any::type_name::<F>()))
     }
 
     /// Called by the loop right before it blocks in the selector: re-arms the wake-up and says
@@ -131,33 +157,29 @@ impl Inner {
         self.ready.borrow_mut().push_back(item);
     }
 
-    /// Drains the cross-thread inbox into the ready queue.
+    /// Drains the cross-thread inbox into the ready queue. Takes only what is there now:
+    /// threads that keep pushing must not keep the loop here forever. Later items wait for the
+    /// next drain; their pushers have woken the selector.
     pub(crate) fn drain_inbox(&self) {
-        // Take only what is there now: threads that keep pushing must not keep the loop here
-        // forever. Later items wait for the next drain; their pushers have woken the selector.
-        let count = self.shared.inbox.len();
-        if count == 0 {
-            return;
-        }
         let mut ready = self.ready.borrow_mut();
-        for _ in 0..count {
-            let Some(item) = self.shared.inbox.pop() else {
-                break;
-            };
-            match item {
-                Remote::Call(c) => ready.push_back(Ready::Remote(c)),
-                Remote::Task(t) => {
-                    if let Some(t) = t.into_local() {
-                        ready.push_back(Ready::Task(t));
-                    }
+        self.shared.inbox.drain(|entry| match entry {
+            // Cancellable until it runs: it stays in its slot.
+            Popped::Cancellable(slot) => ready.push_back(Ready::Queued(slot)),
+            Popped::Item(Remote::Task(t)) => {
+                if let Some(t) = t.into_local() {
+                    ready.push_back(Ready::Task(t));
                 }
-                // Requested while not running, it makes the next run a pre-stopped one.
-                Remote::Stop => self.stopping.set(true),
-                // The wake-up is the item itself: remember it, or the loop could block with the
-                // woken `block_on` future never polled again.
-                Remote::Wake => self.remote_wake.set(true),
             }
-        }
+            // Requested while not running, it makes the next run a pre-stopped one.
+            Popped::Item(Remote::Stop) => self.stopping.set(true),
+            // The wake-up is the item itself: remember it, or the loop could block with the
+            // woken `block_on` future never polled again.
+            Popped::Item(Remote::Wake) => self.remote_wake.set(true),
+            // Calls are pushed with handles; one without would run all the same.
+            Popped::Item(Remote::Call(call)) => {
+                ready.push_back(Ready::Remote(ThreadsafeCell::new_arc(call.f)))
+            }
+        });
     }
 
     /// Releases everything the loop holds: queues, timers, fds, tasks. Runs on `close()` and on
@@ -564,7 +586,7 @@ impl EventLoop {
         self.check_closed()?;
         let cell = ThreadsafeCell::new_arc(callback);
         self.inner.push_ready(Ready::Remote(cell.clone()));
-        Ok(ThreadsafeHandle { cell })
+        Ok(ThreadsafeHandle::local(cell))
     }
 
     /// Asks the loop to stop: [`run_forever`](EventLoop::run_forever) returns after the current
@@ -713,24 +735,24 @@ impl LoopHandle {
         &self,
         callback: F,
     ) -> Result<ThreadsafeHandle> {
-        let cell = ThreadsafeCell::new_arc(callback);
         // On the loop's own thread, share the FIFO queue with `call_soon` (R1), as
-        // `EventLoop::call_soon_threadsafe` does; elsewhere, the inbox.
+        // `EventLoop::call_soon_threadsafe` does; elsewhere, the inbox, where the callback
+        // stays in its slot until it runs.
+        let mut callback = Some(callback);
         let local = crate::runtime::running::with_running(|inner| {
-            if Arc::ptr_eq(&inner.shared, &self.shared) && !inner.closed.get() {
-                inner.push_ready(Ready::Remote(cell.clone()));
-                true
-            } else {
-                false
+            if !Arc::ptr_eq(&inner.shared, &self.shared) || inner.closed.get() {
+                return None;
             }
+            let cell = ThreadsafeCell::new_arc(callback.take()?);
+            inner.push_ready(Ready::Remote(cell.clone()));
+            Some(ThreadsafeHandle::local(cell))
         })
-        .unwrap_or(false);
-        if !local {
-            self.shared
-                .push_remote(Remote::Call(cell.clone()))
-                .map_err(|_| Error::closed())?;
+        .flatten();
+        match (local, callback) {
+            (Some(handle), _) => Ok(handle),
+            (None, Some(callback)) => self.shared.push_call(callback).ok_or_else(Error::closed),
+            (None, None) => Err(Error::closed()),
         }
-        Ok(ThreadsafeHandle { cell })
     }
 
     /// Asks the loop to stop after its current iteration, and wakes it. Unlike CPython's

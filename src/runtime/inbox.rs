@@ -26,46 +26,54 @@
 //! being `SeqCst` too), nor is a `SeqCst` fence on the loop's side alone. On x86-64 the swap
 //! costs what that store did (both are one `xchg`); the pushers' side is unchanged. The loom
 //! models below find the lost wake-up with either the store or the fence.
+//!
+//! The queue is [`SlotQueue`] (`slot_queue.rs`), whose `is_empty` looks at the oldest slot only.
+//! It may miss a written item behind an older slot that another pusher claimed and has not
+//! written yet; that pusher's swap then comes after it writes, so it falls under the two cases
+//! above (before the loop's clearing swap: the check sees its slot written; after: it, or the
+//! first pusher after the clearing, wakes the selector).
 
 use std::marker::PhantomData;
 
-use concurrent_queue::ConcurrentQueue;
-
+use crate::runtime::slot_queue::{Popped, SlotHandle, SlotQueue};
 use crate::sync::{AtomicBool, Ordering};
 
 /// What the inbox needs of its queue: many pushers, one popper (the loop thread), and a push
-/// that happens before [`is_empty`](Queue::is_empty) is seen by it. concurrent-queue in the
-/// loop; the loom models also use a weaker stand-in, so that they check our orderings rather
-/// than the queue's (concurrent-queue's are all `SeqCst`, which hides ours from loom).
+/// that happens before [`is_empty`](Queue::is_empty) is seen by it. [`SlotQueue`] in the loop;
+/// the loom models also use a weaker stand-in, so that they check our orderings rather than
+/// the queue's.
 pub(crate) trait Queue<T> {
     /// Fails, handing the item back, once closed.
     fn push(&self, item: T) -> Result<(), T>;
     fn pop(&self) -> Option<T>;
+    /// Items queued, for the tests.
+    #[cfg(test)]
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool;
     fn close(&self);
 }
 
-impl<T> Queue<T> for ConcurrentQueue<T> {
+impl<T> Queue<T> for SlotQueue<T> {
     fn push(&self, item: T) -> Result<(), T> {
-        ConcurrentQueue::push(self, item).map_err(|e| e.into_inner())
+        SlotQueue::push(self, item)
     }
     fn pop(&self) -> Option<T> {
-        ConcurrentQueue::pop(self).ok()
+        SlotQueue::pop(self)
     }
+    #[cfg(test)]
     fn len(&self) -> usize {
-        ConcurrentQueue::len(self)
+        SlotQueue::len(self)
     }
     fn is_empty(&self) -> bool {
-        ConcurrentQueue::is_empty(self)
+        SlotQueue::is_empty(self)
     }
     fn close(&self) {
-        ConcurrentQueue::close(self);
+        SlotQueue::close(self);
     }
 }
 
 /// A multi-producer queue drained by the loop thread, with coalesced selector wake-ups.
-pub(crate) struct Inbox<T, Q: Queue<T> = ConcurrentQueue<T>> {
+pub(crate) struct Inbox<T, Q: Queue<T> = SlotQueue<T>> {
     queue: Q,
     /// Set by the first push after the loop last looked; cleared by the loop right before it
     /// blocks. While set, pushers do not wake the selector.
@@ -75,7 +83,21 @@ pub(crate) struct Inbox<T, Q: Queue<T> = ConcurrentQueue<T>> {
 
 impl<T> Inbox<T> {
     pub(crate) fn new() -> Self {
-        Inbox::with_queue(ConcurrentQueue::unbounded())
+        Inbox::with_queue(SlotQueue::new())
+    }
+
+    /// Queues `item` with a handle that can cancel it until the loop runs it (it then comes
+    /// out of [`drain`](Inbox::drain) as [`Popped::Cancellable`]). `Ok((_, true))`: the caller
+    /// must wake the selector, as for [`push`](Inbox::push).
+    pub(crate) fn push_cancellable(&self, item: T) -> Result<(SlotHandle<T>, bool), T> {
+        let handle = self.queue.push_cancellable(item)?;
+        Ok((handle, !self.notified.swap(true, Ordering::AcqRel)))
+    }
+
+    /// Pops what was queued when the call began, in order, into `f` (the loop thread's drain;
+    /// `f` must not pop).
+    pub(crate) fn drain(&self, f: impl FnMut(Popped<T>)) {
+        self.queue.drain(f);
     }
 }
 
@@ -106,6 +128,7 @@ impl<T, Q: Queue<T>> Inbox<T, Q> {
     }
 
     /// The number of queued items.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }
@@ -183,8 +206,9 @@ mod tests {
         let mut got = 0;
         let mut wakes_taken = 0;
         while got < seen.len() {
+            // As `drain_inbox`: up to the first slot claimed but not yet written.
             for _ in 0..inbox.len() {
-                let item = inbox.pop().unwrap();
+                let Some(item) = inbox.pop() else { break };
                 assert!(!std::mem::replace(&mut seen[item], true));
                 got += 1;
             }
@@ -208,12 +232,12 @@ mod tests {
 
 /// Loom models of the inbox protocol (`RUSTFLAGS="--cfg loom" cargo test --release --lib loom`):
 /// the real [`Inbox`], over a weak stand-in queue ([`WeakQueue`]: what our proof assumes of a
-/// queue, and no more) and over concurrent-queue's own loom build (the queue the loop uses;
-/// concurrent-queue is tested by its authors, with loom among others).
+/// queue, and no more) and over the loop's [`SlotQueue`] (whose atomics and cells are loom's in
+/// this build, with blocks of two slots), plus a model of the slot queue's own cancel protocol.
 #[cfg(all(test, loom))]
 pub(crate) mod loom_models {
     use super::{Inbox, Queue};
-    use concurrent_queue::ConcurrentQueue;
+    use crate::runtime::slot_queue::{Popped, SlotQueue};
     use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use loom::sync::{Arc, Mutex};
     use loom::thread;
@@ -336,9 +360,13 @@ pub(crate) mod loom_models {
             })
             .collect();
         let mut got = 0;
+        // As `drain_inbox`: what is queued now, up to the first slot claimed but not yet
+        // written (the slot queue counts those in `len`; its pusher has not swapped yet).
         let drain = |got: &mut usize| {
             for _ in 0..inbox.len() {
-                inbox.pop().expect("only the loop pops");
+                if inbox.pop().is_none() {
+                    break;
+                }
                 *got += 1;
             }
         };
@@ -366,8 +394,75 @@ pub(crate) mod loom_models {
     }
 
     #[test]
-    fn loom_inbox_with_concurrent_queue_never_leaves_the_loop_asleep() {
-        model(2, || check_pushers(ConcurrentQueue::unbounded(), 2));
+    fn loom_inbox_with_slot_queue_never_leaves_the_loop_asleep() {
+        model(2, || check_pushers(SlotQueue::new(), 2));
+    }
+
+    /// Counts its drops.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The slot queue's own protocol (blocks of two slots here): a cancellable item, pushed
+    /// second (the last slot of the first block), is cancelled on one thread while another
+    /// pushes (linking the next block) and the loop drains and "runs" what it pops. Every item
+    /// is dropped exactly once, and loom's cells check that the cancel's and the loop's moves of
+    /// the item never race (which of the two wins is free); Miri checks the frees of blocks in
+    /// the unit tests. (Pushed on the loop's thread before the others start, the cancellable
+    /// item is there for the loop's first drain: loom does not reach that order when a spawned
+    /// thread pushes it.)
+    #[test]
+    fn loom_slot_queue_cancel_races_the_loop_across_blocks() {
+        static POPPED_FIRST: std::sync::atomic::AtomicBool =
+            std::sync::atomic::AtomicBool::new(false);
+        model(3, || {
+            let queue = Arc::new(SlotQueue::new());
+            let drops = Arc::new(AtomicUsize::new(0));
+            assert!(queue.push(Counted(drops.clone())).is_ok());
+            let handle = queue.push_cancellable(Counted(drops.clone())).ok().unwrap();
+            let canceller = thread::spawn(move || {
+                let twin = handle.clone();
+                drop(handle);
+                assert!(twin.cancel());
+                assert!(twin.is_cancelled());
+            });
+            let pusher = {
+                let (queue, drops) = (queue.clone(), drops.clone());
+                thread::spawn(move || assert!(queue.push(Counted(drops)).is_ok()))
+            };
+            let (mut popped, mut ran) = (0, 0);
+            let drain = |popped: &mut usize, ran: &mut usize| {
+                queue.drain(|entry| {
+                    *popped += 1;
+                    match entry {
+                        Popped::Item(item) => drop(item),
+                        Popped::Cancellable(slot) => {
+                            if let Some(item) = slot.into_item() {
+                                *ran += 1;
+                                drop(item);
+                            }
+                        }
+                    }
+                })
+            };
+            drain(&mut popped, &mut ran);
+            if ran == 1 {
+                POPPED_FIRST.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            canceller.join().unwrap();
+            pusher.join().unwrap();
+            while popped < 3 {
+                drain(&mut popped, &mut ran);
+            }
+            assert_eq!(drops.load(Ordering::Relaxed), 3);
+            assert!(queue.is_empty());
+        });
+        // The model reached the order where the loop takes the item before the cancel.
+        assert!(POPPED_FIRST.load(std::sync::atomic::Ordering::Relaxed));
     }
 
     /// `block_on` (f7606b5): its future's waker, on another thread, publishes data, sets the

@@ -181,6 +181,12 @@ impl EventLoop {
                     self.run_callback(cell.name(), || None, || cell.run());
                 }
             }
+            Ready::Queued(slot) => {
+                // `None`: cancelled (and dropped) by its handle.
+                if let Some(Remote::Call(call)) = slot.into_item() {
+                    self.run_callback((call.name)(), || None, call.f);
+                }
+            }
             Ready::Task(header) => {
                 let debug_start = self.inner.debug.get().then(Instant::now);
                 let name = crate::task::raw::run_task(self, header);

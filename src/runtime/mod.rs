@@ -9,6 +9,7 @@ mod iteration;
 mod offload;
 mod quad_heap;
 pub(crate) mod running;
+pub(crate) mod slot_queue;
 pub(crate) mod thread_loops;
 mod threads;
 pub(crate) mod timers;
