@@ -57,7 +57,7 @@ impl EventLoop {
         let woken = inner.remote_wake.replace(false);
         let nothing_ready =
             inner.ready.borrow().is_empty() && !extra_ready && !woken && !inner.stopping.get();
-        let deadline = inner.timers.borrow().next_deadline();
+        let deadline = inner.timers.borrow_mut().next_deadline();
         let timeout: Option<Duration> = if !nothing_ready {
             Some(Duration::ZERO)
         } else {

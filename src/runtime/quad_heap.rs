@@ -14,6 +14,13 @@
 //! sift-down per node through memory that no longer fits the cache: after [`BULK_MIN`] pops,
 //! once the popped nodes are at least a [`BULK_RATIO`]th of the heap, the rest of the due nodes
 //! are taken in one pass (partition, sort, heapify the remainder), which gives the same order.
+//!
+//! A push only appends: new nodes wait unsorted after the heap (the *pending tail*) until
+//! something needs the order (a peek, a pop, a removal inside the heap), which sifts them in
+//! one by one. A timer armed and cancelled before the loop looks at its timers again (a
+//! `timeout` around work that finishes in the same step, a callback that re-arms a timer)
+//! never enters the heap: its removal is a swap with the last node. The order is the same,
+//! since the sequence numbers are given at the push.
 
 /// Pops one by one at least this many due nodes before considering the bulk path.
 pub(crate) const BULK_MIN: usize = 1024;
@@ -67,7 +74,9 @@ impl Node {
 /// a slot, so that they stay in cache), and the values, touched once on the way in and out.
 #[derive(Debug)]
 pub(crate) struct QuadHeap<V> {
+    /// The heap (`nodes[..heap_len]`), then the pending tail in push order.
     nodes: Vec<Node>,
+    heap_len: usize,
     /// By slot: the index of the slot's node in `nodes`; for a free slot, [`FREE`] and the next
     /// free slot (or [`NIL`]).
     pos: Vec<u32>,
@@ -82,6 +91,7 @@ impl<V> Default for QuadHeap<V> {
     fn default() -> Self {
         QuadHeap {
             nodes: Vec::new(),
+            heap_len: 0,
             pos: Vec::new(),
             values: Vec::new(),
             free_head: NIL,
@@ -102,8 +112,17 @@ impl<V> QuadHeap<V> {
     }
 
     /// The smallest order (entries of equal order come out in the order they were pushed).
-    pub(crate) fn peek(&self) -> Option<u64> {
+    pub(crate) fn peek(&mut self) -> Option<u64> {
+        self.settle();
         self.nodes.first().map(|n| n.order)
+    }
+
+    /// Sifts the pending tail into the heap.
+    fn settle(&mut self) {
+        while self.heap_len < self.nodes.len() {
+            self.heap_len += 1;
+            self.sift_up(self.heap_len - 1);
+        }
     }
 
     /// Inserts `value` and returns its slot number (stable until the value leaves the heap).
@@ -132,8 +151,8 @@ impl<V> QuadHeap<V> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        // Into the pending tail: no sift until the order is needed.
         self.nodes.push(Node { order, seq, slot });
-        self.sift_up(pos as usize);
         slot
     }
 
@@ -145,9 +164,23 @@ impl<V> QuadHeap<V> {
         if pos & FREE != 0 || !self.values[slot as usize].as_ref().is_some_and(is_it) {
             return None;
         }
-        let pos = pos as usize;
+        let mut pos = pos as usize;
+        if pos >= self.heap_len {
+            // Still pending: the last node takes its place, no order to keep.
+            let value = self.free_slot(slot);
+            let last = self.nodes.pop().expect("a used slot has a node");
+            if pos < self.nodes.len() {
+                self.place(pos, last);
+            }
+            return Some(value);
+        }
+        if self.heap_len < self.nodes.len() {
+            self.settle();
+            pos = self.pos[slot as usize] as usize;
+        }
         let value = self.free_slot(slot);
         let last = self.nodes.pop().expect("a used slot has a node");
+        self.heap_len -= 1;
         if pos < self.nodes.len() {
             self.nodes[pos] = last;
             if pos > 0 && last.before(&self.nodes[parent(pos)]) {
@@ -161,8 +194,10 @@ impl<V> QuadHeap<V> {
 
     /// Removes and returns the smallest entry.
     pub(crate) fn pop(&mut self) -> Option<V> {
+        self.settle();
         let top = *self.nodes.first()?;
         let last = self.nodes.pop().expect("not empty");
+        self.heap_len -= 1;
         if !self.nodes.is_empty() {
             self.nodes[0] = last;
             self.sift_down(0);
@@ -172,6 +207,7 @@ impl<V> QuadHeap<V> {
 
     /// Removes every entry whose order is `<= end`, smallest first, into `out`.
     pub(crate) fn pop_due(&mut self, end: u64, mut out: impl FnMut(V)) {
+        self.settle();
         let mut popped = 0;
         while let Some(top) = self.nodes.first() {
             if top.order > end {
@@ -202,6 +238,7 @@ impl<V> QuadHeap<V> {
             }
         }
         self.nodes.truncate(kept);
+        self.heap_len = kept;
         if kept > 1 {
             for i in (0..=parent(kept - 1)).rev() {
                 self.sift_down(i);
@@ -219,6 +256,7 @@ impl<V> QuadHeap<V> {
     /// Empties the heap, returning the values in no particular order.
     pub(crate) fn take_all(&mut self) -> Vec<V> {
         self.nodes.clear();
+        self.heap_len = 0;
         self.free_head = NIL;
         self.pos.clear();
         std::mem::take(&mut self.values)
@@ -287,7 +325,7 @@ impl<V> QuadHeap<V> {
     }
 
     fn sift_down(&mut self, mut i: usize) {
-        let len = self.nodes.len();
+        let len = self.heap_len;
         let node = self.nodes[i];
         loop {
             let first = ARITY * i + 1;
@@ -317,10 +355,11 @@ impl<V> QuadHeap<V> {
         for (i, n) in self.nodes.iter().enumerate() {
             assert_eq!(self.pos[n.slot as usize] as usize, i, "slot position");
             assert!(self.values[n.slot as usize].is_some());
-            if i > 0 {
+            if i > 0 && i < self.heap_len {
                 assert!(!n.before(&self.nodes[parent(i)]), "heap order at {i}");
             }
         }
+        assert!(self.heap_len <= self.nodes.len());
         let used = self.values.iter().filter(|v| v.is_some()).count();
         assert_eq!(used, self.nodes.len());
         assert_eq!(self.pos.len(), self.values.len());
@@ -432,6 +471,41 @@ mod tests {
             assert_eq!(h.len(), model.len());
         }
         assert!(h.slot_count() <= 6_000 / 2);
+    }
+
+    #[test]
+    fn pushes_wait_in_the_pending_tail_until_the_order_is_needed() {
+        let mut h = QuadHeap::default();
+        // Armed and cancelled before anyone looks: never sifted, removed by a swap.
+        let slots: Vec<u32> = (0..100u64).map(|x| h.push(1000 - x, x)).collect();
+        assert_eq!(h.heap_len, 0);
+        for &slot in slots.iter().step_by(2) {
+            assert!(h.remove(slot, |_| true).is_some());
+            h.check();
+        }
+        assert_eq!((h.heap_len, h.len()), (0, 50));
+        // A peek settles the tail: the smallest is the last pushed odd one.
+        assert_eq!(h.peek(), Some(1000 - 99));
+        assert_eq!(h.heap_len, 50);
+        // New pushes (one ties with a settled node: it comes after it) then a removal inside
+        // the heap while the tail is pending.
+        let tie = h.push(1000 - 99, 500);
+        let early = h.push(5, 501);
+        assert_eq!(h.heap_len, 50);
+        assert!(h.remove(slots[51], |v| *v == 51).is_some());
+        h.check();
+        assert_eq!(
+            h.heap_len,
+            h.len(),
+            "a removal inside the heap settles the tail first"
+        );
+        assert_eq!(h.pop(), Some(501));
+        assert_eq!(h.pop(), Some(99));
+        assert!(h.remove(tie, |_| true).is_some());
+        let _ = early;
+        let rest: Vec<u64> = std::iter::from_fn(|| h.pop()).collect();
+        let expected: Vec<u64> = (1..98).rev().step_by(2).filter(|&x| x != 51).collect();
+        assert_eq!(rest, expected);
     }
 
     #[test]

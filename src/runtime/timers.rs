@@ -38,8 +38,9 @@ impl Timers {
             .remove(slot, |c| std::ptr::addr_eq(Rc::as_ptr(c), Rc::as_ptr(cell)))
     }
 
-    /// The first deadline (every timer in the heap is live).
-    pub(crate) fn next_deadline(&self) -> Option<f64> {
+    /// The first deadline (every timer in the heap is live). Sifts the timers armed since the
+    /// last call into the heap.
+    pub(crate) fn next_deadline(&mut self) -> Option<f64> {
         self.heap.peek().map(key_deadline)
     }
 
