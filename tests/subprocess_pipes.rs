@@ -3,7 +3,7 @@
 //! buffer) and waits for writability when the pipe is full. Bytes keep their order when
 //! `write()` and `write_all` from two clones mix, a dropped `write_all` loses nothing it had
 //! reported written, a reader that goes away is `BrokenPipe`; and the `pipesize` option.
-//! Every test is bounded by the watchdog.
+//! Every test is bounded by the watchdog; they take turns (one lock).
 
 mod subprocess_support;
 #[path = "common/watchdog.rs"]
@@ -23,6 +23,16 @@ use subprocess_support::run;
 use watchdog::watchdog;
 
 const NO_ARGS: [&str; 0] = [];
+
+/// The tests take turns, so one test's descriptor count is not disturbed by another's.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial(body: impl FnOnce() + Send + 'static) {
+    watchdog(move || {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        body();
+    });
+}
 
 fn cat_options() -> SubprocessOptions {
     SubprocessOptions::new()
@@ -89,7 +99,7 @@ impl AsyncWrite for Logged {
 
 #[test]
 fn async_write_sends_from_the_callers_buffer_without_copying() {
-    watchdog(|| {
+    serial(|| {
         run(async {
             let data = pattern(1 << 20, 0);
             let mut cat = create_subprocess_exec("cat", NO_ARGS, cat_options())
@@ -128,7 +138,7 @@ fn async_write_sends_from_the_callers_buffer_without_copying() {
 
 #[test]
 fn write_and_write_all_from_two_clones_keep_their_order() {
-    watchdog(|| {
+    serial(|| {
         run(async {
             let mut cat = create_subprocess_exec("cat", NO_ARGS, cat_options())
                 .await
@@ -185,7 +195,7 @@ fn write_and_write_all_from_two_clones_keep_their_order() {
 
 #[test]
 fn large_write_all_into_a_slow_cat() {
-    watchdog(|| {
+    serial(|| {
         run(async {
             let data = pattern(8 << 20, 1);
             let mut cat = create_subprocess_exec("cat", NO_ARGS, cat_options())
@@ -212,7 +222,7 @@ fn large_write_all_into_a_slow_cat() {
 
 #[test]
 fn a_dropped_write_all_loses_nothing_it_reported_written() {
-    watchdog(|| {
+    serial(|| {
         run(async {
             let mut cat = create_subprocess_exec("cat", NO_ARGS, cat_options())
                 .await
@@ -254,7 +264,7 @@ fn a_dropped_write_all_loses_nothing_it_reported_written() {
 
 #[test]
 fn write_all_to_a_child_that_stops_reading_is_broken_pipe() {
-    watchdog(|| {
+    serial(|| {
         run(async {
             let options = SubprocessOptions::new()
                 .stdin(Stdio::Pipe)
@@ -277,6 +287,85 @@ fn write_all_to_a_child_that_stops_reading_is_broken_pipe() {
             assert_eq!(gone.wait().await, 0);
             let err = stdin.write_all(b"anyone?").await.unwrap_err();
             assert_eq!(err.kind(), IoKind::BrokenPipe, "{err}");
+        });
+    });
+}
+
+/// The descriptor of a pipe transport (`get_extra_info("pipe")`).
+fn pipe_fd(info: Option<asyncio::ExtraInfo>) -> std::os::fd::BorrowedFd<'static> {
+    match info {
+        // SAFETY: the fd belongs to a transport that outlives every use in the test.
+        Some(asyncio::ExtraInfo::Fd(fd)) => unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        other => panic!("no pipe: {other:?}"),
+    }
+}
+
+#[test]
+fn pipesize_sets_the_size_of_every_pipe_it_creates() {
+    serial(|| {
+        run(async {
+            let size = |fd| rustix::pipe::fcntl_getpipe_size(fd).unwrap();
+            let options = cat_options().stderr(Stdio::Pipe).pipesize(256 << 10);
+            let mut cat = create_subprocess_exec("cat", NO_ARGS, options)
+                .await
+                .unwrap();
+            let stdin = cat.stdin.take().unwrap();
+            let stdout = cat.stdout.take().unwrap();
+            let stderr = cat.stderr.take().unwrap();
+            assert_eq!(size(pipe_fd(stdin.get_extra_info("pipe"))), 256 << 10);
+            let out = stdout.transport().unwrap();
+            let err = stderr.transport().unwrap();
+            assert_eq!(size(pipe_fd(out.get_extra_info("pipe"))), 256 << 10);
+            assert_eq!(size(pipe_fd(err.get_extra_info("pipe"))), 256 << 10);
+            // The bigger pipe takes a bigger write at once.
+            let mut w = stdin.clone();
+            let data = pattern(1 << 20, 4);
+            let n = match std::future::poll_fn(|cx| {
+                Poll::Ready(Pin::new(&mut w).poll_write(cx, &data))
+            })
+            .await
+            {
+                Poll::Ready(Ok(n)) => n,
+                other => panic!("{other:?}"),
+            };
+            assert!(n > 64 << 10, "the pipe took {n}");
+            drop(w);
+            stdin.close();
+            let got = read_all(stdout, 64 << 10, false).await;
+            assert!(got == data[..n], "the bytes came back changed");
+            assert_eq!(cat.wait().await, 0);
+
+            // Without the option: the kernel's default.
+            let mut cat = create_subprocess_exec("cat", NO_ARGS, cat_options())
+                .await
+                .unwrap();
+            let stdin = cat.stdin.take().unwrap();
+            assert_eq!(size(pipe_fd(stdin.get_extra_info("pipe"))), 64 << 10);
+            stdin.close();
+            assert_eq!(cat.wait().await, 0);
+        });
+    });
+}
+
+#[test]
+fn a_pipesize_the_kernel_refuses_is_the_spawn_error() {
+    serial(|| {
+        run(async {
+            let max: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            let count = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+            let before = count();
+            // Far beyond any size the kernel grants (EPERM unprivileged, else ENOMEM or
+            // EINVAL past what an unsigned int of pages holds).
+            let options = cat_options().pipesize(max.max(1 << 20) << 12);
+            let err = create_subprocess_exec("cat", NO_ARGS, options)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), asyncio::ErrorKind::Io, "{err}");
+            assert_eq!(count(), before, "descriptors left behind");
         });
     });
 }
