@@ -3,9 +3,12 @@
 //!
 //! Reading: a reader is registered with the loop while reading is not paused; each readiness
 //! event reads up to [`MAX_READ_SIZE`] bytes and hands them to the protocol. Writing: `write`
-//! tries the socket at once, buffers what the kernel did not take, and registers a writer until
-//! the buffer drains. The buffer's high- and low-water marks drive the protocol's
-//! `pause_writing` / `resume_writing`.
+//! tries the socket at once, buffers what the kernel did not take, and registers a writer while
+//! writes go on (removed by the first writable event that finds the buffer empty and no direct
+//! writer waiting). The buffer's high- and low-water marks drive the protocol's
+//! `pause_writing` / `resume_writing`. A `StreamWriter`'s `AsyncWrite` writes past the buffer
+//! when it is empty ([`Transport::write_direct`]): the caller keeps its bytes until told how
+//! many the fd took.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
