@@ -185,9 +185,9 @@ fn write_and_write_all_from_two_clones_keep_their_order() {
                 stdin.close();
             };
             let ((), got) = futures::future::join(writers, read_all(stdout, 64 << 10, true)).await;
-            let expected = log.borrow();
+            let expected = log.take();
             assert_eq!(got.len(), expected.len());
-            assert!(got == *expected, "the bytes came back out of order");
+            assert!(got == expected, "the bytes came back out of order");
             assert_eq!(cat.wait().await, 0);
         });
     });
