@@ -9,6 +9,9 @@
 //!   while its stdout is read back concurrently, 64 KiB reads (MiB per second). asyncio uses
 //!   the `Process` streams (`StreamWriter::write` + `drain`, `StreamReader::readinto` into one
 //!   64 KiB buffer, as the tokio and smol sides read).
+//! - `cat-pipe write_all`: the same, asyncio writing with `futures::io::AsyncWriteExt::write_all`
+//!   on the stdin `StreamWriter` (from the caller's buffer, no copy), as tokio and smol write;
+//!   their columns repeat the `cat` row's workload.
 //!
 //! Each figure is the best of several repetitions after a warm-up run; the runtimes take turns
 //! within each repetition, so load from elsewhere on the machine hits them alike. The ratio
@@ -65,6 +68,8 @@ enum Work {
     Seq(usize),
     Fifty(usize),
     Pipe(usize),
+    /// `Pipe`, asyncio writing with `AsyncWriteExt::write_all`.
+    PipeWriteAll(usize),
 }
 
 impl Work {
@@ -73,7 +78,7 @@ impl Work {
         match self {
             Work::Seq(n) => n as f64,
             Work::Fifty(rounds) => (rounds * 50) as f64,
-            Work::Pipe(bytes) => bytes as f64 / (1 << 20) as f64,
+            Work::Pipe(bytes) | Work::PipeWriteAll(bytes) => bytes as f64 / (1 << 20) as f64,
         }
     }
 }
@@ -89,22 +94,27 @@ async fn asyncio_true() {
     assert_eq!(p.wait().await, 0);
 }
 
-async fn asyncio_pipe(bytes: usize) {
+async fn asyncio_pipe(bytes: usize, write_all: bool) {
     let options = SubprocessOptions::new()
         .stdin(Stdio::Pipe)
         .stdout(Stdio::Pipe);
     let mut cat = create_subprocess_exec("cat", NO_ARGS, options)
         .await
         .expect("spawn cat");
-    let stdin = cat.stdin.take().expect("stdin");
+    let mut stdin = cat.stdin.take().expect("stdin");
     let stdout = cat.stdout.take().expect("stdout");
     let chunk = vec![7u8; CHUNK];
     let write = async move {
+        use futures::io::AsyncWriteExt;
         let mut left = bytes;
         while left > 0 {
             let n = left.min(CHUNK);
-            stdin.write(&chunk[..n]).expect("write");
-            stdin.drain().await.expect("drain");
+            if write_all {
+                stdin.write_all(&chunk[..n]).await.expect("write_all");
+            } else {
+                stdin.write(&chunk[..n]).expect("write");
+                stdin.drain().await.expect("drain");
+            }
             left -= n;
         }
         stdin.close();
@@ -148,7 +158,8 @@ fn run_asyncio(work: Work) -> Duration {
                         }
                     }
                 }
-                Work::Pipe(bytes) => asyncio_pipe(bytes).await,
+                Work::Pipe(bytes) => asyncio_pipe(bytes, false).await,
+                Work::PipeWriteAll(bytes) => asyncio_pipe(bytes, true).await,
             }
             start.elapsed()
         })
@@ -226,7 +237,7 @@ fn run_tokio(work: Work) -> Duration {
                     }
                 }
             }
-            Work::Pipe(bytes) => tokio_pipe(bytes).await,
+            Work::Pipe(bytes) | Work::PipeWriteAll(bytes) => tokio_pipe(bytes).await,
         }
         start.elapsed()
     })
@@ -298,7 +309,7 @@ fn run_smol(work: Work) -> Duration {
                     }
                 }
             }
-            Work::Pipe(bytes) => smol_pipe(bytes).await,
+            Work::Pipe(bytes) | Work::PipeWriteAll(bytes) => smol_pipe(bytes).await,
         }
         start.elapsed()
     }))
@@ -317,6 +328,7 @@ type Runner = fn(Work) -> Duration;
 fn best_of(cfg: &Config, work: Work, runs: &[Option<Runner>]) -> Vec<f64> {
     let warm = match work {
         Work::Pipe(bytes) => Work::Pipe(bytes.min(8 << 20)),
+        Work::PipeWriteAll(bytes) => Work::PipeWriteAll(bytes.min(8 << 20)),
         other => other,
     };
     for run in runs.iter().flatten() {
@@ -358,6 +370,13 @@ fn main() {
         (
             format!("{} MiB through `cat` (MiB/s)", cfg.pipe_bytes >> 20),
             Work::Pipe(cfg.pipe_bytes),
+        ),
+        (
+            format!(
+                "{} MiB through `cat`, write_all (MiB/s)",
+                cfg.pipe_bytes >> 20
+            ),
+            Work::PipeWriteAll(cfg.pipe_bytes),
         ),
     ];
     println!(

@@ -335,6 +335,59 @@ fn streams_over_tls_tcp_and_unix() {
     });
 }
 
+/// `futures::io::AsyncWrite` on a TLS stream: the writer has no direct path to the socket
+/// (the TLS layer encrypts), so `poll_write` hands the bytes to the layer; large writes still
+/// arrive whole and in order, with flow control.
+#[test]
+fn async_write_over_tls() {
+    use futures::io::AsyncWriteExt;
+    const LEN: usize = 3 << 20;
+    let data: Vec<u8> = (0..LEN).map(|i| (i * 7 + i / 251) as u8).collect();
+    watchdog(move || {
+        run(move |_lp| async move {
+            let pki = Pki::new("CA");
+            let expected = data.clone();
+            let server = asyncio::streams::start_server_with(
+                move |reader: asyncio::streams::StreamReader,
+                      mut writer: asyncio::streams::StreamWriter| {
+                    let expected = expected.clone();
+                    async move {
+                        let got = reader.readexactly(LEN).await.unwrap();
+                        let answer: &[u8] = if got == expected { b"same" } else { b"diff" };
+                        writer.write_all(answer).await.unwrap();
+                        writer.flush().await.unwrap();
+                    }
+                },
+                &["127.0.0.1"],
+                Some(0),
+                1 << 16,
+                ServerOptions::new().ssl(pki.server()),
+            )
+            .await
+            .unwrap();
+            let (reader, mut writer) = asyncio::streams::open_connection_with(
+                Some("localhost"),
+                Some(port_of(&server)),
+                1 << 16,
+                ConnectOptions::new()
+                    .ssl(pki.client())
+                    .family(libc::AF_INET),
+            )
+            .await
+            .unwrap();
+            for chunk in data.chunks(256 << 10) {
+                writer.write_all(chunk).await.unwrap();
+                assert!(writer.transport().get_write_buffer_size() <= 1 << 20);
+            }
+            writer.flush().await.unwrap();
+            assert_eq!(reader.readexactly(4).await.unwrap(), b"same");
+            drop((reader, writer));
+            server.close();
+            server.wait_closed().await.unwrap();
+        })
+    });
+}
+
 #[test]
 fn transport_contract_over_tls() {
     watchdog(|| {

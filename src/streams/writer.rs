@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use super::protocol::Shared;
 use crate::error::{Error, Result};
 use crate::runtime::core::EventLoop;
-use crate::transports::{ExtraInfo, Transport};
+use crate::transports::{DirectWrite, ExtraInfo, Transport};
 
 /// The write side of a stream connection (asyncio's `StreamWriter`).
 ///
@@ -65,8 +65,10 @@ use crate::transports::{ExtraInfo, Transport};
 ///
 /// Dropping the last clone of a `StreamWriter` closes its transport (after the buffered data
 /// is sent), so a server callback's connection ends with its task; asyncio leaves that to the
-/// garbage collector. It implements [`futures::io::AsyncWrite`]: `poll_write` waits while writing is
-/// paused, `poll_flush` is [`drain`](StreamWriter::drain), and `poll_close` is
+/// garbage collector. It implements [`futures::io::AsyncWrite`]: `poll_write` writes from the
+/// caller's buffer straight to the socket or pipe when nothing is buffered (no copy; see
+/// [`poll_write`](#method.poll_write)), else buffers as `write` does and waits while writing
+/// is paused; `poll_flush` is [`drain`](StreamWriter::drain), and `poll_close` is
 /// [`write_eof`](StreamWriter::write_eof) after a drain.
 #[derive(Clone)]
 pub struct StreamWriter {
@@ -269,28 +271,42 @@ impl Drop for Inner {
 }
 
 impl futures::io::AsyncWrite for StreamWriter {
-    /// Writes all of `buf` to the transport unless writing is paused, in which case it waits
-    /// for `resume_writing`. Fails once the connection is lost.
+    /// Writes `buf` without copying it when it can: with the transport's write buffer empty,
+    /// the bytes go straight from `buf` to the socket or pipe, and the answer is how many it
+    /// took; when it takes none, this waits for writability (`Pending`), holding nothing.
+    /// Bytes buffered by earlier [`write`](StreamWriter::write)s go first: while the buffer
+    /// is not empty (and on a TLS transport) `buf` is handed to the transport as by `write`
+    /// (all of it, copied), once writing is not paused. Fails with the connection's error if
+    /// it failed, `BrokenPipe` once the transport is closing (closed, or a pipe whose reader
+    /// left), and with the write's own error (a pipe whose reader is gone: `BrokenPipe`).
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if let Some(e) = self.shared().exception() {
+            return Poll::Ready(Err(to_io(e)));
+        }
+        if self.is_closing() {
+            // Closed by us, or the transport saw the reader leave (a pipe's `EPIPE` without
+            // a write): nothing more can be written.
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the transport is closing",
+            )));
+        }
         match self.shared().poll_drain(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Err(to_io(e))),
-            Poll::Ready(Ok(())) => {
-                if self.is_closing() {
-                    return Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::BrokenPipe,
-                        "the transport is closing",
-                    )));
-                }
-                match self.write(buf) {
+            Poll::Ready(Ok(())) => match self.with_transport(|t| t.write_direct(buf, cx.waker())) {
+                DirectWrite::Written(n) => Poll::Ready(Ok(n)),
+                DirectWrite::Blocked => Poll::Pending,
+                DirectWrite::Failed(e) => Poll::Ready(Err(e)),
+                DirectWrite::Unavailable => match self.write(buf) {
                     Ok(()) => Poll::Ready(Ok(buf.len())),
                     Err(e) => Poll::Ready(Err(to_io(e))),
-                }
-            }
+                },
+            },
         }
     }
 

@@ -73,6 +73,7 @@ pub struct SubprocessOptions {
     pub(crate) pass_fds: Vec<RawFd>,
     pub(crate) kill_on_drop: bool,
     pub(crate) limit: Option<usize>,
+    pub(crate) pipesize: usize,
     text: bool,
     universal_newlines: bool,
     bufsize: i64,
@@ -92,6 +93,7 @@ impl fmt::Debug for SubprocessOptions {
             .field("start_new_session", &self.start_new_session)
             .field("pass_fds", &self.pass_fds)
             .field("kill_on_drop", &self.kill_on_drop)
+            .field("pipesize", &self.pipesize)
             .finish_non_exhaustive()
     }
 }
@@ -178,6 +180,36 @@ impl SubprocessOptions {
     /// descriptor of the parent is close-on-exec, as Rust opens them.
     pub fn pass_fds(mut self, fds: impl IntoIterator<Item = RawFd>) -> Self {
         self.pass_fds.extend(fds);
+        self
+    }
+
+    /// The size in bytes of the pipes created for [`Stdio::Pipe`] (Python's
+    /// `Popen(pipesize=...)`, which asyncio passes through): each pipe is resized with
+    /// `fcntl(F_SETPIPE_SZ)`. The kernel rounds the size up (to a power of two pages); 0, the
+    /// default, keeps its default (64 KiB on Linux). A larger pipe lets a fast writer hand
+    /// more to the child per system call.
+    ///
+    /// An unprivileged process cannot go above `/proc/sys/fs/pipe-max-size` (1 MiB by
+    /// default): the spawn then fails with the kernel's error (`EPERM`, an
+    /// [`ErrorKind::Io`]), and nothing is left open.
+    ///
+    /// ```
+    /// use asyncio::subprocess::{create_subprocess_exec, Stdio, SubprocessOptions};
+    ///
+    /// asyncio::run(async {
+    ///     let options = SubprocessOptions::new()
+    ///         .stdin(Stdio::Pipe)
+    ///         .stdout(Stdio::Pipe)
+    ///         .pipesize(1 << 20);
+    ///     let mut cat = create_subprocess_exec("cat", ["-"], options).await?;
+    ///     let (out, _) = cat.communicate(Some(b"big pipes")).await?;
+    ///     assert_eq!(out.unwrap(), b"big pipes");
+    ///     Ok::<_, asyncio::Error>(())
+    /// })??;
+    /// # Ok::<(), asyncio::Error>(())
+    /// ```
+    pub fn pipesize(mut self, bytes: usize) -> Self {
+        self.pipesize = bytes;
         self
     }
 

@@ -28,11 +28,25 @@ fn io(e: rustix::io::Errno) -> Error {
     Error::from(std::io::Error::from(e))
 }
 
+/// A new close-on-exec pipe `(read, write)`, of `pipesize` bytes if that is not 0 (Python's
+/// `Popen(pipesize=...)`: `F_SETPIPE_SZ`; the kernel's refusal is the error).
+fn new_pipe(pipesize: usize) -> Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = pipe_with(PipeFlags::CLOEXEC).map_err(io)?;
+    if pipesize > 0 {
+        rustix::pipe::fcntl_setpipe_size(&write, pipesize).map_err(io)?;
+    }
+    Ok((read, write))
+}
+
 /// The child's end for `stdio` on `fd`, and the parent's end if it is a pipe.
-fn child_end(stdio: Stdio, fd: usize) -> Result<(std::process::Stdio, Option<OwnedFd>)> {
+fn child_end(
+    stdio: Stdio,
+    fd: usize,
+    pipesize: usize,
+) -> Result<(std::process::Stdio, Option<OwnedFd>)> {
     Ok(match stdio {
         Stdio::Pipe => {
-            let (read, write) = pipe_with(PipeFlags::CLOEXEC).map_err(io)?;
+            let (read, write) = new_pipe(pipesize)?;
             if fd == 0 {
                 (read.into(), Some(write))
             } else {
@@ -73,11 +87,12 @@ pub(crate) fn spawn(
     } else {
         None
     };
-    let (child_in, parent_in) = child_end(stdin, 0)?;
+    let pipesize = options.pipesize;
+    let (child_in, parent_in) = child_end(stdin, 0, pipesize)?;
     pipes[0] = parent_in;
     let (child_out, parent_out) = match stdout {
         Stdio::Pipe => {
-            let (read, write) = pipe_with(PipeFlags::CLOEXEC).map_err(io)?;
+            let (read, write) = new_pipe(pipesize)?;
             if wants_stdout {
                 stderr_from_stdout = Some(write.try_clone()?.into());
             }
@@ -89,13 +104,13 @@ pub(crate) fn spawn(
             }
             (owned.into(), None)
         }
-        other => child_end(other, 1)?,
+        other => child_end(other, 1, pipesize)?,
     };
     pipes[1] = parent_out;
     let child_err = match stderr {
         Stdio::Stdout => stderr_from_stdout.unwrap_or_else(std::process::Stdio::inherit),
         other => {
-            let (child, parent) = child_end(other, 2)?;
+            let (child, parent) = child_end(other, 2, pipesize)?;
             pipes[2] = parent;
             child
         }

@@ -86,7 +86,7 @@ pub(crate) mod stream;
 
 pub use datagram::{DatagramTransport, SendtoAddr};
 pub use stream::Transport;
-pub(crate) use stream::{ProtocolRefs, StreamKind};
+pub(crate) use stream::{DirectWrite, ProtocolRefs, StreamKind};
 
 /// The default high-water mark of a transport's write buffer (64 KiB); the default low-water
 /// mark is a quarter of the high one.

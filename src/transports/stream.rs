@@ -3,9 +3,12 @@
 //!
 //! Reading: a reader is registered with the loop while reading is not paused; each readiness
 //! event reads up to [`MAX_READ_SIZE`] bytes and hands them to the protocol. Writing: `write`
-//! tries the socket at once, buffers what the kernel did not take, and registers a writer until
-//! the buffer drains. The buffer's high- and low-water marks drive the protocol's
-//! `pause_writing` / `resume_writing`.
+//! tries the socket at once, buffers what the kernel did not take, and registers a writer while
+//! writes go on (removed by the first writable event that finds the buffer empty and no direct
+//! writer waiting). The buffer's high- and low-water marks drive the protocol's
+//! `pause_writing` / `resume_writing`. A `StreamWriter`'s `AsyncWrite` writes past the buffer
+//! when it is empty ([`Transport::write_direct`]): the caller keeps its bytes until told how
+//! many the fd took.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -98,6 +101,24 @@ pub(crate) struct StreamInner {
     on_lost: RefCell<Option<LostHook>>,
     /// A read pipe's reader that found it empty (see [`Transport::read_direct`]).
     direct_reader: RefCell<Option<Waker>>,
+    /// A writer that found the fd full (see [`Transport::write_direct`]): woken by the next
+    /// writable event once the write buffer is empty, or when the transport closes.
+    direct_writer: RefCell<Option<Waker>>,
+}
+
+/// What [`Transport::write_direct`] did.
+#[derive(Debug)]
+pub(crate) enum DirectWrite {
+    /// The fd took this many bytes (more than 0).
+    Written(usize),
+    /// The fd is full: the waker is woken once it is writable (or the transport closes).
+    Blocked,
+    /// The write failed; the transport is closed with this error (its protocol's
+    /// `connection_lost` gets it too).
+    Failed(std::io::Error),
+    /// The direct path does not apply (a TLS transport, a read pipe, data already buffered,
+    /// `write_eof` called, closing): use [`Transport::write`].
+    Unavailable,
 }
 
 /// A stream-socket transport (TCP or Unix): asyncio's `Transport` for sockets.
@@ -186,6 +207,7 @@ impl Transport {
             sockname,
             on_lost: RefCell::new(on_lost),
             direct_reader: RefCell::new(None),
+            direct_writer: RefCell::new(None),
         });
         let owner: Rc<dyn FdOwner> = inner.clone();
         lp.register_transport(fd, Rc::downgrade(&owner));
@@ -458,6 +480,54 @@ impl Transport {
             }
             // EOF or an error: left for the transport's own read, which reports it.
             _ => None,
+        }
+    }
+
+    /// Writes `data` straight to the fd, past the write buffer, for a writer that keeps its
+    /// data until told how much was taken (the `AsyncWrite` of a
+    /// [`StreamWriter`](crate::streams::StreamWriter)): no copy into the buffer.
+    ///
+    /// Applies only when the write buffer is empty, so no byte overtakes one written earlier;
+    /// otherwise (or on a TLS transport, a read pipe, after `write_eof`, while closing) it is
+    /// [`DirectWrite::Unavailable`] and the caller uses [`write`](Transport::write). When the
+    /// fd takes nothing (`EAGAIN`), `waker` is kept and the fd watched for writability: the
+    /// next writable event with an empty buffer, or the transport closing, wakes it.
+    pub(crate) fn write_direct(&self, data: &[u8], waker: &Waker) -> DirectWrite {
+        let inner = &self.inner;
+        if self.tls.is_some()
+            || inner.mode == Mode::ReadPipe
+            || inner.eof.get()
+            || inner.closing.get()
+            || inner.conn_lost.get() > 0
+            || inner.buffered() > 0
+            || data.is_empty()
+        {
+            return DirectWrite::Unavailable;
+        }
+        match inner.send(data) {
+            Ok(n) if n > 0 => DirectWrite::Written(n),
+            Ok(_) => DirectWrite::Unavailable,
+            Err(e) if is_retry(&e) => {
+                {
+                    let mut slot = inner.direct_writer.borrow_mut();
+                    if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                        *slot = Some(waker.clone());
+                    }
+                }
+                // If watching fails, the transport closes and wakes the waker: the caller then
+                // finds it closing.
+                inner.add_writer();
+                DirectWrite::Blocked
+            }
+            Err(e) => {
+                let kind = e.kind();
+                let raw = e.raw_os_error();
+                inner.fatal_error(e.into(), &inner.fatal_message("write"));
+                DirectWrite::Failed(match raw {
+                    Some(code) => std::io::Error::from_raw_os_error(code),
+                    None => kind.into(),
+                })
+            }
         }
     }
 
@@ -904,30 +974,39 @@ impl StreamInner {
         Ok(())
     }
 
+    /// The fd is writable: send the buffer. Once it is empty, the writer stays registered
+    /// while writes go on (a direct writer waits, or the next `write` would register it
+    /// again): it is removed by the first writable event that finds nothing to do, so a flow
+    /// of writes costs no `epoll_ctl` pair per drained buffer and an idle loop still sleeps.
     fn write_ready(self: &Rc<Self>) {
         if self.conn_lost.get() > 0 {
             return;
         }
+        if self.buffered() == 0 {
+            match self.direct_writer.borrow_mut().take() {
+                Some(waker) => waker.wake(),
+                None => self.remove_writer(),
+            }
+            return;
+        }
         let res = {
             let buf = self.buffer.borrow();
-            let pending = &buf[self.buffer_start.get()..];
-            if pending.is_empty() {
-                Ok(0)
-            } else {
-                self.send(pending)
-            }
+            self.send(&buf[self.buffer_start.get()..])
         };
         match res {
             Ok(n) => {
                 self.consume(n);
                 self.maybe_resume_protocol();
                 if self.buffered() == 0 {
-                    self.remove_writer();
                     if self.closing.get() {
+                        self.remove_writer();
                         self.conn_lost.set(self.conn_lost.get() + 1);
                         self.call_connection_lost(None);
                     } else if self.eof.get() {
+                        self.remove_writer();
                         self.shutdown_write();
+                    } else if let Some(waker) = self.direct_writer.borrow_mut().take() {
+                        waker.wake();
                     }
                 }
             }
@@ -937,6 +1016,15 @@ impl StreamInner {
                 self.clear_buffer();
                 self.fatal_error(e.into(), &self.fatal_message("write"));
             }
+        }
+    }
+
+    /// Wakes a direct writer waiting for writability: the transport is closing, so it must
+    /// look again (and find it closing).
+    fn wake_direct_writer(&self) {
+        let waker = self.direct_writer.borrow_mut().take();
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
@@ -959,6 +1047,7 @@ impl StreamInner {
         if self.closing.replace(true) {
             return;
         }
+        self.wake_direct_writer();
         self.lp.unwatch_reader(self.fd);
         if self.buffered() == 0 {
             self.conn_lost.set(self.conn_lost.get() + 1);
@@ -971,10 +1060,9 @@ impl StreamInner {
         if self.conn_lost.get() > 0 {
             return;
         }
-        if self.buffered() > 0 {
-            self.clear_buffer();
-            self.remove_writer();
-        }
+        self.clear_buffer();
+        self.remove_writer();
+        self.wake_direct_writer();
         if !self.closing.replace(true) {
             self.lp.unwatch_reader(self.fd);
         }
@@ -1053,6 +1141,7 @@ impl StreamInner {
         let protocol = self.protocol.borrow_mut().take();
         drop(protocol);
         self.clear_buffer();
+        self.wake_direct_writer();
         let hook = self.on_lost.borrow_mut().take();
         if let Some(hook) = hook {
             hook();
