@@ -11,6 +11,7 @@ mod helpers;
 mod join;
 pub(crate) mod raw;
 pub(crate) mod refs;
+pub(crate) mod registry;
 
 use std::fmt;
 use std::future::Future;
@@ -425,9 +426,9 @@ impl EventLoop {
     pub fn all_tasks(&self) -> Vec<TaskRef> {
         self.inner
             .tasks
-            .borrow()
-            .iter()
-            .map(|(_, t)| TaskRef::from_raw(t.clone()))
+            .snapshot()
+            .into_iter()
+            .map(TaskRef::from_raw)
             .collect()
     }
 }
