@@ -94,8 +94,7 @@ pub(crate) struct Inner {
     /// The fds that open transports own (asyncio's `_transports`).
     pub(crate) transports: RefCell<HashMap<RawFd, std::rc::Weak<dyn crate::runtime::fds::FdOwner>>>,
     pub(crate) clock: Rc<dyn Clock>,
-    /// The unfinished tasks (asyncio's `_all_tasks`).
-    pub(crate) tasks: crate::task::registry::TaskList,
+    pub(crate) tasks: RefCell<slab::Slab<AnyTask>>,
     pub(crate) current_task: RefCell<Option<AnyTask>>,
     pub(crate) stopping: Cell<bool>,
     /// A [`Remote::Wake`] was drained and not yet looked at: the iteration must not block.
@@ -187,8 +186,8 @@ impl Inner {
         // Signal handlers go with the loop (R42): dispositions are restored.
         let signals = self.signals.borrow_mut().take();
         drop_caught(signals, &mut panics);
-        let tasks = self.tasks.take_all();
-        for task in tasks {
+        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+        for (_, task) in tasks {
             // A panic in the future's `Drop` is reported like any other (its `finally` raised).
             panics.extend(task.destroy());
             drop_caught(task, &mut panics);
@@ -392,7 +391,7 @@ impl EventLoopBuilder {
                 fds: RefCell::new(HashMap::new()),
                 transports: RefCell::new(HashMap::new()),
                 clock: self.clock.unwrap_or_else(|| Rc::new(MonotonicClock::new())),
-                tasks: Default::default(),
+                tasks: RefCell::new(slab::Slab::new()),
                 current_task: RefCell::new(None),
                 stopping: Cell::new(false),
                 remote_wake: Cell::new(false),
@@ -605,7 +604,13 @@ impl EventLoop {
         self.inner.shared.closed.store(true, Ordering::Release);
         self.inner.stopping.set(false);
         self.inner.executor_shutdown_called.set(true);
-        let pending = self.inner.tasks.snapshot();
+        let pending: Vec<_> = self
+            .inner
+            .tasks
+            .borrow()
+            .iter()
+            .map(|(_, t)| t.clone())
+            .collect();
         for task in &pending {
             let mut ctx = ExceptionContext::new("Task was destroyed but it is pending!");
             ctx.task = Some(crate::task::TaskRef::from_raw(task.clone()));

@@ -265,7 +265,7 @@ impl EventLoop {
         let active = Rc::new(Cell::new(true));
         let flag = active.clone();
         // Weak: if the run ends first (stopped), the callback stays with the pending task, and a
-        // strong clone there would keep the loop alive through its own task registry.
+        // strong clone there would keep the loop alive through its own task table.
         let lp = self.downgrade();
         task.add_done_callback(move |_| {
             if let Some(lp) = lp.upgrade().filter(|_| flag.get()) {

@@ -11,7 +11,6 @@ mod helpers;
 mod join;
 pub(crate) mod raw;
 pub(crate) mod refs;
-pub(crate) mod registry;
 
 use std::fmt;
 use std::future::Future;
@@ -426,9 +425,9 @@ impl EventLoop {
     pub fn all_tasks(&self) -> Vec<TaskRef> {
         self.inner
             .tasks
-            .snapshot()
-            .into_iter()
-            .map(TaskRef::from_raw)
+            .borrow()
+            .iter()
+            .map(|(_, t)| TaskRef::from_raw(t.clone()))
             .collect()
     }
 }

@@ -97,11 +97,11 @@ struct Extra {
 /// A task: `#[repr(C)]` with the header first, so that a pointer to the cell is a pointer to
 /// its header (what wakers hold).
 ///
-/// Kept small, as a trivial task is mostly its allocation: the header (48 bytes on 64-bit
-/// targets, status, flags and the links of the loop's task registry included), then single-word `Cell`s (taken and put back, never
+/// Kept small, as a trivial task is mostly its allocation: the header (40 bytes on 64-bit
+/// targets, status and flags included), then single-word `Cell`s (taken and put back, never
 /// borrowed across user code) for the loop reference, the joiner's waker and the rarely used
 /// [`Extra`], then the future's stage in an `UnsafeCell` guarded by a header flag (a `RefCell`
-/// without its word). A trivial task's cell is 112 bytes (the size test below), under the 120
+/// without its word). A trivial task's cell is 104 bytes (the size test below), under the 120
 /// bytes that glibc serves from its fast bins.
 #[repr(C)]
 pub(crate) struct TaskCell<F: Future> {
@@ -464,7 +464,8 @@ pub(crate) fn run_task(lp: &EventLoop, task: AnyTask) -> Option<String> {
     let done = task.with_waker(|waker| task.poll_step(waker));
     *inner.current_task.borrow_mut() = previous;
     if done {
-        drop(inner.tasks.remove(&task));
+        let removed = inner.tasks.borrow_mut().try_remove(task.header().key);
+        drop(removed);
         task_finished(lp, &task);
     }
     inner.debug.get().then(|| task.name())
@@ -506,7 +507,7 @@ pub(crate) fn report_unretrieved(lp: &EventLoop, task: &AnyTask) {
     lp.call_exception_handler(&ctx);
 }
 
-/// Creates a task on `lp`: lists it in the loop's task registry and queues its first step.
+/// Creates a task on `lp`: inserts it in the loop's task table and queues its first step.
 pub(crate) fn spawn<F: Future + 'static>(
     lp: &EventLoop,
     future: F,
@@ -514,9 +515,12 @@ pub(crate) fn spawn<F: Future + 'static>(
     let inner = &lp.inner;
     let id = inner.next_task_id.get();
     inner.next_task_id.set(id + 1);
-    let header = Header::new(inner.shared.clone(), &TaskCell::<F>::VTABLE);
+    let mut tasks = inner.tasks.borrow_mut();
+    let entry = tasks.vacant_entry();
+    let header = Header::new(entry.key(), inner.shared.clone(), &TaskCell::<F>::VTABLE);
     let cell = TaskCell::new(header, std::rc::Rc::downgrade(inner), id, future);
-    inner.tasks.push(cell.untyped_sized());
+    entry.insert(cell.untyped_sized());
+    drop(tasks);
     inner.push_ready(Ready::Task(cell.untyped_sized()));
     cell.map(|p| -> NonNull<dyn TaskJoin<F::Output>> { p })
 }
@@ -597,17 +601,17 @@ mod tests {
 
     /// A trivial task is mostly its allocation: its cell stays within the 120 bytes that
     /// glibc's malloc serves from its fast bins (larger blocks go through the coalescing bins,
-    /// a quarter of a trivial task's cost when 200k of them are freed). 48 bytes of header (two
-    /// counts, the status and flags, the registry's links, the loop's shared part, the vtable), the
+    /// a quarter of a trivial task's cost when 200k of them are freed). 40 bytes of header (two
+    /// counts, the status and flags, the table key, the loop's shared part, the vtable), the
     /// id, the loop reference, the joiner's waker, the extra state, and the future's stage.
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn a_trivial_task_cell_fits_mallocs_fast_bins() {
-        assert_eq!(std::mem::size_of::<Header>(), 48);
+        assert_eq!(std::mem::size_of::<Header>(), 40);
         let i = 7u64;
         let trivial = async move { i };
         eprintln!("cell {}", cell_size(&trivial));
-        assert!(cell_size(&trivial) <= 112, "{}", cell_size(&trivial));
-        assert!(cell_size(&async {}) <= 104, "{}", cell_size(&async {}));
+        assert!(cell_size(&trivial) <= 104, "{}", cell_size(&trivial));
+        assert!(cell_size(&async {}) <= 96, "{}", cell_size(&async {}));
     }
 }

@@ -5,7 +5,7 @@
 //! A task is one allocation, a `TaskCell<F>` (see `raw.rs`) with the [`Header`] as its first
 //! field. Two counts keep it alive:
 //!
-//! - `local`: the [`TaskPtr`]s (the loop's task registry, ready-queue entries, `Task<T>`,
+//! - `local`: the [`TaskPtr`]s (the loop's task table, ready-queue entries, `Task<T>`,
 //!   `TaskRef`, the current task). A plain `Cell`: they all live on the loop thread.
 //! - `refs`: atomic; one for the whole local side while `local > 0`, plus one per [`Waker`] and
 //!   per queued [`RemoteTask`].
@@ -56,10 +56,8 @@ pub(crate) struct Header {
     status: Cell<Status>,
     /// [`Flags`] bits; loop thread only.
     flags: Cell<u8>,
-    /// The neighbours in the loop's registry of unfinished tasks (`registry.rs`); loop thread
-    /// only, and set only while the [`Flags::LISTED`] flag is.
-    pub(crate) prev: Cell<Option<NonNull<Header>>>,
-    pub(crate) next: Cell<Option<NonNull<Header>>>,
+    /// The task's key in its loop's task table.
+    pub(crate) key: usize,
     /// The loop's thread-safe part: where wake-ups from other threads go.
     pub(crate) shared: Arc<Shared>,
     vtable: &'static TaskVtable,
@@ -68,15 +66,14 @@ pub(crate) struct Header {
 impl Header {
     /// A header for a task that is about to get its first [`TaskPtr`] (scheduled: the caller
     /// queues its first step).
-    pub(crate) fn new(shared: Arc<Shared>, vtable: &'static TaskVtable) -> Header {
+    pub(crate) fn new(key: usize, shared: Arc<Shared>, vtable: &'static TaskVtable) -> Header {
         Header {
             refs: RefCount::new(),
             local: Cell::new(1),
             scheduled: Scheduled::new(true),
             status: Cell::new(Status::Pending),
             flags: Cell::new(Flags::HANDLE_ALIVE),
-            prev: Cell::new(None),
-            next: Cell::new(None),
+            key,
             shared,
             vtable,
         }
@@ -100,9 +97,6 @@ impl Flags {
     /// output): re-entrant calls leave it alone. (What a `RefCell`'s borrow flag did, without
     /// its word.)
     pub(crate) const STAGE_BUSY: u8 = 16;
-    /// The task is in its loop's registry of unfinished tasks, which holds one of its local
-    /// references (see `registry.rs`).
-    pub(crate) const LISTED: u8 = 32;
 }
 
 impl Header {
@@ -246,26 +240,7 @@ impl<D: TaskRun + 'static> TaskPtr<D> {
     }
 }
 
-impl<D: ?Sized + TaskRun> TaskPtr<D> {
-    /// Gives up this local reference as a bare header pointer, without dropping it: the
-    /// caller keeps the count and hands it back with [`TaskPtr::adopt`].
-    pub(crate) fn into_header(self) -> NonNull<Header> {
-        ManuallyDrop::new(self).ptr.cast()
-    }
-}
-
 impl TaskPtr<dyn TaskRun> {
-    /// Takes back a local reference given up by [`TaskPtr::into_header`].
-    ///
-    /// # Safety
-    /// `header` came from `into_header` on this task's loop thread, and its reference was not
-    /// taken back already.
-    pub(crate) unsafe fn adopt(header: NonNull<Header>) -> Self {
-        // SAFETY: the reference given up keeps the task alive; the vtable was made for its type.
-        let ptr = unsafe { (header.as_ref().vtable.as_dyn)(header) };
-        TaskPtr { ptr }
-    }
-
     /// A local reference from a header, unless the task was released already.
     ///
     /// # Safety
