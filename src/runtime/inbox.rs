@@ -465,6 +465,31 @@ pub(crate) mod loom_models {
         assert!(POPPED_FIRST.load(std::sync::atomic::Ordering::Relaxed));
     }
 
+    /// The loop's close racing a producer: a push the queue accepted (its slot claimed before
+    /// the close) is popped by the close's drain even when its producer has not written the
+    /// slot yet, so closing the loop drops every callback that was queued (a refused push hands
+    /// the item back to its producer instead).
+    #[test]
+    fn loom_slot_queue_close_pops_every_accepted_push() {
+        model(3, || {
+            let queue = Arc::new(SlotQueue::new());
+            let drops = Arc::new(AtomicUsize::new(0));
+            let producer = {
+                let (queue, drops) = (queue.clone(), drops.clone());
+                thread::spawn(move || queue.push(Counted(drops)).is_ok())
+            };
+            queue.close();
+            let mut popped = 0;
+            while let Some(item) = queue.pop() {
+                popped += 1;
+                drop(item);
+            }
+            let accepted = producer.join().unwrap();
+            assert_eq!(popped, usize::from(accepted));
+            assert_eq!(drops.load(Ordering::Relaxed), 1);
+        });
+    }
+
     /// `block_on` (f7606b5): its future's waker, on another thread, publishes data, sets the
     /// waker's flag and, if it was clear, pushes `Remote::Wake`. The loop polls the future when
     /// the flag was set, then runs an iteration: `extra_ready` is the flag read before the

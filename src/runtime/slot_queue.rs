@@ -285,17 +285,27 @@ impl<T> SlotQueue<T> {
         }
     }
 
-    /// The oldest item not cancelled, if written.
+    /// The oldest item not cancelled, if written. Once the queue is closed, an item whose slot
+    /// was claimed before the close but is not written yet is waited for (its producer is
+    /// between its claim and its write, a few instructions): the claimed slots are final then,
+    /// so the loop's close drops every callback a push was accepted for.
     pub(crate) fn pop(&self) -> Option<T> {
         let mut head = lock(&self.head);
         loop {
             // SAFETY: as in `drain`.
-            match unsafe { pop(&mut head) }? {
-                Popped::Item(item) => return Some(item),
-                Popped::Cancellable(slot) => {
+            match unsafe { pop(&mut head) } {
+                Some(Popped::Item(item)) => return Some(item),
+                Some(Popped::Cancellable(slot)) => {
                     if let Some(item) = slot.into_item() {
                         return Some(item);
                     }
+                }
+                None => {
+                    let tail = self.tail.index.load(Ordering::Acquire);
+                    if tail & CLOSED == 0 || head.position >= tail >> SHIFT {
+                        return None;
+                    }
+                    yield_now();
                 }
             }
         }

@@ -21,7 +21,11 @@ use crate::transports::{DirectWrite, ExtraInfo, Transport};
 ///
 /// Several tasks of the loop may write through one connection, as in asyncio: cloning a
 /// `StreamWriter` is cheap (an `Rc` inside) and every clone is the same writer (one transport,
-/// one flow control). Writes from different tasks go out in the order they were made; tasks
+/// one flow control). Writes from different tasks go out in the order they were made (each
+/// `write` call, and each `poll_write` step of `AsyncWrite`, as a whole: a `write_all` that has
+/// to wait for the socket is several steps, so another clone's write may land between two of
+/// them, as with two tokio tasks sharing a writer; send a message with one `write` to keep it
+/// whole); tasks
 /// that `drain` at the same time all wait while writing is paused and are all woken once the
 /// buffer is back under the low-water mark (asyncio's list of `_drain_waiters`);
 /// [`close`](StreamWriter::close) through one clone is seen by the others
