@@ -108,10 +108,13 @@ impl StreamWriter {
         }
     }
 
-    /// The transport, borrowed for one call (never held across an `await`; `start_tls`
-    /// replaces it).
+    /// The transport, for one call (never held across an `await`; `start_tls` replaces it).
+    /// A handle is cloned (a reference count) rather than the cell kept borrowed: the call may
+    /// run user code (a write error goes to the exception handler), which may `start_tls` on
+    /// this very writer.
     fn with_transport<R>(&self, f: impl FnOnce(&Transport) -> R) -> R {
-        f(&self.inner.transport.borrow())
+        let transport = self.inner.transport.borrow().clone();
+        f(&transport)
     }
 
     fn shared(&self) -> &Shared {
