@@ -4,8 +4,6 @@
 //! and `async-process` beside our API. Every test is bounded by the watchdog.
 
 mod subprocess_support;
-#[path = "common/watchdog.rs"]
-mod watchdog;
 
 use std::time::Duration;
 
@@ -13,10 +11,10 @@ use asyncio::subprocess::{
     create_subprocess_exec, create_subprocess_shell, Stdio, SubprocessOptions,
 };
 use asyncio::{ErrorKind, SubprocessTransport};
+use subprocess_support::watchdog::watchdog;
 use subprocess_support::{
     is_reaped, is_running, proc_state, run, until_reaped, wait_exited, Recorder,
 };
-use watchdog::watchdog;
 
 const NO_ARGS: [&str; 0] = [];
 

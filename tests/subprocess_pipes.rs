@@ -6,8 +6,6 @@
 //! Every test is bounded by the watchdog; they take turns (one lock).
 
 mod subprocess_support;
-#[path = "common/watchdog.rs"]
-mod watchdog;
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -19,26 +17,7 @@ use std::task::{Context, Poll};
 use asyncio::streams::{StreamReader, StreamWriter};
 use asyncio::subprocess::{create_subprocess_exec, Stdio, SubprocessOptions};
 use futures::io::{AsyncWrite, AsyncWriteExt};
-use subprocess_support::run;
-use watchdog::watchdog;
-
-const NO_ARGS: [&str; 0] = [];
-
-/// The tests take turns, so one test's descriptor count is not disturbed by another's.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial(body: impl FnOnce() + Send + 'static) {
-    watchdog(move || {
-        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-        body();
-    });
-}
-
-fn cat_options() -> SubprocessOptions {
-    SubprocessOptions::new()
-        .stdin(Stdio::Pipe)
-        .stdout(Stdio::Pipe)
-}
+use subprocess_support::{cat_options, open_fds, run, serial, NO_ARGS};
 
 /// A pattern with no short period, so a byte out of place shows.
 fn pattern(len: usize, seed: usize) -> Vec<u8> {
@@ -356,7 +335,7 @@ fn a_pipesize_the_kernel_refuses_is_the_spawn_error() {
                 .trim()
                 .parse()
                 .unwrap();
-            let count = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+            let count = open_fds;
             let before = count();
             // Far beyond any size the kernel grants (EPERM unprivileged, else ENOMEM or
             // EINVAL past what an unsigned int of pages holds).

@@ -7,34 +7,13 @@
 //! not disturbed by another test. Every test is bounded by the watchdog.
 
 mod subprocess_support;
-#[path = "common/watchdog.rs"]
-mod watchdog;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::task::Poll;
 
-use asyncio::subprocess::{create_subprocess_exec, Stdio, SubprocessOptions};
-use subprocess_support::run;
-use watchdog::watchdog;
-
-const NO_ARGS: [&str; 0] = [];
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial(body: impl FnOnce() + Send + 'static) {
-    watchdog(move || {
-        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-        body();
-    });
-}
-
-fn cat_options() -> SubprocessOptions {
-    SubprocessOptions::new()
-        .stdin(Stdio::Pipe)
-        .stdout(Stdio::Pipe)
-}
+use asyncio::subprocess::{create_subprocess_exec, Stdio};
+use subprocess_support::{cat_options, open_fds, run, serial, NO_ARGS};
 
 /// Polls `fut` once, from inside a task.
 async fn poll_once<F: Future>(mut fut: Pin<&mut F>) -> Poll<F::Output> {
@@ -165,7 +144,7 @@ fn a_paused_stdout_pipe_is_not_read_past_and_a_reader_that_gives_up_loses_nothin
 fn finished_children_leave_no_descriptor_behind() {
     serial(|| {
         run(async {
-            let count = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+            let count = open_fds;
             let piped = || cat_options().stderr(Stdio::Pipe);
             // Warm up: the policy's watcher and anything created once.
             let p = create_subprocess_exec("true", NO_ARGS, piped())

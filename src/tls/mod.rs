@@ -79,6 +79,27 @@ fn check_timeout(name: &str, t: Option<f64>, default: f64) -> Result<f64> {
     }
 }
 
+/// The layer's parameters: the timeouts checked (asyncio's defaults when not given).
+fn tls_params(
+    server_hostname: Option<String>,
+    handshake_timeout: Option<f64>,
+    shutdown_timeout: Option<f64>,
+) -> Result<TlsParams> {
+    Ok(TlsParams {
+        server_hostname,
+        handshake_timeout: check_timeout(
+            "ssl_handshake_timeout",
+            handshake_timeout,
+            DEFAULT_HANDSHAKE_TIMEOUT,
+        )?,
+        shutdown_timeout: check_timeout(
+            "ssl_shutdown_timeout",
+            shutdown_timeout,
+            DEFAULT_SHUTDOWN_TIMEOUT,
+        )?,
+    })
+}
+
 /// Checks the `ssl` options of a client connection (asyncio's rules): `server_hostname` and
 /// the timeouts only with `ssl`; `server_hostname` defaults to `host` and is required without
 /// one. `None` for a plain connection.
@@ -116,19 +137,7 @@ pub(crate) fn client_params(
             "You must set server_hostname when using ssl without a host",
         ));
     };
-    let params = TlsParams {
-        server_hostname: Some(name.to_owned()),
-        handshake_timeout: check_timeout(
-            "ssl_handshake_timeout",
-            handshake_timeout,
-            DEFAULT_HANDSHAKE_TIMEOUT,
-        )?,
-        shutdown_timeout: check_timeout(
-            "ssl_shutdown_timeout",
-            shutdown_timeout,
-            DEFAULT_SHUTDOWN_TIMEOUT,
-        )?,
-    };
+    let params = tls_params(Some(name.to_owned()), handshake_timeout, shutdown_timeout)?;
     Ok(Some((ctx.clone(), params)))
 }
 
@@ -158,19 +167,7 @@ pub(crate) fn server_params(
             "a client TLS context cannot be used on the server side",
         ));
     }
-    let params = TlsParams {
-        server_hostname: None,
-        handshake_timeout: check_timeout(
-            "ssl_handshake_timeout",
-            handshake_timeout,
-            DEFAULT_HANDSHAKE_TIMEOUT,
-        )?,
-        shutdown_timeout: check_timeout(
-            "ssl_shutdown_timeout",
-            shutdown_timeout,
-            DEFAULT_SHUTDOWN_TIMEOUT,
-        )?,
-    };
+    let params = tls_params(None, handshake_timeout, shutdown_timeout)?;
     Ok(Some((ctx.clone(), params)))
 }
 

@@ -6,9 +6,40 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 
+use asyncio::subprocess::{Stdio, SubprocessOptions};
 use asyncio::{BaseProtocol, Error, EventLoop, SubprocessProtocol, SubprocessTransport};
 use rustix::io::Errno;
 use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
+
+#[path = "../common/watchdog.rs"]
+pub mod watchdog;
+
+/// No arguments, for `create_subprocess_exec`.
+pub const NO_ARGS: [&str; 0] = [];
+
+/// The tests of a binary that count descriptors take turns, so that one test's count is not
+/// disturbed by another's.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `body` under the watchdog, one test at a time (see `ONE_AT_A_TIME`).
+pub fn serial(body: impl FnOnce() + Send + 'static) {
+    watchdog::watchdog(move || {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        body();
+    });
+}
+
+/// Piped stdin and stdout: what a `cat` needs.
+pub fn cat_options() -> SubprocessOptions {
+    SubprocessOptions::new()
+        .stdin(Stdio::Pipe)
+        .stdout(Stdio::Pipe)
+}
+
+/// This process's open descriptors.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
 
 /// Runs `future` on a fresh loop of this thread and closes the loop.
 pub fn run<T: 'static>(future: impl Future<Output = T> + 'static) -> T {
