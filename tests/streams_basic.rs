@@ -12,7 +12,7 @@ use asyncio::streams::{
     start_unix_server, IncompleteReadError, LimitOverrunError, StreamReader, StreamWriter,
 };
 use asyncio::{Address, ConnectOptions, ErrorKind, EventLoop, ServerOptions};
-use net_support::{port_of, run, spin, wait_until, watchdog, TempDir};
+use net_support::{loopback_stream_server, port_of, run, spin, wait_until, watchdog, TempDir};
 
 async fn echo_lines(reader: StreamReader, writer: StreamWriter) {
     loop {
@@ -90,18 +90,11 @@ fn echo_over_unix_socket() {
 
 /// A server that writes `payload` and closes; returns the port.
 async fn serve_bytes(payload: &'static [u8]) -> (asyncio::Server, u16) {
-    let server = start_server(
-        move |_r: StreamReader, w: StreamWriter| async move {
-            w.write(payload).unwrap();
-            w.close();
-        },
-        "127.0.0.1",
-        0,
-    )
+    loopback_stream_server(move |_r: StreamReader, w: StreamWriter| async move {
+        w.write(payload).unwrap();
+        w.close();
+    })
     .await
-    .unwrap();
-    let port = port_of(&server);
-    (server, port)
 }
 
 #[test]

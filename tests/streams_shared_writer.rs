@@ -11,26 +11,19 @@ use std::rc::Rc;
 
 use asyncio::streams::{open_connection, start_server, StreamReader, StreamWriter};
 use asyncio::ErrorKind;
-use net_support::{port_of, run, spin, wait_until, watchdog};
+use net_support::{loopback_stream_server, port_of, run, spin, wait_until, watchdog};
 
 /// A server that reads each connection to EOF and publishes what it got.
 async fn collecting_server(got: Rc<RefCell<Option<Vec<u8>>>>) -> (asyncio::Server, u16) {
-    let server = start_server(
-        move |reader: StreamReader, writer: StreamWriter| {
-            let got = got.clone();
-            async move {
-                let _open = writer; // dropping it would close the connection
-                let all = reader.read_to_eof().await.unwrap();
-                *got.borrow_mut() = Some(all);
-            }
-        },
-        "127.0.0.1",
-        0,
-    )
+    loopback_stream_server(move |reader: StreamReader, writer: StreamWriter| {
+        let got = got.clone();
+        async move {
+            let _open = writer; // dropping it would close the connection
+            let all = reader.read_to_eof().await.unwrap();
+            *got.borrow_mut() = Some(all);
+        }
+    })
     .await
-    .unwrap();
-    let port = port_of(&server);
-    (server, port)
 }
 
 #[test]

@@ -76,36 +76,29 @@ fn echo_over_tls12() {
 /// A stream server that upgrades on "STARTTLS\n" (answering "OK\n") and then echoes lines.
 async fn starttls_stream_server(pki: &Pki) -> (asyncio::Server, u16) {
     let ctx = pki.server();
-    let server = asyncio::streams::start_server(
-        move |reader, writer| {
-            let ctx = ctx.clone();
-            async move {
-                // Upgraded through one clone, echoed through another: both speak TLS.
-                let echo = writer.clone();
-                assert_eq!(reader.readline().await.unwrap(), b"STARTTLS\n");
-                writer.write(b"OK\n").unwrap();
-                writer.start_tls(&ctx, None).await.unwrap();
-                assert!(matches!(
-                    echo.get_extra_info("tls_version"),
-                    Some(ExtraInfo::Text(_))
-                ));
-                loop {
-                    let line = reader.readline().await.unwrap();
-                    if line.is_empty() {
-                        break;
-                    }
-                    echo.write(&line).unwrap();
-                    echo.drain().await.unwrap();
+    net_support::loopback_stream_server(move |reader, writer| {
+        let ctx = ctx.clone();
+        async move {
+            // Upgraded through one clone, echoed through another: both speak TLS.
+            let echo = writer.clone();
+            assert_eq!(reader.readline().await.unwrap(), b"STARTTLS\n");
+            writer.write(b"OK\n").unwrap();
+            writer.start_tls(&ctx, None).await.unwrap();
+            assert!(matches!(
+                echo.get_extra_info("tls_version"),
+                Some(ExtraInfo::Text(_))
+            ));
+            loop {
+                let line = reader.readline().await.unwrap();
+                if line.is_empty() {
+                    break;
                 }
+                echo.write(&line).unwrap();
+                echo.drain().await.unwrap();
             }
-        },
-        "127.0.0.1",
-        0,
-    )
+        }
+    })
     .await
-    .unwrap();
-    let port = port_of(&server);
-    (server, port)
 }
 
 #[test]

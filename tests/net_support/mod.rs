@@ -49,6 +49,20 @@ where
     (server, port)
 }
 
+/// A stream server (`start_server`) on 127.0.0.1 (an ephemeral port) running `callback` per
+/// connection, and its port.
+pub async fn loopback_stream_server<F, Fut>(callback: F) -> (Server, u16)
+where
+    F: Fn(asyncio::streams::StreamReader, asyncio::streams::StreamWriter) -> Fut + 'static,
+    Fut: std::future::Future + 'static,
+{
+    let server = asyncio::streams::start_server(callback, "127.0.0.1", 0)
+        .await
+        .unwrap();
+    let port = port_of(&server);
+    (server, port)
+}
+
 /// Connects `proto` to 127.0.0.1:`port` over TCP (default options).
 pub async fn connect_tcp<P: Protocol + 'static>(
     lp: &EventLoop,
