@@ -41,19 +41,45 @@ pub trait Clock {
     }
 }
 
-/// The default clock: `std::time::Instant`, as seconds since the clock was made.
+/// The default clock: the system's monotonic clock (`std::time::Instant`'s), as seconds since
+/// the clock was made.
 #[derive(Debug, Clone, Copy)]
 pub struct MonotonicClock {
     origin: Instant,
+    /// The same clock read just after `origin` (so never before it), as seconds and
+    /// nanoseconds: [`now`](Clock::now) subtracts it from one raw read, without `Instant`'s
+    /// checked arithmetic (a fifth of a `call_later`).
+    #[cfg(target_os = "linux")]
+    origin_raw: (i64, i64),
 }
 
 impl MonotonicClock {
     /// A clock whose zero is now.
     pub fn new() -> Self {
+        let origin = Instant::now();
         MonotonicClock {
-            origin: Instant::now(),
+            origin,
+            #[cfg(target_os = "linux")]
+            origin_raw: raw_monotonic(),
         }
     }
+}
+
+/// `CLOCK_MONOTONIC`, the clock behind `Instant` on Linux, as (seconds, nanoseconds).
+#[cfg(target_os = "linux")]
+#[inline]
+fn raw_monotonic() -> (i64, i64) {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes only the `timespec` it is given, which lives on this
+    // stack frame; `CLOCK_MONOTONIC` exists on every Linux, so it cannot fail (the test
+    // `raw_reads_match_instant` checks it against `Instant`).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // `time_t` and `c_long` are 32 bits on 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    (ts.tv_sec as i64, ts.tv_nsec as i64)
 }
 
 impl Default for MonotonicClock {
@@ -63,8 +89,28 @@ impl Default for MonotonicClock {
 }
 
 impl Clock for MonotonicClock {
+    /// Seconds since the clock was made (to within a rounding step of `Duration::as_secs_f64`;
+    /// never decreasing). Timers given as
+    /// an `Instant` are placed against `origin` (a few nanoseconds before the raw origin this
+    /// reads against), so they fire at or after their instant, never before.
+    #[inline]
     fn now(&self) -> f64 {
-        self.origin.elapsed().as_secs_f64()
+        #[cfg(target_os = "linux")]
+        {
+            let (secs, nanos) = raw_monotonic();
+            let (mut secs, mut nanos) = (secs - self.origin_raw.0, nanos - self.origin_raw.1);
+            if nanos < 0 {
+                secs -= 1;
+                nanos += 1_000_000_000;
+            }
+            // A multiplication, not `as_secs_f64`'s division (which the sum waited for): the
+            // same value to within a rounding step, and still never decreasing.
+            secs as f64 + nanos as f64 * 1e-9
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            self.origin.elapsed().as_secs_f64()
+        }
     }
     fn instant_to_time(&self, instant: Instant) -> f64 {
         if instant >= self.origin {
@@ -350,6 +396,40 @@ mod tests {
         let c = VirtualClock::new();
         assert!(c.advance_to(f64::INFINITY));
         assert_eq!(c.now(), f64::MAX);
+    }
+
+    #[test]
+    fn raw_reads_match_instant() {
+        // The raw read and `Instant` are one clock: the loop's time never runs ahead of the
+        // origin `Instant`'s elapsed time, and lags it by no more than the reads between.
+        let c = MonotonicClock::new();
+        for _ in 0..1000 {
+            let before = c.origin.elapsed().as_secs_f64();
+            let t = c.now();
+            let after = c.origin.elapsed().as_secs_f64();
+            assert!(t <= after, "{t} > {after}");
+            assert!(t >= before - 0.05, "{t} far behind {before}");
+        }
+        // Never backwards.
+        let mut last = c.now();
+        for _ in 0..10_000 {
+            let t = c.now();
+            assert!(t >= last);
+            last = t;
+        }
+    }
+
+    #[test]
+    fn an_instant_deadline_is_not_due_before_its_instant() {
+        let c = MonotonicClock::new();
+        for _ in 0..1000 {
+            let at = Instant::now() + Duration::from_micros(3);
+            let when = c.instant_to_time(at);
+            // The loop runs a timer once `when <= now() + resolution()`.
+            if when <= c.now() + c.resolution() {
+                assert!(Instant::now() >= at, "due before its instant");
+            }
+        }
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub(crate) struct Inner {
     /// The fds that open transports own (asyncio's `_transports`).
     pub(crate) transports: RefCell<HashMap<RawFd, std::rc::Weak<dyn crate::runtime::fds::FdOwner>>>,
     pub(crate) clock: Rc<dyn Clock>,
+    /// The clock itself when it is the default one: read without a virtual call.
+    monotonic: Option<MonotonicClock>,
     pub(crate) tasks: RefCell<slab::Slab<AnyTask>>,
     pub(crate) current_task: RefCell<Option<AnyTask>>,
     pub(crate) stopping: Cell<bool>,
@@ -144,6 +146,15 @@ pub(crate) struct Inner {
 impl Inner {
     /// Removes a cancelled timer from the heap (if it is still there). The heap's reference is
     /// dropped after the borrow ends.
+    /// The loop's time ([`EventLoop::time`]).
+    #[inline]
+    pub(crate) fn now(&self) -> f64 {
+        match &self.monotonic {
+            Some(clock) => clock.now(),
+            None => self.clock.now(),
+        }
+    }
+
     pub(crate) fn timer_cancelled(&self, slot: u32, cell: &Rc<dyn HandleRun>) {
         let removed = match self.timers.try_borrow_mut() {
             Ok(mut t) => t.cancel(slot, cell),
@@ -403,6 +414,13 @@ impl EventLoopBuilder {
             closed: AtomicBool::new(false),
         });
         let debug = self.debug.unwrap_or_else(debug_from_env);
+        let (clock, monotonic): (Rc<dyn Clock>, _) = match self.clock {
+            Some(clock) => (clock, None),
+            None => {
+                let clock = MonotonicClock::new();
+                (Rc::new(clock), Some(clock))
+            }
+        };
         let event_loop = EventLoop {
             inner: Rc::new(Inner {
                 shared,
@@ -412,7 +430,8 @@ impl EventLoopBuilder {
                 events: RefCell::new(Vec::new()),
                 fds: RefCell::new(HashMap::new()),
                 transports: RefCell::new(HashMap::new()),
-                clock: self.clock.unwrap_or_else(|| Rc::new(MonotonicClock::new())),
+                monotonic,
+                clock,
                 tasks: RefCell::new(slab::Slab::new()),
                 current_task: RefCell::new(None),
                 stopping: Cell::new(false),
@@ -510,7 +529,7 @@ impl EventLoop {
     /// The loop's current time in seconds, from its [`Clock`] (monotonic; works on a closed
     /// loop).
     pub fn time(&self) -> f64 {
-        self.inner.clock.now()
+        self.inner.now()
     }
 
     /// Schedules `callback` to run on the next iteration, after the callbacks already queued

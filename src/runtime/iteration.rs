@@ -67,7 +67,7 @@ impl EventLoop {
                 Some(when) if when == f64::INFINITY => None,
                 Some(when) => {
                     // A past deadline, `-inf` included, is due now (`secs` is not positive).
-                    let secs = when - inner.clock.now();
+                    let secs = when - inner.now();
                     if secs > 0.0 && inner.clock.advance_to(when) {
                         // Virtual time: jump to the timer instead of sleeping, but still look at
                         // I/O and the inbox without blocking.
@@ -92,7 +92,7 @@ impl EventLoop {
 
         // 4. Due timers go behind what is already ready. (No clock read without timers.)
         if deadline.is_some() {
-            let end = inner.clock.now() + inner.clock.resolution();
+            let end = inner.now() + inner.clock.resolution();
             let mut timers = inner.timers.borrow_mut();
             let mut ready = inner.ready.borrow_mut();
             timers.pop_due(end, |cell| ready.push_back(Ready::Handle(cell)));
