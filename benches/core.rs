@@ -18,7 +18,7 @@
 //! - `ASYNCIO_BENCH_REPS=N` (`--reps=N`): measured repetitions per figure (default 5).
 //! - `ASYNCIO_BENCH_FILTER=chain,timer` (`--filter=...`): run only the workloads whose key
 //!   contains one of the words (keys: `chain`, `yield`, `batch`, `tasks`, `timer-arm`,
-//!   `timer-run`, `timer-task`, `remote`, `remote-many`, `executor`).
+//!   `timer-arm-warm`, `timer-run`, `timer-task`, `remote`, `remote-many`, `executor`).
 //! - `ASYNCIO_BENCH_RUNTIMES=asyncio` (`--runtimes=...`): which of `asyncio`, `tokio`, `smol`,
 //!   `monoio` to measure (to profile one).
 //!
@@ -54,7 +54,10 @@
 //! - Timers (4a): arming is `call_later` against `tokio::time::sleep` / `smol::Timer::after`
 //!   polled once (both register lazily at their first poll; tokio's `Sleep` is `!Unpin`, so it
 //!   is boxed); cancelling is `TimerHandle::cancel` against dropping the timer. Every 4a run has
-//!   a fresh loop / runtime: tokio's figure was about 40% lower on a reused runtime. 4b runs the
+//!   a fresh loop / runtime: tokio's figure was about 40% lower on a reused runtime. 4d is 4a
+//!   on one long-lived loop / runtime reused by every run, as in a server (asyncio's timer heap
+//!   keeps the storage its first run grew; the timers left armed are cancelled after the clock
+//!   stops); smol's executor is shared in both rows (its timers live in async-io's reactor). 4b runs the
 //!   timers to completion: asyncio callbacks against tasks that sleep, half of them aborted
 //!   (tokio) or dropped (smol) after arming. 4c is the same with asyncio tasks that
 //!   `asyncio::sleep`, half cancelled with `Task::cancel`. In 4b/4c the run ends when the
@@ -368,6 +371,15 @@ mod aio {
     /// reused, so that no run pays for first-touch page faults of memory the bench owns.
     pub fn timer_arm_cancel(handles: &mut Vec<TimerHandle>, n: u64) -> Duration {
         let lp = new_loop();
+        let took = timer_arm_cancel_on(&lp, handles, n);
+        lp.close().expect("close");
+        took
+    }
+
+    /// 4a on `lp`; 4d passes one loop to every run (a long-lived loop: the timer heap's
+    /// storage, grown by the first run, stays). The timers left armed are cancelled after the
+    /// clock stops, so each run starts with an empty heap.
+    pub fn timer_arm_cancel_on(lp: &EventLoop, handles: &mut Vec<TimerHandle>, n: u64) -> Duration {
         handles.clear();
         let t = Instant::now();
         for i in 0..n {
@@ -377,8 +389,10 @@ mod aio {
             h.cancel();
         }
         let took = t.elapsed();
+        for h in handles.iter().skip(1).step_by(2) {
+            h.cancel();
+        }
         handles.clear();
-        lp.close().expect("close");
         took
     }
 
@@ -619,7 +633,11 @@ mod tok {
     /// 4a: arm `n` sleeps (poll each once), drop every other one. Each run has a fresh runtime
     /// (tokio's timers were markedly slower on a reused one); the vector is reused.
     pub fn timer_arm_cancel(sleeps: &mut Sleeps, n: u64) -> Duration {
-        let rt = new_rt();
+        timer_arm_cancel_on(&new_rt(), sleeps, n)
+    }
+
+    /// 4a on `rt`; 4d passes one runtime to every run (a long-lived runtime).
+    pub fn timer_arm_cancel_on(rt: &Runtime, sleeps: &mut Sleeps, n: u64) -> Duration {
         rt.block_on(async move {
             sleeps.clear();
             let took = std::future::poll_fn(|cx| {
@@ -1349,6 +1367,30 @@ fn main() {
                 },
                 &mut rows,
             );
+        }
+        if cfg.wants("timer-arm-warm") {
+            let mut a_handles = Vec::with_capacity(n as usize);
+            let mut t_sleeps = Vec::with_capacity(n as usize);
+            let mut s_timers = Vec::with_capacity(n as usize);
+            let label = format!(
+                "timers {}, arm + cancel half as 4a, on one long-lived loop | runtime / executor",
+                human(n)
+            );
+            let lp = aio::new_loop();
+            emit(
+                Row {
+                    id: "4d",
+                    label,
+                    asyncio: cfg.measure(cfg.asyncio, n, || {
+                        aio::timer_arm_cancel_on(&lp, &mut a_handles, n)
+                    }),
+                    tokio: cfg.tokio_single(n, || tok::timer_arm_cancel_on(&rt, &mut t_sleeps, n)),
+                    smol: cfg.smol(n, |d| smo::timer_arm_cancel(&ex, d, &mut s_timers, n)),
+                    monoio: None,
+                },
+                &mut rows,
+            );
+            lp.close().expect("close");
         }
         let run = cfg.wants("timer-run") || cfg.wants("timer-task");
         let t_tasks = run
