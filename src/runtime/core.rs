@@ -20,6 +20,7 @@ use crate::handles::{
 use crate::runtime::clock::{deadline_after, Clock, IntoDeadline, IntoDelay, MonotonicClock};
 use crate::runtime::inbox::Inbox;
 use crate::runtime::slot_queue::{LoopRef, Popped};
+use crate::runtime::task_table::TaskTable;
 use crate::runtime::timers::Timers;
 use crate::selector::{ReadyEvent, Selector, SelectorWaker};
 use crate::task::raw::AnyTask;
@@ -122,7 +123,7 @@ pub(crate) struct Inner {
     pub(crate) clock: Rc<dyn Clock>,
     /// The clock itself when it is the default one: read without a virtual call.
     monotonic: Option<MonotonicClock>,
-    pub(crate) tasks: RefCell<slab::Slab<AnyTask>>,
+    pub(crate) tasks: RefCell<TaskTable<AnyTask>>,
     pub(crate) current_task: RefCell<Option<AnyTask>>,
     pub(crate) stopping: Cell<bool>,
     /// A [`Remote::Wake`] was drained and not yet looked at: the iteration must not block.
@@ -220,7 +221,7 @@ impl Inner {
         let signals = self.signals.borrow_mut().take();
         drop_caught(signals, &mut panics);
         let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
-        for (_, task) in tasks {
+        for task in tasks.into_values() {
             // A panic in the future's `Drop` is reported like any other (its `finally` raised).
             panics.extend(task.destroy());
             drop_caught(task, &mut panics);
@@ -432,7 +433,7 @@ impl EventLoopBuilder {
                 transports: RefCell::new(HashMap::new()),
                 monotonic,
                 clock,
-                tasks: RefCell::new(slab::Slab::new()),
+                tasks: RefCell::new(TaskTable::new()),
                 current_task: RefCell::new(None),
                 stopping: Cell::new(false),
                 remote_wake: Cell::new(false),

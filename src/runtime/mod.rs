@@ -10,6 +10,7 @@ mod offload;
 mod quad_heap;
 pub(crate) mod running;
 pub(crate) mod slot_queue;
+pub(crate) mod task_table;
 pub(crate) mod thread_loops;
 mod threads;
 pub(crate) mod timers;
