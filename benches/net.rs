@@ -26,8 +26,11 @@
 //! - `ASYNCIO_BENCH_QUICK=1` (or `--quick`): round trips divided by 10, fewer repetitions (CI).
 //! - `ASYNCIO_BENCH_REPS=N`: measured repetitions per figure (default 5, quick 2).
 //! - `ASYNCIO_BENCH_RUNTIMES=asyncio,tokio,smol`: which servers to measure (for profiling one).
-//! - `ASYNCIO_BENCH_SIZES=64b,16k,timeout`: which message sizes to run (`timeout`: the row of
-//!   timeouts around I/O, 10k socket pairs each reading under a 30 s timeout that never fires).
+//! - `ASYNCIO_BENCH_SIZES=64b,16k,timeout,bulk`: which message sizes to run (`timeout`: the row
+//!   of timeouts around I/O, 10k socket pairs each reading under a 30 s timeout that never fires;
+//!   `bulk`: 1 GiB (quick: 64 MiB) read from a socket pair in 64 KiB reads, asyncio through a
+//!   `StreamReader` (`readinto`), tokio and smol through their `UnixStream`, a writer thread on
+//!   the other end).
 //! - `ASYNCIO_BENCH_CLIENT_THREADS=N`: the client runtime's worker threads.
 //! - `ASYNCIO_BENCH_SERVER_BUF=BYTES`: the tokio and smol servers' read buffer (default 64 KiB;
 //!   asyncio's transports read up to `asyncio::transports::MAX_READ_SIZE`, 256 KiB, at a time).
@@ -726,6 +729,9 @@ fn main() {
     if cfg.wants_size("timeout") {
         timeout_row(&cfg);
     }
+    if cfg.wants_size("bulk") {
+        bulk_row(&cfg);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -969,6 +975,137 @@ fn timeout_row(cfg: &Config) {
         fmt_rate(figs[0]),
         fmt_rate(figs[1]),
         fmt_rate(figs[2]),
+        fmt_ratio(figs[0], figs[1]),
+        fmt_ratio(figs[0], figs[2])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulk stream reads
+// ---------------------------------------------------------------------------------------------
+
+const BULK_CHUNK: usize = 64 * 1024;
+
+/// One bulk run: a writer thread writes `total` bytes into one end of a socket pair, the
+/// runtime reads them from the other end in 64 KiB reads until EOF. Returns the reading time.
+fn bulk_run(kind: Kind, total: usize) -> Duration {
+    use std::io::Write;
+    let (ours, mut peer) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    ours.set_nonblocking(true).expect("nonblocking");
+    let writer = thread::spawn(move || {
+        let chunk = vec![7u8; BULK_CHUNK];
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(BULK_CHUNK);
+            peer.write_all(&chunk[..n]).expect("bulk writer");
+            left -= n;
+        }
+    });
+    let start = Instant::now();
+    let got = match kind {
+        Kind::Asyncio => {
+            let lp = EventLoop::new().expect("loop");
+            lp.run_until_complete(async move {
+                let (r, _w) = asyncio::streams::open_connection_with(
+                    None,
+                    None,
+                    asyncio::streams::DEFAULT_LIMIT,
+                    asyncio::ConnectOptions::new().sock(ours),
+                )
+                .await
+                .expect("streams");
+                let mut buf = vec![0u8; BULK_CHUNK];
+                let mut got = 0;
+                loop {
+                    let n = r.readinto(&mut buf).await.expect("read");
+                    if n == 0 {
+                        break got;
+                    }
+                    got += n;
+                }
+            })
+            .expect("run")
+        }
+        Kind::Tokio => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let mut s = tokio::net::UnixStream::from_std(ours).expect("register");
+                let mut buf = vec![0u8; BULK_CHUNK];
+                let mut got = 0;
+                loop {
+                    let n = s.read(&mut buf).await.expect("read");
+                    if n == 0 {
+                        break got;
+                    }
+                    got += n;
+                }
+            })
+        }
+        Kind::Smol => {
+            use futures_lite::AsyncReadExt as _;
+            smol::block_on(async move {
+                let mut s = smol::Async::new(ours).expect("register");
+                let mut buf = vec![0u8; BULK_CHUNK];
+                let mut got = 0;
+                loop {
+                    let n = s.read(&mut buf).await.expect("read");
+                    if n == 0 {
+                        break got;
+                    }
+                    got += n;
+                }
+            })
+        }
+    };
+    let took = start.elapsed();
+    writer.join().expect("writer");
+    assert_eq!(got, total);
+    took
+}
+
+/// The bulk row: MiB/s read, best of `reps` after a warm-up, the runtimes taking turns.
+fn bulk_row(cfg: &Config) {
+    let total: usize = if cfg.quick { 64 << 20 } else { 1 << 30 };
+    println!();
+    println!(
+        "Bulk stream reads: {} MiB from a socket pair in {} KiB reads (asyncio \
+         `StreamReader::readinto` | tokio `UnixStream::read` | smol `Async<UnixStream>::read`), \
+         a writer thread on the other end. MiB/s, best of {}:",
+        total >> 20,
+        BULK_CHUNK >> 10,
+        cfg.reps
+    );
+    println!();
+    let kinds: Vec<(usize, Kind)> = [Kind::Asyncio, Kind::Tokio, Kind::Smol]
+        .into_iter()
+        .enumerate()
+        .filter(|(_, k)| cfg.servers.contains(k))
+        .collect();
+    let mut best = [None::<Duration>; 3];
+    for &(_, kind) in &kinds {
+        bulk_run(kind, (total / 8).max(BULK_CHUNK));
+    }
+    for _ in 0..cfg.reps {
+        for &(slot, kind) in &kinds {
+            let took = bulk_run(kind, total);
+            best[slot] = Some(best[slot].map_or(took, |b| b.min(took)));
+        }
+    }
+    let mib = (total >> 20) as f64;
+    let figs = best.map(|b| b.map(|b| mib / b.as_secs_f64().max(1e-12)));
+    let show = |f: Option<f64>| f.map_or_else(|| "-".into(), |f| format!("{f:.0}"));
+    println!(
+        "{:>15} {:>15} {:>15} {:>14} {:>13}",
+        "asyncio MiB/s", "tokio", "smol", "asyncio/tokio", "asyncio/smol"
+    );
+    println!(
+        "{:>15} {:>15} {:>15} {:>14} {:>13}",
+        show(figs[0]),
+        show(figs[1]),
+        show(figs[2]),
         fmt_ratio(figs[0], figs[1]),
         fmt_ratio(figs[0], figs[2])
     );

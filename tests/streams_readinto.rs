@@ -150,3 +150,95 @@ fn draining_under_the_limit_resumes_a_paused_transport() {
         })
     });
 }
+
+/// On a socket, `readinto` with an empty buffer reads the socket straight into the caller's
+/// buffer, and the other reads go through the stream's buffer: mixed, in any order, with the
+/// peer's writes cut at odd sizes, every byte arrives once and in order.
+#[test]
+fn socket_reads_mix_the_direct_and_buffered_paths_in_order() {
+    watchdog(|| {
+        run(|_lp| async move {
+            const TOTAL: usize = 3 << 20;
+            let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+            let (reader, _writer) = open_connection_with(
+                None,
+                None,
+                asyncio::streams::DEFAULT_LIMIT,
+                ConnectOptions::new().sock(ours),
+            )
+            .await
+            .unwrap();
+            let sender = std::thread::spawn(move || {
+                let data: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+                let mut at = 0;
+                let mut cut = 1usize;
+                while at < TOTAL {
+                    cut = (cut * 7 + 13) % 70_000 + 1;
+                    let end = (at + cut).min(TOTAL);
+                    peer.write_all(&data[at..end]).unwrap();
+                    at = end;
+                }
+            });
+            let mut got = Vec::with_capacity(TOTAL);
+            let mut big = vec![0u8; 64 * 1024];
+            let mut small = [0u8; 7];
+            let mut step = 0usize;
+            loop {
+                step += 1;
+                let chunk = match step % 4 {
+                    0 => {
+                        let n = reader.readinto(&mut big).await.unwrap();
+                        big[..n].to_vec()
+                    }
+                    1 => {
+                        let n = reader.readinto(&mut small).await.unwrap();
+                        small[..n].to_vec()
+                    }
+                    2 => reader.read(1000).await.unwrap(),
+                    _ => match reader.readexactly(3).await {
+                        Ok(v) => v,
+                        Err(e) => asyncio::streams::IncompleteReadError::of(&e)
+                            .map(|i| i.partial.clone())
+                            .expect("only EOF cuts readexactly short"),
+                    },
+                };
+                if chunk.is_empty() && reader.at_eof() {
+                    break;
+                }
+                got.extend_from_slice(&chunk);
+            }
+            sender.join().unwrap();
+            assert_eq!(got.len(), TOTAL);
+            assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+        })
+    });
+}
+
+/// Once the transport's protocol is replaced (`set_protocol`), the new protocol receives the
+/// data: a stream reader waiting with an empty buffer does not read the socket past it.
+#[test]
+fn after_set_protocol_the_reader_leaves_the_socket_to_the_new_protocol() {
+    watchdog(|| {
+        run(|_lp| async move {
+            let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+            let (reader, _writer) = open_connection_with(
+                None,
+                None,
+                asyncio::streams::DEFAULT_LIMIT,
+                ConnectOptions::new().sock(ours),
+            )
+            .await
+            .unwrap();
+            let transport = reader.transport().unwrap();
+            let recorder = net_support::Recorder::default();
+            transport.set_protocol(std::rc::Rc::new(std::cell::RefCell::new(recorder.clone())));
+            peer.write_all(b"hello").unwrap();
+            // The bytes are in the socket: a reader allowed to read it would take them now.
+            let mut buf = [0u8; 16];
+            assert!(reader.readinto(&mut buf).now_or_never().is_none());
+            wait_until("the new protocol got the bytes", || recorder.len() == 5).await;
+            assert_eq!(recorder.seen.borrow().data, b"hello");
+            assert_eq!(reader.buffered(), 0);
+        })
+    });
+}

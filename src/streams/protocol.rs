@@ -84,8 +84,8 @@ pub(crate) struct State {
     pub(crate) closed_wakers: Vec<Waker>,
     /// The stream is a server's (for `StreamWriter::start_tls`).
     pub(crate) server_side: bool,
-    /// `transport` is a read pipe whose every byte comes here and nowhere else (a `Process`'s
-    /// stdout or stderr): a read that finds the buffer empty may read the pipe itself
+    /// Every byte of `transport` comes here and nowhere else (a stream's socket, a `Process`'s
+    /// stdout or stderr): a read that finds the buffer empty may read the fd itself
     /// ([`Transport::read_direct`]).
     pub(crate) read_through: bool,
 }
@@ -324,7 +324,14 @@ impl BaseProtocol for StreamReaderProtocol {
 
 impl Protocol for StreamReaderProtocol {
     fn connection_made(&mut self, transport: Transport) {
-        self.shared.st.borrow_mut().transport = Some(transport.clone());
+        {
+            // Every byte of the transport comes to this stream's reader, which may read the
+            // fd itself while its buffer is empty (one copy instead of three).
+            transport.allow_read_direct();
+            let mut st = self.shared.st.borrow_mut();
+            st.transport = Some(transport.clone());
+            st.read_through = true;
+        }
         if let Some(cb) = self.on_connect.take() {
             cb(self.shared.clone(), transport);
         }

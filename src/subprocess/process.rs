@@ -51,6 +51,11 @@ impl SubprocessProtocol for StreamProtocol {
                     // stdout and stderr: the pipe's data comes only here (through
                     // `pipe_data_received`), so the reader may read the pipe itself.
                     st.read_through = fd != 0;
+                    if st.read_through {
+                        if let Some(t) = &st.transport {
+                            t.allow_read_direct();
+                        }
+                    }
                 }
                 self.shared[fd] = Some(shared);
             }

@@ -99,7 +99,10 @@ pub(crate) struct StreamInner {
     peername: Option<Address>,
     sockname: Option<Address>,
     on_lost: RefCell<Option<LostHook>>,
-    /// A read pipe's reader that found it empty (see [`Transport::read_direct`]).
+    /// The protocol only buffers what it receives for one reader, which may read past it
+    /// ([`Transport::allow_read_direct`]); cleared when the protocol is replaced.
+    read_through: Cell<bool>,
+    /// A reader that found the fd empty (see [`Transport::read_direct`]).
     direct_reader: RefCell<Option<Waker>>,
     /// A writer that found the fd full (see [`Transport::write_direct`]): woken by the next
     /// writable event once the write buffer is empty, or when the transport closes.
@@ -206,6 +209,7 @@ impl Transport {
             peername,
             sockname,
             on_lost: RefCell::new(on_lost),
+            read_through: Cell::new(false),
             direct_reader: RefCell::new(None),
             direct_writer: RefCell::new(None),
         });
@@ -442,44 +446,70 @@ impl Transport {
         }
     }
 
-    /// Reads from a read pipe straight into `buf`, past the protocol: `Some(n)` when `n > 0`
-    /// bytes were read; `None` when nothing was (no data yet, EOF, an error), or when the
-    /// transport is not a plain read pipe that is reading (a TLS transport, a socket, paused,
-    /// closing): the transport's own read then meets the EOF or error and reports it to the
-    /// protocol as usual.
+    /// Lets a stream reader read this transport's fd itself ([`read_direct`]): for a transport
+    /// whose protocol only buffers what it receives for that one reader (a stream's
+    /// `StreamReaderProtocol`, a [`Process`]'s stdout and stderr). Replacing the protocol
+    /// ([`set_protocol`](Transport::set_protocol)) withdraws it.
     ///
-    /// For a reader whose protocol only buffers what it receives (a [`Process`]'s stdout and
-    /// stderr) and whose buffer is empty, so no byte can overtake one read earlier: the bytes
-    /// go from the kernel to the caller's buffer in one copy, where `data_received` takes two
-    /// (into the loop's read buffer, then into the stream's).
-    ///
+    /// [`read_direct`]: Transport::read_direct
     /// [`Process`]: crate::subprocess::Process
+    pub(crate) fn allow_read_direct(&self) {
+        if self.tls.is_none() && self.inner.mode.reads() {
+            self.inner.read_through.set(true);
+        }
+    }
+
+    /// Reads the socket or read pipe straight into `buf`, past the protocol: `Some(n)` when
+    /// `n > 0` bytes were read; `None` when nothing was (no data yet, EOF, an error), or when
+    /// the transport is not a plain reading transport whose reader may do this (see
+    /// [`allow_read_direct`](Transport::allow_read_direct); TLS, paused, closing): the
+    /// transport's own read then meets the EOF or error and reports it to the protocol as
+    /// usual.
     ///
-    /// When the pipe is empty (`EAGAIN`), `waker` is kept: the pipe's next readiness wakes it
+    /// For a reader whose buffer is empty, so no byte can overtake one read earlier: the bytes
+    /// go from the kernel to the caller's buffer in one copy, where `data_received` takes two
+    /// more (into the loop's read buffer, then into the stream's).
+    ///
+    /// When the fd is empty (`EAGAIN`), `waker` is kept: the fd's next readiness wakes it
     /// instead of reading, so the reader's next call reads the new bytes itself. A reader
     /// that does not come back costs one loop iteration: the level-triggered readiness
     /// fires again and the transport reads as usual.
     pub(crate) fn read_direct(&self, buf: &mut [u8], waker: &Waker) -> Option<usize> {
         let inner = &self.inner;
         if self.tls.is_some()
-            || inner.mode != Mode::ReadPipe
+            || !inner.read_through.get()
             || inner.paused.get()
             || inner.closing.get()
             || inner.conn_lost.get() > 0
         {
             return None;
         }
-        match inner.sock.borrow().as_ref()?.read(buf) {
+        let res = inner.sock.borrow().as_ref()?.read(buf);
+        match res {
             Ok(n) if n > 0 => Some(n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            // EOF: a socket or pipe repeats it, so the transport's own read meets it again
+            // and reports it to the protocol.
+            Ok(_) => None,
+            Err(e) if is_retry(&e) => {
                 let mut slot = inner.direct_reader.borrow_mut();
                 if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
                     *slot = Some(waker.clone());
                 }
                 None
             }
-            // EOF or an error: left for the transport's own read, which reports it.
-            _ => None,
+            // An error is reported once (a socket's `ECONNRESET`, then EOF): report it as the
+            // transport's own read would, but from the next callback, as the caller holds the
+            // stream's state. It runs before the fd's next readiness is looked at.
+            Err(e) => {
+                let err = Error::from(e);
+                inner.defer(move |me| {
+                    if me.conn_lost.get() == 0 {
+                        let message = me.fatal_message("read");
+                        me.fatal_error(err, &message);
+                    }
+                });
+                None
+            }
         }
     }
 
@@ -700,6 +730,8 @@ impl StreamInner {
     }
 
     fn replace_protocol(&self, refs: ProtocolRefs) {
+        // The new protocol is to receive the data: no reader reads past it any more.
+        self.read_through.set(false);
         let old = {
             let mut slot = self.protocol.borrow_mut();
             match slot.as_mut() {
