@@ -16,7 +16,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::ExceptionContext;
 use crate::handles::TimerHandle;
-use crate::net::{bind_error, remove_stale_unix_socket, set_nodelay, AddrInfoHints};
+use crate::net::{bind_error, remove_stale_unix_socket, AddrInfoHints};
 use crate::protocols::{BufferedProtocol, Protocol};
 use crate::runtime::core::EventLoop;
 use crate::task::LoopFuture;
@@ -463,7 +463,6 @@ impl ServerInner {
         if conn.set_nonblocking(true).is_err() {
             return;
         }
-        set_nodelay(&conn);
         let refs = match catch_unwind(AssertUnwindSafe(|| (self.factory)())) {
             Ok(r) => r,
             Err(payload) => {

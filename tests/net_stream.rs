@@ -42,6 +42,55 @@ async fn connect(lp: &EventLoop, port: u16, proto: Recorder) -> Transport {
     connect_tcp(lp, port, proto).await.unwrap()
 }
 
+/// Whether `TCP_NODELAY` is set on a transport's socket.
+fn nodelay(t: &Transport) -> bool {
+    use std::os::fd::BorrowedFd;
+    let fd = t.fd().expect("open transport");
+    // SAFETY: the transport owns `fd` and stays open for the duration of this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    socket2::SockRef::from(&fd).tcp_nodelay().unwrap()
+}
+
+/// asyncio's socket transports set `TCP_NODELAY` on TCP sockets: connected, accepted, and
+/// given as `sock=` (the family comes from the local address; Unix sockets have no such option).
+#[test]
+fn tcp_transports_set_nodelay_on_every_path() {
+    watchdog(|| {
+        run(|lp| async move {
+            let (server, port, accepted) = tcp_server(&lp, Recorder::default()).await;
+            let client = connect(&lp, port, Recorder::default()).await;
+            assert!(nodelay(&client), "create_connection");
+            wait_until("accepted", || {
+                accepted
+                    .borrow()
+                    .first()
+                    .is_some_and(|r| r.seen.borrow().transport.is_some())
+            })
+            .await;
+            let srv = accepted.borrow()[0].transport();
+            assert!(nodelay(&srv), "accepted by create_server");
+            // A connected socket handed over with `sock=`, nodelay off at first.
+            let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            sock.set_nodelay(false).unwrap();
+            let (t, _) = lp
+                .create_connection(
+                    Recorder::default,
+                    None,
+                    None,
+                    ConnectOptions::new().sock(sock),
+                )
+                .await
+                .unwrap();
+            assert!(nodelay(&t), "sock=");
+            for t in [client, srv, t] {
+                t.close();
+            }
+            server.close();
+            server.wait_closed().await.unwrap();
+        })
+    });
+}
+
 #[test]
 fn tcp_connect_exchange_close() {
     watchdog(|| {

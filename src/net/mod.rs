@@ -272,13 +272,6 @@ fn stream_socket_from(fd: OwnedFd) -> Result<Socket> {
     Ok(sock)
 }
 
-/// Sets `TCP_NODELAY` on internet stream sockets, as asyncio does.
-pub(crate) fn set_nodelay(sock: &Socket) {
-    if matches!(sock.domain(), Ok(d) if d == Domain::IPV4 || d == Domain::IPV6) {
-        let _ = sock.set_tcp_nodelay(true);
-    }
-}
-
 impl EventLoop {
     /// `getaddrinfo` that finds at least one address (asyncio's `_ensure_resolved` plus its
     /// callers' check).
@@ -398,7 +391,6 @@ impl EventLoop {
         refs: fn(&Rc<RefCell<P>>) -> ProtocolRefs,
         tls: Option<(TlsContext, TlsParams)>,
     ) -> Result<(Transport, Rc<RefCell<P>>)> {
-        set_nodelay(&sock);
         let protocol = Rc::new(RefCell::new(protocol));
         if let Some(tls) = tls {
             let transport = self

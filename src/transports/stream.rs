@@ -161,6 +161,11 @@ impl Transport {
         on_lost: Option<LostHook>,
     ) -> Result<Transport> {
         let names = Address::of_socket(&sock);
+        // asyncio's socket transports set `TCP_NODELAY` on internet sockets; the local address
+        // tells the family without a `getsockopt(SO_DOMAIN)`.
+        if matches!(names.1, Some(Address::Inet(_))) {
+            let _ = sock.set_tcp_nodelay(true);
+        }
         let endpoint = Endpoint::Socket(sock);
         Self::start_endpoint(lp, endpoint, Mode::Socket, names, protocol, waiter, on_lost)
     }
