@@ -153,6 +153,27 @@ impl fmt::Debug for Handle {
     }
 }
 
+/// Where an armed timer sits in its loop's heap: what a timer whose owner keeps the cell (a
+/// `sleep`) needs to take it out again, 16 bytes where a [`TimerHandle`] is 40.
+pub(crate) struct TimerSlot {
+    event_loop: Weak<Inner>,
+    slot: u32,
+}
+
+impl TimerSlot {
+    pub(crate) fn new(event_loop: Weak<Inner>, slot: u32) -> Self {
+        TimerSlot { event_loop, slot }
+    }
+
+    /// Takes the timer whose cell is `cell` out of the heap, if it is still there (call it
+    /// after cancelling the cell).
+    pub(crate) fn remove<C: HandleRun>(&self, cell: &Rc<C>) {
+        if let Some(inner) = self.event_loop.upgrade() {
+            inner.timer_cancelled(self.slot, Rc::as_ptr(cell).cast());
+        }
+    }
+}
+
 /// A callback scheduled with `call_later` or `call_at`.
 ///
 /// ```
@@ -188,7 +209,7 @@ impl TimerHandle {
     pub fn cancel(&self) {
         if self.handle.cell.cancel() {
             if let Some(inner) = self.event_loop.upgrade() {
-                inner.timer_cancelled(self.slot, &self.handle.cell);
+                inner.timer_cancelled(self.slot, Rc::as_ptr(&self.handle.cell).cast());
             }
         }
     }

@@ -13,10 +13,10 @@ use std::time::Duration;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{ExceptionContext, ExceptionHandler};
 use crate::executor::Executor;
-use crate::handles::TimerHandle;
 use crate::handles::{
     Handle, HandleRun, OnceCell, ThreadsafeCell, ThreadsafeHandle, ThreadsafeRun,
 };
+use crate::handles::{TimerHandle, TimerSlot};
 use crate::runtime::clock::{deadline_after, Clock, IntoDeadline, IntoDelay, MonotonicClock};
 use crate::runtime::inbox::Inbox;
 use crate::runtime::slot_queue::{LoopRef, Popped};
@@ -145,8 +145,6 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Removes a cancelled timer from the heap (if it is still there). The heap's reference is
-    /// dropped after the borrow ends.
     /// The loop's time ([`EventLoop::time`]).
     #[inline]
     pub(crate) fn now(&self) -> f64 {
@@ -156,7 +154,9 @@ impl Inner {
         }
     }
 
-    pub(crate) fn timer_cancelled(&self, slot: u32, cell: &Rc<dyn HandleRun>) {
+    /// Removes a cancelled timer, the one whose cell is at `cell`, from the heap (if it is
+    /// still there). The heap's reference is dropped after the borrow ends.
+    pub(crate) fn timer_cancelled(&self, slot: u32, cell: *const ()) {
         let removed = match self.timers.try_borrow_mut() {
             Ok(mut t) => t.cancel(slot, cell),
             Err(_) => None,
@@ -562,15 +562,13 @@ impl EventLoop {
         Ok(self.schedule_at(when, OnceCell::new_rc(callback)))
     }
 
-    /// `call_later` for a ready-made timer cell (a `sleep`'s own state).
-    pub(crate) fn call_later_cell(
-        &self,
-        delay: f64,
-        cell: Rc<dyn HandleRun>,
-    ) -> Result<TimerHandle> {
+    /// `call_later` for a ready-made timer cell (a `sleep`'s own state), which its owner keeps:
+    /// only where the timer sits comes back.
+    pub(crate) fn call_later_cell(&self, delay: f64, cell: Rc<dyn HandleRun>) -> Result<TimerSlot> {
         self.check_closed()?;
         let when = deadline_after(self.time(), delay)?;
-        Ok(self.schedule_at(when, cell))
+        let slot = self.inner.timers.borrow_mut().push(when, cell);
+        Ok(TimerSlot::new(Rc::downgrade(&self.inner), slot))
     }
 
     /// Schedules `callback` at `when`: loop time (`f64`, see [`time`](EventLoop::time)) or an

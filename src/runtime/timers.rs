@@ -27,15 +27,11 @@ impl Timers {
     /// A timer was cancelled: removes it if `slot` still holds this `cell` (not if it already
     /// left the heap, fired or not). Returns the heap's reference, to be dropped by the caller
     /// outside any borrow of the loop.
-    pub(crate) fn cancel(
-        &mut self,
-        slot: u32,
-        cell: &Rc<dyn HandleRun>,
-    ) -> Option<Rc<dyn HandleRun>> {
-        // The caller holds `cell`, so no other live cell has its address: a reused slot holds
-        // another address.
+    pub(crate) fn cancel(&mut self, slot: u32, cell: *const ()) -> Option<Rc<dyn HandleRun>> {
+        // The caller holds the cell at `cell`, so no other live cell has its address: a reused
+        // slot holds another address.
         self.heap
-            .remove(slot, |c| std::ptr::addr_eq(Rc::as_ptr(c), Rc::as_ptr(cell)))
+            .remove(slot, |c| std::ptr::addr_eq(Rc::as_ptr(c), cell))
     }
 
     /// The first deadline (every timer in the heap is live). Sifts the timers armed since the
@@ -123,26 +119,31 @@ mod tests {
             .collect();
         for i in 0..140 {
             cells[i].cancel();
-            assert!(t.cancel(slots[i], &cells[i]).is_some());
+            assert!(t.cancel(slots[i], Rc::as_ptr(&cells[i]).cast()).is_some());
             assert_eq!(t.len(), 300 - i - 1);
             t.check();
         }
         assert_eq!(t.next_deadline(), Some(140.0));
         // A second cancellation, or another cell's claim on a slot, changes nothing.
-        assert!(t.cancel(slots[0], &cells[0]).is_none());
-        assert!(t.cancel(slots[150], &cells[151]).is_none());
+        assert!(t.cancel(slots[0], Rc::as_ptr(&cells[0]).cast()).is_none());
+        assert!(t
+            .cancel(slots[150], Rc::as_ptr(&cells[151]).cast())
+            .is_none());
         // A reused slot belongs to its new timer only.
         let newcomer = cell(&log, 1000);
         let reused = t.push(1000.0, newcomer.clone());
         assert!(slots[..140].contains(&reused));
         let old = slots.iter().position(|s| *s == reused).unwrap();
-        assert!(t.cancel(reused, &cells[old]).is_none());
+        assert!(t.cancel(reused, Rc::as_ptr(&cells[old]).cast()).is_none());
         assert_eq!(t.len(), 161);
         assert_eq!(t.cancelled_count(), 0);
         t.pop_due(f64::INFINITY, |c| c.run());
         let mut expected: Vec<u32> = (140..300).collect();
         expected.push(1000);
         assert_eq!(*log.borrow(), expected);
-        assert!(t.cancel(reused, &newcomer).is_none(), "fired: gone already");
+        assert!(
+            t.cancel(reused, Rc::as_ptr(&newcomer).cast()).is_none(),
+            "fired: gone already"
+        );
     }
 }
