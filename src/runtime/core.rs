@@ -1,7 +1,7 @@
 //! [`EventLoop`], its builder, and its thread-safe side [`LoopHandle`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,6 +19,7 @@ use crate::handles::{
 };
 use crate::runtime::clock::{deadline_after, Clock, IntoDeadline, IntoDelay, MonotonicClock};
 use crate::runtime::inbox::Inbox;
+use crate::runtime::ready::ReadyQueue;
 use crate::runtime::slot_queue::{LoopRef, Popped};
 use crate::runtime::timers::Timers;
 use crate::selector::{ReadyEvent, Selector, SelectorWaker};
@@ -112,7 +113,7 @@ pub(crate) struct FdWatch {
 /// The loop's state, owned by the loop thread.
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) ready: RefCell<VecDeque<Ready>>,
+    pub(crate) ready: RefCell<ReadyQueue>,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) selector: RefCell<Box<dyn Selector>>,
     pub(crate) events: RefCell<Vec<ReadyEvent>>,
@@ -154,7 +155,7 @@ impl Inner {
 
     #[inline]
     pub(crate) fn push_ready(&self, item: Ready) {
-        self.ready.borrow_mut().push_back(item);
+        self.ready.borrow_mut().push(item);
     }
 
     /// Drains the cross-thread inbox into the ready queue. Takes only what is there now:
@@ -164,10 +165,10 @@ impl Inner {
         let mut ready = self.ready.borrow_mut();
         self.shared.inbox.drain(|entry| match entry {
             // Cancellable until it runs: it stays in its slot.
-            Popped::Cancellable(slot) => ready.push_back(Ready::Queued(slot)),
+            Popped::Cancellable(slot) => ready.push(Ready::Queued(slot)),
             Popped::Item(Remote::Task(t)) => {
                 if let Some(t) = t.into_local() {
-                    ready.push_back(Ready::Task(t));
+                    ready.push_task(t);
                 }
             }
             // Requested while not running, it makes the next run a pre-stopped one.
@@ -177,7 +178,7 @@ impl Inner {
             Popped::Item(Remote::Wake) => self.remote_wake.set(true),
             // Calls are pushed with handles; one without would run all the same.
             Popped::Item(Remote::Call(call)) => {
-                ready.push_back(Ready::Remote(ThreadsafeCell::new_arc(call.f)))
+                ready.push(Ready::Remote(ThreadsafeCell::new_arc(call.f)))
             }
         });
     }
@@ -406,7 +407,7 @@ impl EventLoopBuilder {
         let event_loop = EventLoop {
             inner: Rc::new(Inner {
                 shared,
-                ready: RefCell::new(VecDeque::new()),
+                ready: RefCell::new(ReadyQueue::default()),
                 timers: RefCell::new(Timers::default()),
                 selector: RefCell::new(selector),
                 events: RefCell::new(Vec::new()),

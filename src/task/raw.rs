@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 use super::refs::{Flags, Header, TaskPtr, TaskVtable};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::ExceptionContext;
-use crate::runtime::core::{EventLoop, Inner, Ready};
+use crate::runtime::core::{EventLoop, Inner};
 use crate::task::TaskRef;
 
 /// The state of a task as seen from outside.
@@ -521,7 +521,7 @@ pub(crate) fn spawn<F: Future + 'static>(
     let cell = TaskCell::new(header, std::rc::Rc::downgrade(inner), id, future);
     entry.insert(cell.untyped_sized());
     drop(tasks);
-    inner.push_ready(Ready::Task(cell.untyped_sized()));
+    inner.ready.borrow_mut().push_task(cell.untyped_sized());
     cell.map(|p| -> NonNull<dyn TaskJoin<F::Output>> { p })
 }
 

@@ -29,7 +29,7 @@ use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use super::atomics::{RefCount, Scheduled};
 use super::raw::{Status, TaskRun};
-use crate::runtime::core::{Inner, Ready, Remote, Shared};
+use crate::runtime::core::{Inner, Remote, Shared};
 use crate::runtime::running::with_running;
 use crate::runtime::thread_loops::with_local;
 
@@ -213,6 +213,12 @@ impl<D: ?Sized + TaskRun> TaskPtr<D> {
         schedule(self.ptr.cast());
     }
 
+    /// How many local references the task has (tests of their owners).
+    #[cfg(test)]
+    pub(crate) fn local_count(&self) -> u32 {
+        self.header().local.get()
+    }
+
     /// Whether both point to the same task.
     pub(crate) fn ptr_eq<E: ?Sized + TaskRun>(&self, other: &TaskPtr<E>) -> bool {
         self.ptr.cast::<u8>() == other.ptr.cast::<u8>()
@@ -241,6 +247,26 @@ impl<D: TaskRun + 'static> TaskPtr<D> {
 }
 
 impl TaskPtr<dyn TaskRun> {
+    /// The header pointer, keeping the local reference (for a one-word queue entry; see
+    /// [`from_raw_header`](TaskPtr::from_raw_header)).
+    #[inline]
+    pub(crate) fn into_raw_header(self) -> NonNull<Header> {
+        ManuallyDrop::new(self).ptr.cast()
+    }
+
+    /// Takes back the local reference that [`into_raw_header`](TaskPtr::into_raw_header) kept.
+    ///
+    /// # Safety
+    /// `header` came from `into_raw_header`, whose reference nothing has used since, and this
+    /// runs on the task's loop thread.
+    #[inline]
+    pub(crate) unsafe fn from_raw_header(header: NonNull<Header>) -> Self {
+        // SAFETY: the task is alive (the reference is still counted), and its vtable was made
+        // for its type.
+        let ptr = unsafe { (header.as_ref().vtable.as_dyn)(header) };
+        TaskPtr { ptr }
+    }
+
     /// A local reference from a header, unless the task was released already.
     ///
     /// # Safety
@@ -334,7 +360,7 @@ fn schedule(header: NonNull<Header>) {
         };
         // SAFETY: `inner` is the task's loop, and it lives on this thread.
         if let Some(task) = unsafe { TaskPtr::from_header(header) } {
-            ready.push_back(Ready::Task(task));
+            ready.push_task(task);
         }
         true
     };
