@@ -132,8 +132,7 @@ mod tests {
         let mut q = ReadyQueue::default();
         // c0 c1 T c2 T T c3 c4 c5 T
         let pattern = "cc|c||ccc|";
-        let mut pushed = 0;
-        for ch in pattern.chars() {
+        for (pushed, ch) in pattern.chars().enumerate() {
             if ch == 'c' {
                 let (log, n) = (log.clone(), pushed);
                 let cell = crate::handles::OnceCell::new_rc(move || log.borrow_mut().push(n));
@@ -141,7 +140,6 @@ mod tests {
             } else {
                 q.push(Ready::Task(raw()));
             }
-            pushed += 1;
         }
         assert_eq!(q.len(), pattern.len());
         let mut seen = String::new();
