@@ -103,6 +103,15 @@ impl Shared {
     }
 }
 
+/// What each task holds of its loop (a count of one `Rc`, not atomic, where an `Arc<Shared>` per
+/// task cost two atomic operations): the loop itself, weakly (`get_loop`), and its thread-safe
+/// part, which keeps the plain pointer in the task's header valid while the task has local
+/// references. (Wakers that outlive those take their own count of it then: see `refs.rs`.)
+pub(crate) struct LoopAnchor {
+    pub(crate) inner: std::rc::Weak<Inner>,
+    pub(crate) shared: Arc<Shared>,
+}
+
 /// An fd's registered watchers.
 #[derive(Default)]
 pub(crate) struct FdWatch {
@@ -113,6 +122,8 @@ pub(crate) struct FdWatch {
 /// The loop's state, owned by the loop thread.
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
+    /// What the loop's tasks hold of it.
+    pub(crate) anchor: Rc<LoopAnchor>,
     pub(crate) ready: RefCell<ReadyQueue>,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) selector: RefCell<Box<dyn Selector>>,
@@ -122,7 +133,8 @@ pub(crate) struct Inner {
     pub(crate) transports: RefCell<HashMap<RawFd, std::rc::Weak<dyn crate::runtime::fds::FdOwner>>>,
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) tasks: RefCell<slab::Slab<AnyTask>>,
-    pub(crate) current_task: RefCell<Option<AnyTask>>,
+    /// The task whose step is running (set by `run_task` for the step's length only).
+    pub(crate) current_task: Cell<Option<std::ptr::NonNull<crate::task::refs::Header>>>,
     pub(crate) stopping: Cell<bool>,
     /// A [`Remote::Wake`] was drained and not yet looked at: the iteration must not block.
     pub(crate) remote_wake: Cell<bool>,
@@ -405,7 +417,11 @@ impl EventLoopBuilder {
         });
         let debug = self.debug.unwrap_or_else(debug_from_env);
         let event_loop = EventLoop {
-            inner: Rc::new(Inner {
+            inner: Rc::new_cyclic(|weak| Inner {
+                anchor: Rc::new(LoopAnchor {
+                    inner: weak.clone(),
+                    shared: shared.clone(),
+                }),
                 shared,
                 ready: RefCell::new(ReadyQueue::default()),
                 timers: RefCell::new(Timers::default()),
@@ -415,7 +431,7 @@ impl EventLoopBuilder {
                 transports: RefCell::new(HashMap::new()),
                 clock: self.clock.unwrap_or_else(|| Rc::new(MonotonicClock::new())),
                 tasks: RefCell::new(slab::Slab::new()),
-                current_task: RefCell::new(None),
+                current_task: Cell::new(None),
                 stopping: Cell::new(false),
                 remote_wake: Cell::new(false),
                 running: Cell::new(false),
