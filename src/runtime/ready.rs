@@ -18,29 +18,38 @@ use crate::task::raw::AnyTask;
 use crate::task::refs::Header;
 
 /// One word of the order queue: a task step (its header pointer, even: headers are 8-aligned,
-/// owning one local reference) or a run of `n` callbacks (`n << 1 | 1`, `n >= 1`).
-struct Slot(usize);
+/// owning one local reference) or a run of `n` callbacks (`n << 1 | 1`, `n >= 1`, a pointer
+/// without provenance that is never dereferenced).
+struct Slot(*mut Header);
 
 impl Slot {
     const ONE_CALLBACK: usize = 0b11;
 
     fn task(task: AnyTask) -> Slot {
-        let header = task.into_raw_header();
-        Slot(header.as_ptr() as usize)
+        Slot(task.into_raw_header().as_ptr())
+    }
+
+    fn one_callback() -> Slot {
+        Slot(std::ptr::without_provenance_mut(Slot::ONE_CALLBACK))
     }
 
     fn is_task(&self) -> bool {
-        self.0 & 1 == 0
+        self.0.addr() & 1 == 0
+    }
+
+    /// Counts one more (`n > 0`) or one fewer callback in a run.
+    fn add_callbacks(&mut self, n: isize) {
+        self.0 = self.0.map_addr(|a| a.wrapping_add_signed(2 * n));
     }
 
     /// The task step; `self` must be one (`is_task`).
     fn into_task(self) -> AnyTask {
         debug_assert!(self.is_task());
-        let word = std::mem::ManuallyDrop::new(self).0;
+        let ptr = std::mem::ManuallyDrop::new(self).0;
         // SAFETY: an even word is a header pointer made by `Slot::task` from a live task whose
         // local reference it kept (not dropped since: this slot owned it), on the loop thread
         // (the queue is the loop's, `!Send`).
-        unsafe { AnyTask::from_raw_header(NonNull::new_unchecked(word as *mut Header)) }
+        unsafe { AnyTask::from_raw_header(NonNull::new_unchecked(ptr)) }
     }
 }
 
@@ -71,8 +80,8 @@ impl ReadyQueue {
             Ready::Task(task) => self.order.push_back(Slot::task(task)),
             callback => {
                 match self.order.back_mut() {
-                    Some(run) if !run.is_task() => run.0 += 2,
-                    _ => self.order.push_back(Slot(Slot::ONE_CALLBACK)),
+                    Some(run) if !run.is_task() => run.add_callbacks(1),
+                    _ => self.order.push_back(Slot::one_callback()),
                 }
                 self.callbacks.push_back(callback);
             }
@@ -95,11 +104,11 @@ impl ReadyQueue {
             let slot = self.order.pop_front()?;
             return Some(Ready::Task(slot.into_task()));
         }
-        if front.0 == Slot::ONE_CALLBACK {
+        if front.0.addr() == Slot::ONE_CALLBACK {
             // A run's word owns nothing: popping it drops nothing.
             self.order.pop_front();
         } else {
-            front.0 -= 2;
+            front.add_callbacks(-1);
         }
         self.callbacks.pop_front()
     }
