@@ -165,7 +165,7 @@ impl Inner {
         drop(removed);
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_ready(&self, item: Ready) {
         self.ready.borrow_mut().push(item);
     }
