@@ -386,9 +386,11 @@ impl<D: ?Sized + TaskRun> TaskPtr<D> {
 /// turned into a [`TaskPtr`] on the loop thread, or dropped (freeing the task if it was last).
 pub(crate) struct RemoteTask(NonNull<Header>);
 
-// SAFETY: a `RemoteTask` touches only the header's atomics and `Arc<Shared>` off the loop thread;
-// it becomes a `TaskPtr` only on the loop thread (`into_local`), and freeing the allocation
-// elsewhere is sound because the contents were released first (see the module docs).
+// SAFETY: a `RemoteTask` touches only the header's atomics and the loop's `Shared` (thread-safe,
+// kept alive as `Header::shared` says) off the loop thread; it becomes a `TaskPtr` only on the
+// loop thread (`into_local`), and freeing the allocation elsewhere is sound because the contents
+// were released first (see the module docs) and the header's own count of `Shared`, if any, is
+// an `Arc`'s.
 unsafe impl Send for RemoteTask {}
 
 impl RemoteTask {
