@@ -1,7 +1,7 @@
 //! [`EventLoop`], its builder, and its thread-safe side [`LoopHandle`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,6 +19,7 @@ use crate::handles::{
 use crate::handles::{TimerHandle, TimerSlot};
 use crate::runtime::clock::{deadline_after, Clock, IntoDeadline, IntoDelay, MonotonicClock};
 use crate::runtime::inbox::Inbox;
+use crate::runtime::ready::ReadyQueue;
 use crate::runtime::slot_queue::{LoopRef, Popped};
 use crate::runtime::task_table::TaskTable;
 use crate::runtime::timers::Timers;
@@ -103,6 +104,15 @@ impl Shared {
     }
 }
 
+/// What each task holds of its loop (a count of one `Rc`, not atomic, where an `Arc<Shared>` per
+/// task cost two atomic operations): the loop itself, weakly (`get_loop`), and its thread-safe
+/// part, which keeps the plain pointer in the task's header valid while the task has local
+/// references. (Wakers that outlive those take their own count of it then: see `refs.rs`.)
+pub(crate) struct LoopAnchor {
+    pub(crate) inner: std::rc::Weak<Inner>,
+    pub(crate) shared: Arc<Shared>,
+}
+
 /// An fd's registered watchers.
 #[derive(Default)]
 pub(crate) struct FdWatch {
@@ -113,7 +123,9 @@ pub(crate) struct FdWatch {
 /// The loop's state, owned by the loop thread.
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) ready: RefCell<VecDeque<Ready>>,
+    /// What the loop's tasks hold of it.
+    pub(crate) anchor: Rc<LoopAnchor>,
+    pub(crate) ready: RefCell<ReadyQueue>,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) selector: RefCell<Box<dyn Selector>>,
     pub(crate) events: RefCell<Vec<ReadyEvent>>,
@@ -124,7 +136,8 @@ pub(crate) struct Inner {
     /// The clock itself when it is the default one: read without a virtual call.
     monotonic: Option<MonotonicClock>,
     pub(crate) tasks: RefCell<TaskTable<AnyTask>>,
-    pub(crate) current_task: RefCell<Option<AnyTask>>,
+    /// The task whose step is running (set by `run_task` for the step's length only).
+    pub(crate) current_task: Cell<Option<std::ptr::NonNull<crate::task::refs::Header>>>,
     pub(crate) stopping: Cell<bool>,
     /// A [`Remote::Wake`] was drained and not yet looked at: the iteration must not block.
     pub(crate) remote_wake: Cell<bool>,
@@ -164,9 +177,9 @@ impl Inner {
         drop(removed);
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_ready(&self, item: Ready) {
-        self.ready.borrow_mut().push_back(item);
+        self.ready.borrow_mut().push(item);
     }
 
     /// Drains the cross-thread inbox into the ready queue. Takes only what is there now:
@@ -176,10 +189,10 @@ impl Inner {
         let mut ready = self.ready.borrow_mut();
         self.shared.inbox.drain(|entry| match entry {
             // Cancellable until it runs: it stays in its slot.
-            Popped::Cancellable(slot) => ready.push_back(Ready::Queued(slot)),
+            Popped::Cancellable(slot) => ready.push(Ready::Queued(slot)),
             Popped::Item(Remote::Task(t)) => {
                 if let Some(t) = t.into_local() {
-                    ready.push_back(Ready::Task(t));
+                    ready.push_task(t);
                 }
             }
             // Requested while not running, it makes the next run a pre-stopped one.
@@ -189,7 +202,7 @@ impl Inner {
             Popped::Item(Remote::Wake) => self.remote_wake.set(true),
             // Calls are pushed with handles; one without would run all the same.
             Popped::Item(Remote::Call(call)) => {
-                ready.push_back(Ready::Remote(ThreadsafeCell::new_arc(call.f)))
+                ready.push(Ready::Remote(ThreadsafeCell::new_arc(call.f)))
             }
         });
     }
@@ -423,9 +436,13 @@ impl EventLoopBuilder {
             }
         };
         let event_loop = EventLoop {
-            inner: Rc::new(Inner {
+            inner: Rc::new_cyclic(|weak| Inner {
+                anchor: Rc::new(LoopAnchor {
+                    inner: weak.clone(),
+                    shared: shared.clone(),
+                }),
                 shared,
-                ready: RefCell::new(VecDeque::new()),
+                ready: RefCell::new(ReadyQueue::default()),
                 timers: RefCell::new(Timers::default()),
                 selector: RefCell::new(selector),
                 events: RefCell::new(Vec::new()),
@@ -434,7 +451,7 @@ impl EventLoopBuilder {
                 monotonic,
                 clock,
                 tasks: RefCell::new(TaskTable::new()),
-                current_task: RefCell::new(None),
+                current_task: Cell::new(None),
                 stopping: Cell::new(false),
                 remote_wake: Cell::new(false),
                 running: Cell::new(false),

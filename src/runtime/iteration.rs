@@ -95,13 +95,13 @@ impl EventLoop {
             let end = inner.now() + inner.clock.resolution();
             let mut timers = inner.timers.borrow_mut();
             let mut ready = inner.ready.borrow_mut();
-            timers.pop_due(end, |cell| ready.push_back(Ready::Handle(cell)));
+            timers.pop_due(end, |cell| ready.push(Ready::Handle(cell)));
         }
 
         // 5. Run exactly what is ready now; what it schedules waits for the next iteration.
         let ntodo = inner.ready.borrow().len();
         for _ in 0..ntodo {
-            let item = inner.ready.borrow_mut().pop_front();
+            let item = inner.ready.borrow_mut().pop();
             match item {
                 Some(item) => self.run_ready(item),
                 None => break,
@@ -138,7 +138,7 @@ impl EventLoop {
                             if r.is_cancelled() {
                                 cancelled.push((ev.fd, true));
                             } else {
-                                ready.push_back(Ready::Handle(r.clone()));
+                                ready.push(Ready::Handle(r.clone()));
                             }
                         }
                     }
@@ -147,7 +147,7 @@ impl EventLoop {
                             if wr.is_cancelled() {
                                 cancelled.push((ev.fd, false));
                             } else {
-                                ready.push_back(Ready::Handle(wr.clone()));
+                                ready.push(Ready::Handle(wr.clone()));
                             }
                         }
                     }

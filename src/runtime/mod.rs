@@ -8,6 +8,7 @@ pub(crate) mod inbox;
 mod iteration;
 mod offload;
 mod quad_heap;
+pub(crate) mod ready;
 pub(crate) mod running;
 pub(crate) mod slot_queue;
 pub(crate) mod task_table;

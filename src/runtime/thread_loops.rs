@@ -53,7 +53,7 @@ pub(crate) fn register(inner: &Rc<Inner>) {
 
 /// Runs `f` with the state of the loop behind `shared`, if that loop belongs to this thread and
 /// still exists.
-pub(crate) fn with_local<R>(shared: &Arc<Shared>, f: impl FnOnce(&Rc<Inner>) -> R) -> Option<R> {
+pub(crate) fn with_local<R>(shared: &Shared, f: impl FnOnce(&Rc<Inner>) -> R) -> Option<R> {
     let inner = LOOPS
         .try_with(|t| {
             t.loops
@@ -61,7 +61,7 @@ pub(crate) fn with_local<R>(shared: &Arc<Shared>, f: impl FnOnce(&Rc<Inner>) -> 
                 .ok()?
                 .iter()
                 .filter_map(Weak::upgrade)
-                .find(|i| Arc::ptr_eq(&i.shared, shared))
+                .find(|i| std::ptr::eq(Arc::as_ptr(&i.shared), shared))
         })
         .ok()
         .flatten()?;

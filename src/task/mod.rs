@@ -182,12 +182,13 @@ impl<T: 'static> Future for Task<T> {
     type Output = Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        let owner = &self.raw.header().shared;
+        let owner = self.raw.header().shared();
         // The task lives on its loop's thread (it is `!Send`), and a thread runs one loop at a
         // time: when the task's own loop runs, it is the running loop, and the thread-local
         // look-up can be skipped.
         if !owner.running.load(Ordering::Relaxed) {
-            if let Err(e) = check_owner(|running| Arc::ptr_eq(&running.shared, owner)) {
+            if let Err(e) = check_owner(|running| std::ptr::eq(Arc::as_ptr(&running.shared), owner))
+            {
                 return Poll::Ready(Err(e));
             }
         }
@@ -414,11 +415,10 @@ impl EventLoop {
 
     /// The task whose step is running now, if any.
     pub fn current_task(&self) -> Option<TaskRef> {
-        self.inner
-            .current_task
-            .borrow()
-            .as_ref()
-            .map(|t| TaskRef::from_raw(t.clone()))
+        let header = self.inner.current_task.get()?;
+        // SAFETY: `run_task` sets the pointer only for the length of the task's step, during
+        // which it holds a local reference to the task, on this (the loop's) thread.
+        unsafe { raw::AnyTask::from_header(header) }.map(TaskRef::from_raw)
     }
 
     /// Every task of this loop that has not finished.

@@ -12,13 +12,13 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::rc::Weak;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use super::refs::{Flags, Header, TaskPtr, TaskVtable};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::ExceptionContext;
-use crate::runtime::core::{EventLoop, Inner, Ready};
+use crate::runtime::core::{EventLoop, LoopAnchor};
 use crate::task::TaskRef;
 
 /// The state of a task as seen from outside.
@@ -45,8 +45,9 @@ pub(crate) trait TaskRun {
     /// Runs one step with `waker`; returns true when the task has finished.
     fn poll_step(&self, waker: &Waker) -> bool;
     /// The last local reference is going: drops everything that must stay on the loop thread
-    /// (the future or its output, callbacks, the loop reference). See `refs.rs`.
-    fn release_local(&self);
+    /// (the future or its output, callbacks) and returns the loop reference, which the caller
+    /// drops once it no longer reads the header's pointer to the loop. See `refs.rs`.
+    fn release_local(&self) -> Option<Rc<LoopAnchor>>;
     /// Drops the future without running it further (loop closing); returns the panic of the
     /// future's `Drop`, if it panicked, for the exception handler.
     fn destroy(&self) -> Option<Error>;
@@ -107,8 +108,8 @@ struct Extra {
 pub(crate) struct TaskCell<F: Future> {
     header: Header,
     id: u64,
-    /// Taken when the task is released (a `Weak<Inner>` must be dropped on the loop thread).
-    event_loop: Cell<Option<Weak<Inner>>>,
+    /// Taken when the task is released (an `Rc` must be dropped on the loop thread).
+    event_loop: Cell<Option<Rc<LoopAnchor>>>,
     join_waker: Cell<Option<Waker>>,
     /// Rarely used state, allocated on first use: keeps the common task small.
     extra: Cell<Option<Box<Extra>>>,
@@ -137,7 +138,7 @@ impl<F: Future + 'static> TaskCell<F> {
     }
 
     /// A new task and its first local reference.
-    fn new(header: Header, event_loop: Weak<Inner>, id: u64, future: F) -> TaskPtr<Self> {
+    fn new(header: Header, event_loop: Rc<LoopAnchor>, id: u64, future: F) -> TaskPtr<Self> {
         let cell = Box::new(TaskCell {
             header,
             id,
@@ -395,19 +396,19 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
     }
 
     fn event_loop(&self) -> Option<EventLoop> {
-        let weak = self.event_loop.take()?;
-        let inner = weak.upgrade();
-        self.event_loop.set(Some(weak));
+        let anchor = self.event_loop.take()?;
+        let inner = anchor.inner.upgrade();
+        self.event_loop.set(Some(anchor));
         Some(EventLoop::from_inner(inner?))
     }
 
-    fn release_local(&self) {
+    fn release_local(&self) -> Option<Rc<LoopAnchor>> {
         self.set_stage(Stage::Gone);
         drop(self.join_waker.take());
         if self.header.flag(Flags::HAS_EXTRA) {
             drop(self.extra.take());
         }
-        drop(self.event_loop.take());
+        self.event_loop.take()
     }
 }
 
@@ -459,10 +460,12 @@ pub(crate) fn run_task(lp: &EventLoop, task: AnyTask) -> Option<String> {
     let inner = &lp.inner;
     // Wake-ups from now on queue another step; one that found the flag still set is ordered
     // before this point, so the poll below sees what its waker published (see `atomics.rs`).
-    task.header().scheduled.begin_poll();
-    let previous = inner.current_task.replace(Some(task.clone()));
+    let header = task.header();
+    header.scheduled.begin_poll(header.refs());
+    // Not a counted reference: `task` keeps the task alive until the old value is back.
+    let previous = inner.current_task.replace(Some(NonNull::from(header)));
     let done = task.with_waker(|waker| task.poll_step(waker));
-    *inner.current_task.borrow_mut() = previous;
+    inner.current_task.set(previous);
     if done {
         let removed = inner.tasks.borrow_mut().try_remove(task.header().key);
         drop(removed);
@@ -517,11 +520,11 @@ pub(crate) fn spawn<F: Future + 'static>(
     inner.next_task_id.set(id + 1);
     let mut tasks = inner.tasks.borrow_mut();
     let entry = tasks.vacant_entry();
-    let header = Header::new(entry.key(), inner.shared.clone(), &TaskCell::<F>::VTABLE);
-    let cell = TaskCell::new(header, std::rc::Rc::downgrade(inner), id, future);
+    let header = Header::new(entry.key(), &inner.anchor.shared, &TaskCell::<F>::VTABLE);
+    let cell = TaskCell::new(header, inner.anchor.clone(), id, future);
     entry.insert(cell.untyped_sized());
     drop(tasks);
-    inner.push_ready(Ready::Task(cell.untyped_sized()));
+    inner.ready.borrow_mut().push_task(cell.untyped_sized());
     cell.map(|p| -> NonNull<dyn TaskJoin<F::Output>> { p })
 }
 

@@ -29,7 +29,7 @@ use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use super::atomics::{RefCount, Scheduled};
 use super::raw::{Status, TaskRun};
-use crate::runtime::core::{Inner, Ready, Remote, Shared};
+use crate::runtime::core::{Inner, Remote, Shared};
 use crate::runtime::running::with_running;
 use crate::runtime::thread_loops::with_local;
 
@@ -58,15 +58,20 @@ pub(crate) struct Header {
     flags: Cell<u8>,
     /// The task's key in its loop's task table.
     pub(crate) key: usize,
-    /// The loop's thread-safe part: where wake-ups from other threads go.
-    pub(crate) shared: Arc<Shared>,
+    /// The loop's thread-safe part, where wake-ups from other threads go: a plain pointer (no
+    /// atomic count per task), kept valid by the task's [`LoopAnchor`] while it has local
+    /// references, and after that, if wakers outlive them, by a count of its own
+    /// ([`Flags::OWNS_SHARED`]). Read it through [`shared`](Header::shared).
+    ///
+    /// [`LoopAnchor`]: crate::runtime::core::LoopAnchor
+    shared: NonNull<Shared>,
     vtable: &'static TaskVtable,
 }
 
 impl Header {
     /// A header for a task that is about to get its first [`TaskPtr`] (scheduled: the caller
-    /// queues its first step).
-    pub(crate) fn new(key: usize, shared: Arc<Shared>, vtable: &'static TaskVtable) -> Header {
+    /// queues its first step), whose cell holds the loop's anchor (which holds `shared`).
+    pub(crate) fn new(key: usize, shared: &Arc<Shared>, vtable: &'static TaskVtable) -> Header {
         Header {
             refs: RefCount::new(),
             local: Cell::new(1),
@@ -74,8 +79,50 @@ impl Header {
             status: Cell::new(Status::Pending),
             flags: Cell::new(Flags::HANDLE_ALIVE),
             key,
-            shared,
+            // `as_ptr` keeps the provenance of the whole `Arc` allocation, which a count taken
+            // or dropped through this pointer needs.
+            // SAFETY: an `Arc`'s pointer is never null.
+            shared: unsafe { NonNull::new_unchecked(Arc::as_ptr(shared).cast_mut()) },
             vtable,
+        }
+    }
+
+    /// The atomic references (wakers, queued remote wake-ups, the local side).
+    #[inline]
+    pub(crate) fn refs(&self) -> &RefCount {
+        &self.refs
+    }
+
+    /// The loop's thread-safe part. Valid for whoever holds a reference to the task: a local
+    /// one (the cell's anchor holds it), or a waker or a queued wake-up (alive when the local
+    /// side went, as a new one is only ever made from another or during a step: the task then
+    /// took its own count, see `TaskPtr`'s drop).
+    #[inline]
+    pub(crate) fn shared(&self) -> &Shared {
+        // SAFETY: as above: the caller's reference to the task implies one of the two counts.
+        unsafe { self.shared.as_ref() }
+    }
+}
+
+impl Header {
+    /// Wakers outlive the task's local side: they may reach the loop's shared part after the
+    /// loop is gone, so the header takes a count of it. Called while the task's anchor still
+    /// holds one (the last local reference is being dropped).
+    #[cold]
+    #[inline(never)]
+    fn share_with_wakers(&self) {
+        // SAFETY: the pointer came from `Arc::as_ptr` of the `Arc` that the anchor holds.
+        unsafe { Arc::increment_strong_count(self.shared.as_ptr().cast_const()) };
+        self.set_flag(Flags::OWNS_SHARED, true);
+    }
+}
+
+impl Drop for Header {
+    fn drop(&mut self) {
+        if self.flags.get() & Flags::OWNS_SHARED != 0 {
+            // SAFETY: the count taken in `TaskPtr`'s drop (`Arc::increment_strong_count` on the
+            // same pointer) is this header's to give back; the header is being freed.
+            unsafe { Arc::decrement_strong_count(self.shared.as_ptr().cast_const()) }
         }
     }
 }
@@ -97,6 +144,10 @@ impl Flags {
     /// output): re-entrant calls leave it alone. (What a `RefCell`'s borrow flag did, without
     /// its word.)
     pub(crate) const STAGE_BUSY: u8 = 16;
+    /// The header holds a count of its loop's shared part (wakers outlived the task's local
+    /// side): freeing the task gives it back. Written before the local side's reference goes,
+    /// read by whoever frees the task (after the count's acquire), maybe on another thread.
+    pub(crate) const OWNS_SHARED: u8 = 32;
 }
 
 impl Header {
@@ -213,6 +264,12 @@ impl<D: ?Sized + TaskRun> TaskPtr<D> {
         schedule(self.ptr.cast());
     }
 
+    /// How many local references the task has (tests of their owners).
+    #[cfg(test)]
+    pub(crate) fn local_count(&self) -> u32 {
+        self.header().local.get()
+    }
+
     /// Whether both point to the same task.
     pub(crate) fn ptr_eq<E: ?Sized + TaskRun>(&self, other: &TaskPtr<E>) -> bool {
         self.ptr.cast::<u8>() == other.ptr.cast::<u8>()
@@ -241,12 +298,32 @@ impl<D: TaskRun + 'static> TaskPtr<D> {
 }
 
 impl TaskPtr<dyn TaskRun> {
+    /// The header pointer, keeping the local reference (for a one-word queue entry; see
+    /// [`from_raw_header`](TaskPtr::from_raw_header)).
+    #[inline]
+    pub(crate) fn into_raw_header(self) -> NonNull<Header> {
+        ManuallyDrop::new(self).ptr.cast()
+    }
+
+    /// Takes back the local reference that [`into_raw_header`](TaskPtr::into_raw_header) kept.
+    ///
+    /// # Safety
+    /// `header` came from `into_raw_header`, whose reference nothing has used since, and this
+    /// runs on the task's loop thread.
+    #[inline]
+    pub(crate) unsafe fn from_raw_header(header: NonNull<Header>) -> Self {
+        // SAFETY: the task is alive (the reference is still counted), and its vtable was made
+        // for its type.
+        let ptr = unsafe { (header.as_ref().vtable.as_dyn)(header) };
+        TaskPtr { ptr }
+    }
+
     /// A local reference from a header, unless the task was released already.
     ///
     /// # Safety
     /// `header` points to a live task (the caller holds a reference of some kind) and this
     /// runs on the task's loop thread.
-    unsafe fn from_header(header: NonNull<Header>) -> Option<Self> {
+    pub(crate) unsafe fn from_header(header: NonNull<Header>) -> Option<Self> {
         // SAFETY: as the caller promises.
         let h = unsafe { header.as_ref() };
         let local = h.local.get();
@@ -277,21 +354,31 @@ impl<D: ?Sized + TaskRun> Clone for TaskPtr<D> {
 }
 
 impl<D: ?Sized + TaskRun> Drop for TaskPtr<D> {
+    #[inline]
     fn drop(&mut self) {
         let h = self.header();
         let local = h.local.get() - 1;
         h.local.set(local);
-        if local > 0 {
-            return;
+        if local == 0 {
+            self.release_last_local();
         }
-        // The last local reference: drop what must stay on this thread, while the local
-        // side's atomic reference still keeps the memory.
-        (**self).release_local();
-        if self.header().refs.release_local_side() {
+    }
+}
+
+impl<D: ?Sized + TaskRun> TaskPtr<D> {
+    /// The last local reference is going: drop what must stay on this thread, while the local
+    /// side's atomic reference still keeps the memory, then give that reference up.
+    #[inline(never)]
+    fn release_last_local(&mut self) {
+        let anchor = (**self).release_local();
+        let h = self.header();
+        let last = h.refs.release_local_side(|| h.share_with_wakers());
+        if last {
             // SAFETY: that was the last atomic reference (or the only one left, and no new one
             // can appear): nobody else can reach the task.
             unsafe { (self.header().vtable.dealloc)(self.ptr.cast::<Header>()) }
         }
+        drop(anchor);
     }
 }
 
@@ -299,9 +386,11 @@ impl<D: ?Sized + TaskRun> Drop for TaskPtr<D> {
 /// turned into a [`TaskPtr`] on the loop thread, or dropped (freeing the task if it was last).
 pub(crate) struct RemoteTask(NonNull<Header>);
 
-// SAFETY: a `RemoteTask` touches only the header's atomics and `Arc<Shared>` off the loop thread;
-// it becomes a `TaskPtr` only on the loop thread (`into_local`), and freeing the allocation
-// elsewhere is sound because the contents were released first (see the module docs).
+// SAFETY: a `RemoteTask` touches only the header's atomics and the loop's `Shared` (thread-safe,
+// kept alive as `Header::shared` says) off the loop thread; it becomes a `TaskPtr` only on the
+// loop thread (`into_local`), and freeing the allocation elsewhere is sound because the contents
+// were released first (see the module docs) and the header's own count of `Shared`, if any, is
+// an `Arc`'s.
 unsafe impl Send for RemoteTask {}
 
 impl RemoteTask {
@@ -334,22 +423,24 @@ fn schedule(header: NonNull<Header>) {
         };
         // SAFETY: `inner` is the task's loop, and it lives on this thread.
         if let Some(task) = unsafe { TaskPtr::from_header(header) } {
-            ready.push_back(Ready::Task(task));
+            ready.push_task(task);
         }
         true
     };
-    let on_running = with_running(|inner| Arc::ptr_eq(&inner.shared, &h.shared) && local(inner));
+    let shared = h.shared();
+    let on_running =
+        with_running(|inner| std::ptr::eq(Arc::as_ptr(&inner.shared), shared) && local(inner));
     if on_running == Some(true) {
         return;
     }
     // Not running, but the loop belongs to this thread: join its FIFO queue (R1, R10). A closed
     // loop has dropped its tasks already; the wake-up is moot.
-    if with_local(&h.shared, |inner| inner.closed.get() || local(inner)) == Some(true) {
+    if with_local(shared, |inner| inner.closed.get() || local(inner)) == Some(true) {
         return;
     }
     h.refs.increment();
     // A closed loop refuses it (its tasks are gone): the reference is dropped with it.
-    let _ = h.shared.push_remote(Remote::Task(RemoteTask(header)));
+    let _ = shared.push_remote(Remote::Task(RemoteTask(header)));
 }
 
 static WAKER_VTABLE: RawWakerVTable =
