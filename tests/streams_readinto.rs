@@ -242,3 +242,48 @@ fn after_set_protocol_the_reader_leaves_the_socket_to_the_new_protocol() {
         })
     });
 }
+
+/// A reset met by a `readinto` that reads the socket itself is the read's error at once, as
+/// the transport's own read reports it (and CPython), never a clean EOF first: the kernel
+/// reports `ECONNRESET` once and then EOF, so a transport read queued in the same iteration
+/// must not turn it into `eof_received`.
+#[test]
+fn a_reset_met_by_a_direct_read_is_an_error_not_eof() {
+    watchdog(|| {
+        run(|lp| async move {
+            let (ours, peer) = std::os::unix::net::UnixStream::pair().unwrap();
+            let (reader, writer) = open_connection_with(
+                None,
+                None,
+                asyncio::streams::DEFAULT_LIMIT,
+                ConnectOptions::new().sock(ours),
+            )
+            .await
+            .unwrap();
+            // Bytes the peer never reads: closing it then resets the connection.
+            writer.write(b"never read").unwrap();
+            let reader = std::rc::Rc::new(reader);
+            let r2 = reader.clone();
+            let task = lp
+                .create_task(async move {
+                    let mut buf = [0u8; 64];
+                    let first = r2.readinto(&mut buf).await;
+                    let second = r2.readinto(&mut buf).await;
+                    (first, second)
+                })
+                .unwrap();
+            spin(3).await;
+            assert!(!task.done(), "the read waits for data");
+            drop(peer);
+            let (first, second) = task.await.unwrap();
+            for (n, got) in [first, second].into_iter().enumerate() {
+                let err = got.expect_err("a reset, not EOF");
+                assert_eq!(
+                    err.io_error_kind(),
+                    Some(std::io::ErrorKind::ConnectionReset),
+                    "read {n}: {err}"
+                );
+            }
+        })
+    });
+}

@@ -502,17 +502,27 @@ impl Transport {
                 }
                 None
             }
-            // An error is reported once (a socket's `ECONNRESET`, then EOF): report it as the
-            // transport's own read would, but from the next callback, as the caller holds the
-            // stream's state. It runs before the fd's next readiness is looked at.
+            // An error is reported once (a socket's `ECONNRESET`, then EOF): the transport
+            // closes now with it, as after its own read (`fatal_error`), so a read of the fd
+            // already queued in this iteration finds it closing instead of meeting the EOF;
+            // `connection_lost(error)` follows with `call_soon`. Closing runs no protocol code;
+            // the exception handler (user code) does, so the report of an error that is not a
+            // connection error waits for the next callback: the caller holds the stream's state.
             Err(e) => {
                 let err = Error::from(e);
-                inner.defer(move |me| {
-                    if me.conn_lost.get() == 0 {
+                if !is_connection_error(&err) {
+                    let report = err.clone();
+                    inner.defer(move |me| {
                         let message = me.fatal_message("read");
-                        me.fatal_error(err, &message);
-                    }
-                });
+                        me.report_with_transport(
+                            ExceptionContext::new(message).with_exception(report),
+                        );
+                    });
+                } else if inner.lp.get_debug() {
+                    let message = inner.fatal_message("read");
+                    log::debug!(target: "asyncio", "{message}: {err}");
+                }
+                inner.force_close(Some(err));
                 None
             }
         }
@@ -735,8 +745,11 @@ impl StreamInner {
     }
 
     fn replace_protocol(&self, refs: ProtocolRefs) {
-        // The new protocol is to receive the data: no reader reads past it any more.
+        // The new protocol is to receive the data: no reader reads past it any more, and the
+        // fd's next readiness is read for it (not handed to a reader waiting to read it).
         self.read_through.set(false);
+        let waiting = self.direct_reader.borrow_mut().take();
+        drop(waiting);
         let old = {
             let mut slot = self.protocol.borrow_mut();
             match slot.as_mut() {
