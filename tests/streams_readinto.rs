@@ -287,3 +287,54 @@ fn a_reset_met_by_a_direct_read_is_an_error_not_eof() {
         })
     });
 }
+
+/// A reader that reads the socket itself is woken once per arrival: the poll that reported
+/// the bytes it then read does not wake it again (which would cost a step and an `EAGAIN`
+/// read per message).
+#[test]
+fn a_direct_reader_is_not_woken_by_the_readiness_of_bytes_it_read() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    watchdog(|| {
+        run(|lp| async move {
+            let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+            let (reader, _writer) = open_connection_with(
+                None,
+                None,
+                asyncio::streams::DEFAULT_LIMIT,
+                ConnectOptions::new().sock(ours),
+            )
+            .await
+            .unwrap();
+            const N: usize = 10;
+            let polls = Rc::new(Cell::new(0usize));
+            let got = Rc::new(Cell::new(0usize));
+            let (p2, g2) = (polls.clone(), got.clone());
+            let task = lp
+                .create_task(async move {
+                    let mut buf = [0u8; 8];
+                    for _ in 0..N {
+                        let mut read = std::pin::pin!(reader.readinto(&mut buf));
+                        let n = std::future::poll_fn(|cx| {
+                            p2.set(p2.get() + 1);
+                            std::future::Future::poll(read.as_mut(), cx)
+                        })
+                        .await
+                        .unwrap();
+                        assert_eq!(n, 1);
+                        g2.set(g2.get() + 1);
+                    }
+                })
+                .unwrap();
+            for i in 0..N {
+                spin(3).await;
+                assert_eq!(got.get(), i, "the reader waits for byte {i}");
+                peer.write_all(b"x").unwrap();
+                wait_until("byte read", || got.get() == i + 1).await;
+            }
+            task.await.unwrap();
+            // Each read: one poll that finds the socket empty, one after the wake-up.
+            assert_eq!(polls.get(), 2 * N);
+        })
+    });
+}
