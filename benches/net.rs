@@ -835,16 +835,7 @@ fn timeout_run(kind: Kind, n: usize) -> Duration {
                     .map(|s| {
                         let c = counter.clone();
                         lp2.create_task(async move {
-                            // Streams over the existing socket (asyncio's `sock=`): registered
-                            // with the selector once, as tokio's and smol's sockets are.
-                            let (r, _w) = asyncio::streams::open_connection_with(
-                                None,
-                                None,
-                                asyncio::streams::DEFAULT_LIMIT,
-                                asyncio::ConnectOptions::new().sock(s),
-                            )
-                            .await
-                            .expect("streams");
+                            let (r, _w) = asyncio_streams(s).await;
                             let mut b = [0u8; 1];
                             for _ in 0..TIMEOUT_ROUNDS {
                                 let n = asyncio::wait_for(r.readinto(&mut b), TIMEOUT_SECS as f64)
@@ -966,15 +957,21 @@ fn timeout_row(cfg: &Config) {
             .expect("reps >= 1");
         figs[slot] = Some((n * TIMEOUT_ROUNDS) as f64 / best.as_secs_f64().max(1e-12));
     }
+    print_three("asyncio reads/s", figs, fmt_rate);
+}
+
+/// A row of figures for asyncio, tokio and smol with asyncio's ratios, under a header whose
+/// first column is `first`.
+fn print_three(first: &str, figs: [Option<f64>; 3], show: impl Fn(Option<f64>) -> String) {
     println!(
         "{:>15} {:>15} {:>15} {:>14} {:>13}",
-        "asyncio reads/s", "tokio", "smol", "asyncio/tokio", "asyncio/smol"
+        first, "tokio", "smol", "asyncio/tokio", "asyncio/smol"
     );
     println!(
         "{:>15} {:>15} {:>15} {:>14} {:>13}",
-        fmt_rate(figs[0]),
-        fmt_rate(figs[1]),
-        fmt_rate(figs[2]),
+        show(figs[0]),
+        show(figs[1]),
+        show(figs[2]),
         fmt_ratio(figs[0], figs[1]),
         fmt_ratio(figs[0], figs[2])
     );
@@ -1006,14 +1003,7 @@ fn bulk_run(kind: Kind, total: usize) -> Duration {
         Kind::Asyncio => {
             let lp = EventLoop::new().expect("loop");
             lp.run_until_complete(async move {
-                let (r, _w) = asyncio::streams::open_connection_with(
-                    None,
-                    None,
-                    asyncio::streams::DEFAULT_LIMIT,
-                    asyncio::ConnectOptions::new().sock(ours),
-                )
-                .await
-                .expect("streams");
+                let (r, _w) = asyncio_streams(ours).await;
                 let mut buf = vec![0u8; BULK_CHUNK];
                 let mut got = 0;
                 loop {
@@ -1097,16 +1087,23 @@ fn bulk_row(cfg: &Config) {
     let mib = (total >> 20) as f64;
     let figs = best.map(|b| b.map(|b| mib / b.as_secs_f64().max(1e-12)));
     let show = |f: Option<f64>| f.map_or_else(|| "-".into(), |f| format!("{f:.0}"));
-    println!(
-        "{:>15} {:>15} {:>15} {:>14} {:>13}",
-        "asyncio MiB/s", "tokio", "smol", "asyncio/tokio", "asyncio/smol"
-    );
-    println!(
-        "{:>15} {:>15} {:>15} {:>14} {:>13}",
-        show(figs[0]),
-        show(figs[1]),
-        show(figs[2]),
-        fmt_ratio(figs[0], figs[1]),
-        fmt_ratio(figs[0], figs[2])
-    );
+    print_three("asyncio MiB/s", figs, show);
+}
+
+/// asyncio streams over an existing socket (asyncio's `sock=`): registered with the selector
+/// once, as tokio's and smol's sockets are.
+async fn asyncio_streams(
+    sock: std::os::unix::net::UnixStream,
+) -> (
+    asyncio::streams::StreamReader,
+    asyncio::streams::StreamWriter,
+) {
+    asyncio::streams::open_connection_with(
+        None,
+        None,
+        asyncio::streams::DEFAULT_LIMIT,
+        asyncio::ConnectOptions::new().sock(sock),
+    )
+    .await
+    .expect("streams")
 }

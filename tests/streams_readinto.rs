@@ -6,10 +6,24 @@ mod net_support;
 
 use std::io::Write;
 
-use asyncio::streams::{open_connection, open_connection_with, StreamReader};
+use asyncio::streams::{open_connection, open_connection_with, StreamReader, StreamWriter};
 use asyncio::{ConnectOptions, ErrorKind};
 use futures::FutureExt;
 use net_support::{run, spin, wait_until, watchdog};
+
+/// Streams over one end of a Unix socket pair (asyncio's `sock=`), and the other end.
+async fn socket_streams() -> (StreamReader, StreamWriter, std::os::unix::net::UnixStream) {
+    let (ours, peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (reader, writer) = open_connection_with(
+        None,
+        None,
+        asyncio::streams::DEFAULT_LIMIT,
+        ConnectOptions::new().sock(ours),
+    )
+    .await
+    .unwrap();
+    (reader, writer, peer)
+}
 
 #[test]
 fn partial_reads_then_eof_is_zero() {
@@ -159,15 +173,7 @@ fn socket_reads_mix_the_direct_and_buffered_paths_in_order() {
     watchdog(|| {
         run(|_lp| async move {
             const TOTAL: usize = 3 << 20;
-            let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
-            let (reader, _writer) = open_connection_with(
-                None,
-                None,
-                asyncio::streams::DEFAULT_LIMIT,
-                ConnectOptions::new().sock(ours),
-            )
-            .await
-            .unwrap();
+            let (reader, _writer, mut peer) = socket_streams().await;
             let sender = std::thread::spawn(move || {
                 let data: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
                 let mut at = 0;
@@ -220,15 +226,7 @@ fn socket_reads_mix_the_direct_and_buffered_paths_in_order() {
 fn after_set_protocol_the_reader_leaves_the_socket_to_the_new_protocol() {
     watchdog(|| {
         run(|_lp| async move {
-            let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
-            let (reader, _writer) = open_connection_with(
-                None,
-                None,
-                asyncio::streams::DEFAULT_LIMIT,
-                ConnectOptions::new().sock(ours),
-            )
-            .await
-            .unwrap();
+            let (reader, _writer, mut peer) = socket_streams().await;
             let transport = reader.transport().unwrap();
             let recorder = net_support::Recorder::default();
             transport.set_protocol(std::rc::Rc::new(std::cell::RefCell::new(recorder.clone())));
@@ -251,15 +249,7 @@ fn after_set_protocol_the_reader_leaves_the_socket_to_the_new_protocol() {
 fn a_reset_met_by_a_direct_read_is_an_error_not_eof() {
     watchdog(|| {
         run(|lp| async move {
-            let (ours, peer) = std::os::unix::net::UnixStream::pair().unwrap();
-            let (reader, writer) = open_connection_with(
-                None,
-                None,
-                asyncio::streams::DEFAULT_LIMIT,
-                ConnectOptions::new().sock(ours),
-            )
-            .await
-            .unwrap();
+            let (reader, writer, peer) = socket_streams().await;
             // Bytes the peer never reads: closing it then resets the connection.
             writer.write(b"never read").unwrap();
             let reader = std::rc::Rc::new(reader);
@@ -297,15 +287,7 @@ fn a_direct_reader_is_not_woken_by_the_readiness_of_bytes_it_read() {
     use std::rc::Rc;
     watchdog(|| {
         run(|lp| async move {
-            let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
-            let (reader, _writer) = open_connection_with(
-                None,
-                None,
-                asyncio::streams::DEFAULT_LIMIT,
-                ConnectOptions::new().sock(ours),
-            )
-            .await
-            .unwrap();
+            let (reader, _writer, mut peer) = socket_streams().await;
             const N: usize = 10;
             let polls = Rc::new(Cell::new(0usize));
             let got = Rc::new(Cell::new(0usize));
