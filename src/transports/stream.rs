@@ -104,8 +104,6 @@ pub(crate) struct StreamInner {
     read_through: Cell<bool>,
     /// A reader that found the fd empty (see [`Transport::read_direct`]).
     direct_reader: RefCell<Option<Waker>>,
-    /// The loop iteration in which `direct_reader` found the fd empty.
-    direct_reader_since: Cell<u64>,
     /// A writer that found the fd full (see [`Transport::write_direct`]): woken by the next
     /// writable event once the write buffer is empty, or when the transport closes.
     direct_writer: RefCell<Option<Waker>>,
@@ -218,7 +216,6 @@ impl Transport {
             on_lost: RefCell::new(on_lost),
             read_through: Cell::new(false),
             direct_reader: RefCell::new(None),
-            direct_reader_since: Cell::new(0),
             direct_writer: RefCell::new(None),
         });
         let owner: Rc<dyn FdOwner> = inner.clone();
@@ -503,7 +500,6 @@ impl Transport {
                 if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
                     *slot = Some(waker.clone());
                 }
-                inner.direct_reader_since.set(inner.lp.iteration_count());
                 None
             }
             // An error is reported once (a socket's `ECONNRESET`, then EOF): the transport
@@ -834,20 +830,14 @@ impl StreamInner {
             return;
         }
         // A reader waits to read the fd itself (`Transport::read_direct`): wake it instead.
-        // Unless it found the fd empty in this very iteration: this readiness was polled
-        // before that, from bytes it has read since, so waking it would only cost a step and an
-        // `EAGAIN`. The level-triggered poll reports bytes that come later on the next turn.
-        let mut slot = self.direct_reader.borrow_mut();
-        if slot.is_some() {
-            if self.direct_reader_since.get() != self.lp.iteration_count() {
-                if let Some(waker) = slot.take() {
-                    drop(slot);
-                    waker.wake();
-                }
-            }
+        // (This readiness may have been polled before that reader's last read in this
+        // iteration; waking it anyway costs an `EAGAIN` when nothing came since, and saves a
+        // turn when more did: see the book's timeouts-around-I/O notes.)
+        let direct = self.direct_reader.borrow_mut().take();
+        if let Some(waker) = direct {
+            waker.wake();
             return;
         }
-        drop(slot);
         let Some(refs) = self.protocol.borrow().clone() else {
             return;
         };
