@@ -155,6 +155,7 @@ impl fmt::Debug for Handle {
 
 /// Where an armed timer sits in its loop's heap: what a timer whose owner keeps the cell (a
 /// `sleep`) needs to take it out again, 16 bytes where a [`TimerHandle`] is 40.
+#[derive(Clone)]
 pub(crate) struct TimerSlot {
     event_loop: Weak<Inner>,
     slot: u32,
@@ -167,7 +168,7 @@ impl TimerSlot {
 
     /// Takes the timer whose cell is `cell` out of the heap, if it is still there (call it
     /// after cancelling the cell).
-    pub(crate) fn remove<C: HandleRun>(&self, cell: &Rc<C>) {
+    pub(crate) fn remove<C: HandleRun + ?Sized>(&self, cell: &Rc<C>) {
         if let Some(inner) = self.event_loop.upgrade() {
             inner.timer_cancelled(self.slot, Rc::as_ptr(cell).cast());
         }
@@ -189,28 +190,20 @@ impl TimerSlot {
 pub struct TimerHandle {
     pub(crate) handle: Handle,
     when: f64,
-    event_loop: Weak<Inner>,
-    /// The timer's slot in the loop's timer heap (see `Timers::cancel`).
-    slot: u32,
+    /// Where the timer sits in the loop's timer heap (see `Timers::cancel`).
+    at: TimerSlot,
 }
 
 impl TimerHandle {
-    pub(crate) fn new(handle: Handle, when: f64, event_loop: Weak<Inner>, slot: u32) -> Self {
-        TimerHandle {
-            handle,
-            when,
-            event_loop,
-            slot,
-        }
+    pub(crate) fn new(handle: Handle, when: f64, at: TimerSlot) -> Self {
+        TimerHandle { handle, when, at }
     }
 
     /// Cancels the timer: it will not run, its closure is dropped now, and the loop removes it
     /// from its timer heap at once. Idempotent.
     pub fn cancel(&self) {
         if self.handle.cell.cancel() {
-            if let Some(inner) = self.event_loop.upgrade() {
-                inner.timer_cancelled(self.slot, Rc::as_ptr(&self.handle.cell).cast());
-            }
+            self.at.remove(&self.handle.cell);
         }
     }
 

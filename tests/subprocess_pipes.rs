@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use asyncio::streams::{StreamReader, StreamWriter};
 use asyncio::subprocess::{create_subprocess_exec, Stdio, SubprocessOptions};
 use futures::io::{AsyncWrite, AsyncWriteExt};
-use subprocess_support::{cat_options, open_fds, run, serial, NO_ARGS};
+use subprocess_support::{cat_options, open_fds, run, serial, spawn_cat, NO_ARGS};
 
 /// A pattern with no short period, so a byte out of place shows.
 fn pattern(len: usize, seed: usize) -> Vec<u8> {
@@ -81,11 +81,7 @@ fn async_write_sends_from_the_callers_buffer_without_copying() {
     serial(|| {
         run(async {
             let data = pattern(1 << 20, 0);
-            let mut cat = create_subprocess_exec("cat", NO_ARGS, cat_options())
-                .await
-                .unwrap();
-            let mut stdin = cat.stdin.take().unwrap();
-            let stdout = cat.stdout.take().unwrap();
+            let (cat, mut stdin, stdout) = spawn_cat().await;
             // Nobody reads yet: the pipe takes what fits and the rest stays with the caller.
             let first =
                 std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut stdin).poll_write(cx, &data)))
@@ -119,11 +115,7 @@ fn async_write_sends_from_the_callers_buffer_without_copying() {
 fn write_and_write_all_from_two_clones_keep_their_order() {
     serial(|| {
         run(async {
-            let mut cat = create_subprocess_exec("cat", NO_ARGS, cat_options())
-                .await
-                .unwrap();
-            let stdin = cat.stdin.take().unwrap();
-            let stdout = cat.stdout.take().unwrap();
+            let (cat, stdin, stdout) = spawn_cat().await;
             let log = Rc::new(RefCell::new(Vec::new()));
             // One clone writes with write() (some of it buffered), sizes that leave the buffer
             // partly sent, draining now and then.
@@ -177,11 +169,7 @@ fn large_write_all_into_a_slow_cat() {
     serial(|| {
         run(async {
             let data = pattern(8 << 20, 1);
-            let mut cat = create_subprocess_exec("cat", NO_ARGS, cat_options())
-                .await
-                .unwrap();
-            let mut stdin = cat.stdin.take().unwrap();
-            let stdout = cat.stdout.take().unwrap();
+            let (cat, mut stdin, stdout) = spawn_cat().await;
             let to_write = data.clone();
             let write = async move {
                 for chunk in to_write.chunks(256 << 10) {
@@ -203,11 +191,7 @@ fn large_write_all_into_a_slow_cat() {
 fn a_dropped_write_all_loses_nothing_it_reported_written() {
     serial(|| {
         run(async {
-            let mut cat = create_subprocess_exec("cat", NO_ARGS, cat_options())
-                .await
-                .unwrap();
-            let stdin = cat.stdin.take().unwrap();
-            let stdout = cat.stdout.take().unwrap();
+            let (cat, stdin, stdout) = spawn_cat().await;
             let log = Rc::new(RefCell::new(Vec::new()));
             let mut w = Logged {
                 writer: stdin.clone(),

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use asyncio::subprocess::{create_subprocess_exec, Stdio};
-use subprocess_support::{cat_options, open_fds, run, serial, NO_ARGS};
+use subprocess_support::{cat_options, open_fds, run, serial, spawn_cat, NO_ARGS};
 
 /// Polls `fut` once, from inside a task.
 async fn poll_once<F: Future>(mut fut: Pin<&mut F>) -> Poll<F::Output> {
@@ -30,11 +30,7 @@ fn bytes_through_cat_keep_their_order_on_every_read_and_write_path() {
     serial(|| {
         run(async {
             let data = pattern(4 << 20);
-            let mut cat = create_subprocess_exec("cat", NO_ARGS, cat_options())
-                .await
-                .unwrap();
-            let stdin = cat.stdin.take().unwrap();
-            let stdout = cat.stdout.take().unwrap();
+            let (cat, stdin, stdout) = spawn_cat().await;
             let to_write = data.clone();
             // Chunks of many sizes, drained only now and then: writes land on a buffer whose
             // front was partly sent.

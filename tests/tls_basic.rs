@@ -74,6 +74,21 @@ fn echo_over_tls12() {
 }
 
 /// A stream server that upgrades on "STARTTLS\n" (answering "OK\n") and then echoes lines.
+/// Writes back every line `reader` gives until EOF.
+async fn echo_lines(
+    reader: asyncio::streams::StreamReader,
+    writer: asyncio::streams::StreamWriter,
+) {
+    loop {
+        let line = reader.readline().await.unwrap();
+        if line.is_empty() {
+            break;
+        }
+        writer.write(&line).unwrap();
+        writer.drain().await.unwrap();
+    }
+}
+
 async fn starttls_stream_server(pki: &Pki) -> (asyncio::Server, u16) {
     let ctx = pki.server();
     net_support::loopback_stream_server(move |reader, writer| {
@@ -88,14 +103,7 @@ async fn starttls_stream_server(pki: &Pki) -> (asyncio::Server, u16) {
                 echo.get_extra_info("tls_version"),
                 Some(ExtraInfo::Text(_))
             ));
-            loop {
-                let line = reader.readline().await.unwrap();
-                if line.is_empty() {
-                    break;
-                }
-                echo.write(&line).unwrap();
-                echo.drain().await.unwrap();
-            }
+            echo_lines(reader, echo).await;
         }
     })
     .await
@@ -261,17 +269,6 @@ fn streams_over_tls_tcp_and_unix() {
             let pki = Pki::new("CA");
             let dir = net_support::TempDir::new("tls-unix");
             let path = dir.join("sock");
-            let echo_lines = |reader: asyncio::streams::StreamReader,
-                              writer: asyncio::streams::StreamWriter| async move {
-                loop {
-                    let line = reader.readline().await.unwrap();
-                    if line.is_empty() {
-                        break;
-                    }
-                    writer.write(&line).unwrap();
-                    writer.drain().await.unwrap();
-                }
-            };
             let tcp = asyncio::streams::start_server_with(
                 echo_lines,
                 &["127.0.0.1"],

@@ -606,7 +606,11 @@ impl EventLoop {
 
     fn schedule_at(&self, when: f64, cell: Rc<dyn HandleRun>) -> TimerHandle {
         let slot = self.inner.timers.borrow_mut().push(when, cell.clone());
-        TimerHandle::new(Handle::new(cell), when, Rc::downgrade(&self.inner), slot)
+        TimerHandle::new(
+            Handle::new(cell),
+            when,
+            TimerSlot::new(Rc::downgrade(&self.inner), slot),
+        )
     }
 
     /// Schedules `callback` from any thread; same as [`LoopHandle::call_soon_threadsafe`]. From

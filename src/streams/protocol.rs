@@ -84,10 +84,6 @@ pub(crate) struct State {
     pub(crate) closed_wakers: Vec<Waker>,
     /// The stream is a server's (for `StreamWriter::start_tls`).
     pub(crate) server_side: bool,
-    /// Every byte of `transport` comes here and nowhere else (a stream's socket, a `Process`'s
-    /// stdout or stderr): a read that finds the buffer empty may read the fd itself
-    /// ([`Transport::read_direct`]).
-    pub(crate) read_through: bool,
 }
 
 /// What a reader, a writer and their protocol share. Loop-thread only.
@@ -330,7 +326,6 @@ impl Protocol for StreamReaderProtocol {
             transport.allow_read_direct();
             let mut st = self.shared.st.borrow_mut();
             st.transport = Some(transport.clone());
-            st.read_through = true;
         }
         if let Some(cb) = self.on_connect.take() {
             cb(self.shared.clone(), transport);

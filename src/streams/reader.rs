@@ -172,13 +172,12 @@ impl StreamReader {
             }
             let avail = st.buffer.len();
             if avail == 0 && !st.eof {
-                // Nothing buffered, so nothing read earlier can be overtaken: a pipe that only
-                // feeds this reader is read straight into `buf` (one copy instead of three).
-                if st.read_through {
-                    let direct = st.transport.as_ref();
-                    if let Some(n) = direct.and_then(|t| t.read_direct(buf, cx.waker())) {
-                        return Poll::Ready(Ok(n));
-                    }
+                // Nothing buffered, so nothing read earlier can be overtaken: a socket or pipe
+                // that only feeds this reader (the transport says so) is read straight into
+                // `buf` (one copy instead of three).
+                let direct = st.transport.as_ref();
+                if let Some(n) = direct.and_then(|t| t.read_direct(buf, cx.waker())) {
+                    return Poll::Ready(Ok(n));
                 }
                 None
             } else {

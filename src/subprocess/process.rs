@@ -44,19 +44,13 @@ impl SubprocessProtocol for StreamProtocol {
         for fd in 0..3 {
             if let Some(pipe) = transport.get_pipe_transport(fd as i32) {
                 let shared = Shared::new(&self.lp, self.limit);
-                {
-                    let mut st = shared.st.borrow_mut();
-                    // Lets the reader pause the pipe when its buffer is full.
-                    st.transport = Some(pipe);
-                    // stdout and stderr: the pipe's data comes only here (through
-                    // `pipe_data_received`), so the reader may read the pipe itself.
-                    st.read_through = fd != 0;
-                    if st.read_through {
-                        if let Some(t) = &st.transport {
-                            t.allow_read_direct();
-                        }
-                    }
+                // stdout and stderr: the pipe's data comes only here (through
+                // `pipe_data_received`), so the reader may read the pipe itself.
+                if fd != 0 {
+                    pipe.allow_read_direct();
                 }
+                // Lets the reader pause the pipe when its buffer is full.
+                shared.st.borrow_mut().transport = Some(pipe);
                 self.shared[fd] = Some(shared);
             }
         }

@@ -36,6 +36,20 @@ pub fn cat_options() -> SubprocessOptions {
         .stdout(Stdio::Pipe)
 }
 
+/// A `cat` with piped stdin and stdout, and those two streams.
+pub async fn spawn_cat() -> (
+    asyncio::subprocess::Process,
+    asyncio::streams::StreamWriter,
+    asyncio::streams::StreamReader,
+) {
+    let mut cat = asyncio::subprocess::create_subprocess_exec("cat", NO_ARGS, cat_options())
+        .await
+        .unwrap();
+    let stdin = cat.stdin.take().unwrap();
+    let stdout = cat.stdout.take().unwrap();
+    (cat, stdin, stdout)
+}
+
 /// This process's open descriptors.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
