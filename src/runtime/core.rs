@@ -235,6 +235,8 @@ impl Inner {
         drop_caught(signals, &mut panics);
         let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
         for task in tasks.into_values() {
+            task.header()
+                .set_flag(crate::task::refs::Flags::IN_TABLE, false);
             // A panic in the future's `Drop` is reported like any other (its `finally` raised).
             panics.extend(task.destroy());
             drop_caught(task, &mut panics);

@@ -28,9 +28,9 @@ pub(crate) const BULK_MIN: usize = 1024;
 /// its linear pass over the heap costs at most `BULK_RATIO` times the pops already made.
 const BULK_RATIO: usize = 16;
 
-/// Marks a free slot in the position array; the other bits link to the next free slot.
+/// Marks a free slot in the position array.
 const FREE: u32 = 1 << 31;
-/// The end of the free list.
+/// One past the largest slot number.
 const NIL: u32 = FREE - 1;
 
 /// The ordering key of a deadline: unsigned integer order equals the float order (NaN never
@@ -77,13 +77,16 @@ pub(crate) struct QuadHeap<V> {
     /// The heap (`nodes[..heap_len]`), then the pending tail in push order.
     nodes: Vec<Node>,
     heap_len: usize,
-    /// By slot: the index of the slot's node in `nodes`; for a free slot, [`FREE`] and the next
-    /// free slot (or [`NIL`]).
+    /// By slot: the index of the slot's node in `nodes`; [`FREE`] for a free slot.
     pos: Vec<u32>,
     /// By slot: the value, `None` when the slot is free.
     values: Vec<Option<V>>,
-    /// The first free slot, or [`NIL`].
-    free_head: u32,
+    /// The free slots; the last one is taken first. A stack of its own, not a list threaded
+    /// through `pos`: with many timers alive, slots freed in no particular order are scattered,
+    /// and a list through them makes every push wait for a cache miss to learn the next free
+    /// slot (a fifth of the push in a profile of 200k sleeping tasks); the top of this stack is
+    /// in cache, and the slot itself is only written.
+    free: Vec<u32>,
     next_seq: u32,
 }
 
@@ -94,7 +97,7 @@ impl<V> Default for QuadHeap<V> {
             heap_len: 0,
             pos: Vec::new(),
             values: Vec::new(),
-            free_head: NIL,
+            free: Vec::new(),
             next_seq: 0,
         }
     }
@@ -131,11 +134,12 @@ impl<V> QuadHeap<V> {
     /// With 2^31 - 1 entries at once (over 60 GiB of timers).
     pub(crate) fn push(&mut self, order: u64, value: V) -> u32 {
         let pos = self.nodes.len() as u32;
-        let slot = if self.free_head != NIL {
-            let s = self.free_head;
-            self.free_head = self.pos[s as usize] & !FREE;
+        let slot = if let Some(s) = self.free.pop() {
             self.pos[s as usize] = pos;
-            self.values[s as usize] = Some(value);
+            // A free slot holds `None`: nothing to drop, so the slot is only written (a plain
+            // assignment reads it first, for the drop, and waits for that cache miss: three
+            // quarters of the push in the profile above).
+            std::mem::forget(self.values[s as usize].replace(value));
             s
         } else {
             let s = u32::try_from(self.values.len())
@@ -257,7 +261,7 @@ impl<V> QuadHeap<V> {
     pub(crate) fn take_all(&mut self) -> Vec<V> {
         self.nodes.clear();
         self.heap_len = 0;
-        self.free_head = NIL;
+        self.free.clear();
         self.pos.clear();
         std::mem::take(&mut self.values)
             .into_iter()
@@ -277,8 +281,8 @@ impl<V> QuadHeap<V> {
     }
 
     fn free_slot(&mut self, slot: u32) -> V {
-        self.pos[slot as usize] = FREE | self.free_head;
-        self.free_head = slot;
+        self.pos[slot as usize] = FREE;
+        self.free.push(slot);
         self.values[slot as usize]
             .take()
             .expect("a used slot has a value")
@@ -363,19 +367,18 @@ impl<V> QuadHeap<V> {
         let used = self.values.iter().filter(|v| v.is_some()).count();
         assert_eq!(used, self.nodes.len());
         assert_eq!(self.pos.len(), self.values.len());
-        let mut free = 0;
-        let mut f = self.free_head;
-        while f != NIL {
+        for &f in &self.free {
             assert!(
                 self.values[f as usize].is_none(),
                 "a free slot holds a value"
             );
-            assert_ne!(self.pos[f as usize] & FREE, 0);
-            f = self.pos[f as usize] & !FREE;
-            free += 1;
-            assert!(free <= self.values.len(), "a cycle in the free list");
+            assert_eq!(self.pos[f as usize], FREE);
         }
-        assert_eq!(used + free, self.values.len());
+        let mut distinct = self.free.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), self.free.len(), "a slot freed twice");
+        assert_eq!(used + self.free.len(), self.values.len());
     }
 }
 

@@ -467,8 +467,13 @@ pub(crate) fn run_task(lp: &EventLoop, task: AnyTask) -> Option<String> {
     let done = task.with_waker(|waker| task.poll_step(waker));
     inner.current_task.set(previous);
     if done {
-        let removed = inner.tasks.borrow_mut().try_remove(task.header().key);
-        drop(removed);
+        if header.flag(Flags::IN_TABLE) {
+            header.set_flag(Flags::IN_TABLE, false);
+            // The table's slot holds a reference to this task: emptied without being read.
+            inner.tasks.borrow_mut().forget(header.key);
+            // SAFETY: the reference in that slot was just leaked; `task` is another one.
+            unsafe { task.release_forgotten() };
+        }
         task_finished(lp, &task);
     }
     inner.debug.get().then(|| task.name())

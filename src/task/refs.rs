@@ -77,7 +77,7 @@ impl Header {
             local: Cell::new(1),
             scheduled: Scheduled::new(true),
             status: Cell::new(Status::Pending),
-            flags: Cell::new(Flags::HANDLE_ALIVE),
+            flags: Cell::new(Flags::HANDLE_ALIVE | Flags::IN_TABLE),
             key,
             // `as_ptr` keeps the provenance of the whole `Arc` allocation, which a count taken
             // or dropped through this pointer needs.
@@ -148,6 +148,10 @@ impl Flags {
     /// side): freeing the task gives it back. Written before the local side's reference goes,
     /// read by whoever frees the task (after the count's acquire), maybe on another thread.
     pub(crate) const OWNS_SHARED: u8 = 32;
+    /// The loop's task table holds a reference to the task under [`Header::key`]. Set when the
+    /// task is made (it is inserted then); cleared when the finished task leaves the table, or
+    /// the table is emptied at `close`.
+    pub(crate) const IN_TABLE: u8 = 64;
 }
 
 impl Header {
@@ -262,6 +266,21 @@ impl<D: ?Sized + TaskRun> TaskPtr<D> {
     /// Queues a step of this task (a wake-up from the loop thread).
     pub(crate) fn wake_by_ref(&self) {
         schedule(self.ptr.cast());
+    }
+
+    /// Gives up a local reference that its owner forgot (the task table's slot, emptied without
+    /// reading it): `self` is another one, so this is never the last.
+    ///
+    /// # Safety
+    /// A local reference to this task was leaked (`mem::forget` or the like) and nothing will
+    /// use or drop it.
+    #[inline]
+    pub(crate) unsafe fn release_forgotten(&self) {
+        let h = self.header();
+        let local = h.local.get();
+        // `self` holds one besides the forgotten one.
+        debug_assert!(local >= 2);
+        h.local.set(local - 1);
     }
 
     /// How many local references the task has (tests of their owners).
