@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::runtime::core::EventLoop;
 use crate::runtime::running::{check_owner, get_running_loop};
 use raw::{AnyTask, Status, TaskJoin};
-use refs::TaskPtr;
+use refs::{JoinPtr, TaskPtr};
 
 /// A future scheduled on an event loop, from [`EventLoop::create_task`].
 ///
@@ -66,12 +66,14 @@ use refs::TaskPtr;
 /// # Ok::<(), asyncio::Error>(())
 /// ```
 pub struct Task<T> {
-    raw: TaskPtr<dyn TaskJoin<T>>,
+    raw: JoinPtr<T>,
 }
 
 impl<T: 'static> Task<T> {
     pub(crate) fn from_raw(raw: TaskPtr<dyn TaskJoin<T>>) -> Self {
-        Task { raw }
+        Task {
+            raw: JoinPtr::new(raw),
+        }
     }
 
     /// Whether the task has finished (normally, by panic, or cancelled).
@@ -86,24 +88,24 @@ impl<T: 'static> Task<T> {
 
     /// The task's name (`Task-<id>` unless set).
     pub fn get_name(&self) -> String {
-        self.raw.name()
+        self.raw.get().name()
     }
 
     /// Renames the task.
     pub fn set_name(&self, name: impl Into<String>) {
-        self.raw.set_name(name.into())
+        self.raw.get().set_name(name.into())
     }
 
     /// A number unique among the tasks of its loop.
     pub fn id(&self) -> u64 {
-        self.raw.id()
+        self.raw.get().id()
     }
 
     /// The error the task ended with, if it was cancelled or panicked; `None` while pending or
     /// after a normal finish.
     pub fn exception(&self) -> Option<Error> {
         self.raw.mark_retrieved();
-        self.raw.error()
+        self.raw.get().error()
     }
 
     /// Takes the output of a finished task.
@@ -113,7 +115,8 @@ impl<T: 'static> Task<T> {
     /// or the output was already taken; the task's error if it was cancelled or panicked.
     pub fn take_result(&self) -> Result<T> {
         self.raw.mark_retrieved();
-        raw::outcome(&self.raw, self.raw.take_output())
+        let raw = self.raw.get();
+        raw::outcome(&raw, raw.take_output())
     }
 
     /// A copy of the output of a finished task (asyncio's `Task.result()`).
@@ -125,7 +128,8 @@ impl<T: 'static> Task<T> {
         T: Clone,
     {
         self.raw.mark_retrieved();
-        raw::outcome(&self.raw, self.raw.clone_output())
+        let raw = self.raw.get();
+        raw::outcome(&raw, raw.clone_output())
     }
 
     /// Schedules `callback` (with `call_soon`, never synchronously) once the task finishes; if it
@@ -156,7 +160,7 @@ impl<T: 'static> Task<T> {
     /// # Ok::<(), asyncio::Error>(())
     /// ```
     pub fn remove_done_callback(&self, id: DoneCallbackId) -> usize {
-        self.raw.remove_done_callback(id.0)
+        self.raw.get().remove_done_callback(id.0)
     }
 
     /// Turns this handle into one that cancels the task when dropped before it finished, as
@@ -168,13 +172,13 @@ impl<T: 'static> Task<T> {
     /// An untyped reference to this task.
     pub fn as_task_ref(&self) -> TaskRef {
         TaskRef {
-            raw: self.raw.untyped(),
+            raw: self.raw.get().untyped(),
         }
     }
 
     /// Registers the waker and reports whether the task finished (used by `wait`).
     pub(crate) fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.raw.poll_done(cx)
+        self.raw.get().poll_done(cx)
     }
 }
 
@@ -192,7 +196,7 @@ impl<T: 'static> Future for Task<T> {
                 return Poll::Ready(Err(e));
             }
         }
-        match self.raw.poll_done(cx) {
+        match self.raw.get().poll_done(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) => Poll::Ready(self.take_result()),
         }
@@ -206,7 +210,7 @@ impl<T> Task<T> {
     /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) if the future's `Drop` panics, as a
     /// raising `finally` does in asyncio). Returns `false` if the task had already finished.
     pub fn cancel(&self) -> bool {
-        raw::cancel(&self.raw, None)
+        raw::cancel(&self.raw.get(), None)
     }
 
     /// [`cancel`](Task::cancel) with a message (Python's `cancel(msg)`): the task's
@@ -222,13 +226,13 @@ impl<T> Task<T> {
     /// # Ok::<(), asyncio::Error>(())
     /// ```
     pub fn cancel_with(&self, message: impl Into<String>) -> bool {
-        raw::cancel(&self.raw, Some(message.into()))
+        raw::cancel(&self.raw.get(), Some(message.into()))
     }
 
     /// How many cancellation requests are pending (Python's `cancelling()`): each accepted
     /// [`cancel`](Task::cancel) counts one, each [`uncancel`](Task::uncancel) takes one back.
     pub fn cancelling(&self) -> u32 {
-        self.raw.cancelling()
+        self.raw.get().cancelling()
     }
 
     /// Withdraws one cancellation request and returns how many are left (Python's
@@ -245,7 +249,7 @@ impl<T> Task<T> {
     /// # Ok::<(), asyncio::Error>(())
     /// ```
     pub fn uncancel(&self) -> u32 {
-        self.raw.uncancel()
+        self.raw.get().uncancel()
     }
 }
 
@@ -258,8 +262,8 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         self.raw.set_handle_alive(false);
         if self.raw.status() == Status::Failed && !self.raw.retrieved() {
-            if let Some(lp) = self.raw.event_loop() {
-                raw::report_unretrieved(&lp, &self.raw.untyped());
+            if let Some(lp) = self.raw.get().event_loop() {
+                raw::report_unretrieved(&lp, &self.raw.get().untyped());
             }
         }
     }
@@ -268,7 +272,7 @@ impl<T> Drop for Task<T> {
 impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
-            .field("name", &self.raw.name())
+            .field("name", &self.raw.get().name())
             .field("status", &self.raw.status())
             .finish()
     }

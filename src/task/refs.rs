@@ -21,6 +21,7 @@
 //! resurrected.
 
 use std::cell::Cell;
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use super::atomics::{RefCount, Scheduled};
-use super::raw::{Status, TaskRun};
+use super::raw::{Status, TaskJoin, TaskRun};
 use crate::runtime::core::{Inner, Remote, Shared};
 use crate::runtime::running::with_running;
 use crate::runtime::thread_loops::with_local;
@@ -39,6 +40,10 @@ pub(crate) struct TaskVtable {
     pub(crate) as_dyn: unsafe fn(NonNull<Header>) -> NonNull<dyn TaskRun>,
     /// Frees the allocation; its contents were released (or never left the loop thread).
     pub(crate) dealloc: unsafe fn(NonNull<Header>),
+    /// The task as its typed trait object, `unsafe fn(NonNull<Header>) -> NonNull<dyn
+    /// TaskJoin<T>>` for the task's output type `T`, with the type erased (a vtable shared by
+    /// all output types cannot name it). Only [`JoinPtr<T>`] calls it, as that type again.
+    pub(crate) as_join: unsafe fn(),
 }
 
 /// The first field of every task allocation (`#[repr(C)]`, so a pointer to the task is a
@@ -238,11 +243,6 @@ impl<D: ?Sized + TaskRun> TaskPtr<D> {
         self.header().flag(Flags::HANDLE_ALIVE)
     }
 
-    #[inline]
-    pub(crate) fn set_handle_alive(&self, alive: bool) {
-        self.header().set_flag(Flags::HANDLE_ALIVE, alive);
-    }
-
     /// Whether the outcome was looked at.
     #[inline]
     pub(crate) fn retrieved(&self) -> bool {
@@ -398,6 +398,82 @@ impl<D: ?Sized + TaskRun> TaskPtr<D> {
             unsafe { (self.header().vtable.dealloc)(self.ptr.cast::<Header>()) }
         }
         drop(anchor);
+    }
+}
+
+/// One local reference to a task whose output is `T`, in one word (what [`Task<T>`] holds, so
+/// that a handle is 8 bytes as tokio's and smol's are, not a 16-byte trait object): the typed
+/// trait object is rebuilt from the header's vtable when it is used.
+///
+/// [`Task<T>`]: crate::Task
+pub(crate) struct JoinPtr<T> {
+    header: NonNull<Header>,
+    /// `fn() -> T`: the handle hands out `T`s; it is `Unpin` whatever `T` is (the output is
+    /// never pinned), and `!Send` through the pointer.
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> JoinPtr<T> {
+    /// Takes over `task`'s local reference.
+    pub(crate) fn new(task: TaskPtr<dyn TaskJoin<T>>) -> Self {
+        JoinPtr {
+            header: ManuallyDrop::new(task).ptr.cast(),
+            _output: PhantomData,
+        }
+    }
+
+    /// The task's header (its state without a call through the vtable).
+    #[inline]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: the task is alive while this reference exists.
+        unsafe { self.header.as_ref() }
+    }
+
+    #[inline]
+    pub(crate) fn status(&self) -> Status {
+        self.header().status()
+    }
+
+    #[inline]
+    pub(crate) fn retrieved(&self) -> bool {
+        self.header().flag(Flags::RETRIEVED)
+    }
+
+    #[inline]
+    pub(crate) fn mark_retrieved(&self) {
+        self.header().set_flag(Flags::RETRIEVED, true);
+    }
+
+    #[inline]
+    pub(crate) fn set_handle_alive(&self, alive: bool) {
+        self.header().set_flag(Flags::HANDLE_ALIVE, alive);
+    }
+
+    /// The typed reference, borrowed: not counted, and dropping the `ManuallyDrop` gives
+    /// nothing back.
+    #[inline]
+    pub(crate) fn get(&self) -> ManuallyDrop<TaskPtr<dyn TaskJoin<T>>> {
+        // SAFETY: the task is alive while this reference exists.
+        let h = unsafe { self.header.as_ref() };
+        // SAFETY: `as_join` is the task type's `unsafe fn(NonNull<Header>) -> NonNull<dyn
+        // TaskJoin<F::Output>>` with its type erased, and this `JoinPtr` was made from a
+        // `TaskPtr<dyn TaskJoin<T>>` of this task, so `F::Output` is `T`: the transmute gives
+        // the function back its own type.
+        let as_join = unsafe {
+            std::mem::transmute::<unsafe fn(), unsafe fn(NonNull<Header>) -> NonNull<dyn TaskJoin<T>>>(
+                h.vtable.as_join,
+            )
+        };
+        // SAFETY: `header` is this live task's header.
+        let ptr = unsafe { as_join(self.header) };
+        // The `ManuallyDrop` keeps the count as it is.
+        ManuallyDrop::new(TaskPtr { ptr })
+    }
+}
+
+impl<T> Drop for JoinPtr<T> {
+    fn drop(&mut self) {
+        drop(ManuallyDrop::into_inner(self.get()));
     }
 }
 
@@ -564,8 +640,8 @@ mod tests {
             let lp = EventLoop::new().unwrap();
             let task = lp.create_task(async {}).unwrap();
             // As if references had been forgotten until the count reached its maximum.
-            task.raw.header().local.set(u32::MAX);
-            std::mem::forget(task.raw.clone());
+            task.raw.get().header().local.set(u32::MAX);
+            std::mem::forget((*task.raw.get()).clone());
             // Reached only if the count wrapped: the parent sees a clean exit and fails.
             std::process::exit(0);
         }
