@@ -11,9 +11,11 @@ use std::fmt;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 
 use crate::runtime::core::{Inner, Remote};
 use crate::runtime::slot_queue::SlotHandle;
+use crate::runtime::timers::WakeState;
 
 /// What the ready queue runs: a callback cell behind a handle.
 pub(crate) trait HandleRun {
@@ -153,8 +155,8 @@ impl fmt::Debug for Handle {
     }
 }
 
-/// Where an armed timer sits in its loop's heap: what a timer whose owner keeps the cell (a
-/// `sleep`) needs to take it out again, 16 bytes where a [`TimerHandle`] is 40.
+/// Where an armed timer sits in its loop's heap: what a [`TimerHandle`] needs to take its timer
+/// out again, and all that a `sleep` holds of its timer (16 bytes).
 #[derive(Clone)]
 pub(crate) struct TimerSlot {
     event_loop: Weak<Inner>,
@@ -171,6 +173,38 @@ impl TimerSlot {
     pub(crate) fn remove<C: HandleRun + ?Sized>(&self, cell: &Rc<C>) {
         if let Some(inner) = self.event_loop.upgrade() {
             inner.timer_cancelled(self.slot, Rc::as_ptr(cell).cast());
+        }
+    }
+
+    /// For a sleep's slot (`call_later_wake`): whether it fired (the slot is then released),
+    /// else makes `waker` the one it wakes. A sleep whose loop is gone or closed never fires.
+    pub(crate) fn poll_wake(&self, waker: &Waker) -> WakeState {
+        let Some(inner) = self.event_loop.upgrade() else {
+            return WakeState::Gone;
+        };
+        let Ok(mut timers) = inner.timers.try_borrow_mut() else {
+            // Not reachable (no user code runs while the timers are borrowed); asked again.
+            waker.wake_by_ref();
+            return WakeState::Waiting;
+        };
+        let state = timers.poll_wake(self.slot);
+        let old = match state {
+            WakeState::Waiting => timers.set_waker(self.slot, waker),
+            _ => None,
+        };
+        drop(timers);
+        drop(old);
+        state
+    }
+
+    /// A sleep's slot is let go (the sleep is dropped): its timer is disarmed.
+    pub(crate) fn release_wake(&self) {
+        if let Some(inner) = self.event_loop.upgrade() {
+            let released = match inner.timers.try_borrow_mut() {
+                Ok(mut timers) => timers.release_wake(self.slot),
+                Err(_) => None,
+            };
+            drop(released);
         }
     }
 }

@@ -8,6 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -35,6 +36,8 @@ pub(crate) enum Ready {
     Handle(Rc<dyn HandleRun>),
     /// One step of a task.
     Task(AnyTask),
+    /// A sleep's timer came due: its slot in the timer heap (see `runtime::timers`).
+    Timer(u32),
     /// A `call_soon_threadsafe` callback from the loop's own thread.
     Remote(Arc<dyn ThreadsafeRun>),
     /// A `call_soon_threadsafe` callback from another thread, still in its inbox slot (its
@@ -583,10 +586,11 @@ impl EventLoop {
 
     /// `call_later` for a ready-made timer cell (a `sleep`'s own state), which its owner keeps:
     /// only where the timer sits comes back.
-    pub(crate) fn call_later_cell(&self, delay: f64, cell: Rc<dyn HandleRun>) -> Result<TimerSlot> {
+    /// Arms a sleep: a timer `delay` from now that wakes `waker` (see `Timers::push_wake`).
+    pub(crate) fn call_later_wake(&self, delay: f64, waker: Waker) -> Result<TimerSlot> {
         self.check_closed()?;
         let when = deadline_after(self.time(), delay)?;
-        let slot = self.inner.timers.borrow_mut().push(when, cell);
+        let slot = self.inner.timers.borrow_mut().push_wake(when, waker);
         Ok(TimerSlot::new(Rc::downgrade(&self.inner), slot))
     }
 

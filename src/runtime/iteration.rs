@@ -95,7 +95,7 @@ impl EventLoop {
             let end = inner.now() + inner.clock.resolution();
             let mut timers = inner.timers.borrow_mut();
             let mut ready = inner.ready.borrow_mut();
-            timers.pop_due(end, |cell| ready.push(Ready::Handle(cell)));
+            timers.pop_due(end, |entry| ready.push(entry));
         }
 
         // 5. Run exactly what is ready now; what it schedules waits for the next iteration.
@@ -185,6 +185,13 @@ impl EventLoop {
                 // `None`: cancelled (and dropped) by its handle.
                 if let Some(Remote::Call(call)) = slot.into_item() {
                     self.run_callback((call.name)(), || None, call.f);
+                }
+            }
+            Ready::Timer(slot) => {
+                // A sleep fires: its waker is woken (outside the borrow of the timers).
+                let waker = self.inner.timers.borrow_mut().fire(slot);
+                if let Some(w) = waker {
+                    w.wake();
                 }
             }
             Ready::Task(header) => {

@@ -28,10 +28,36 @@ pub(crate) const BULK_MIN: usize = 1024;
 /// its linear pass over the heap costs at most `BULK_RATIO` times the pops already made.
 const BULK_RATIO: usize = 16;
 
-/// Marks a free slot in the position array.
+/// Marks a slot outside the heap in the position array: free ([`FREE`] alone), or kept (a
+/// popped entry whose slot its owner releases; the low bits are the owner's tag).
 const FREE: u32 = 1 << 31;
-/// One past the largest slot number.
-const NIL: u32 = FREE - 1;
+/// In a node's slot number: the entry's slot is kept when it is popped (see
+/// [`push_kept`](QuadHeap::push_kept)).
+const KEEP: u32 = 1 << 31;
+/// The tags a kept slot can carry (`FREE | KEPT_BASE | tag`); also one past the largest slot
+/// number.
+const KEPT_BASE: u32 = 1 << 30;
+
+/// What leaves the heap when an entry comes due.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Popped<V> {
+    /// A plain entry: its value, its slot freed.
+    Value(V),
+    /// An entry pushed with [`push_kept`](QuadHeap::push_kept): its slot, still holding the
+    /// value, tagged 0, until its owner [`release`](QuadHeap::release)s it.
+    Kept(u32),
+}
+
+/// Where a slot is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    /// Free (or never used).
+    Free,
+    /// Its entry is in the heap.
+    InHeap,
+    /// Popped and kept, with its owner's tag.
+    Kept(u8),
+}
 
 /// The ordering key of a deadline: unsigned integer order equals the float order (NaN never
 /// comes here; `-0.0` counts as `0.0`, so the two tie and keep their scheduling order).
@@ -59,10 +85,15 @@ struct Node {
     order: u64,
     /// Scheduling order among equal deadlines (renumbered before it would wrap).
     seq: u32,
-    slot: u32,
+    /// The slot number, and [`KEEP`] for an entry whose slot is kept when popped.
+    slot_keep: u32,
 }
 
 impl Node {
+    fn slot(&self) -> u32 {
+        self.slot_keep & !KEEP
+    }
+
     fn before(&self, other: &Node) -> bool {
         (self.order, self.seq) < (other.order, other.seq)
     }
@@ -70,17 +101,24 @@ impl Node {
 
 /// A min-heap on `(order, seq)` whose entries can be removed by slot number.
 ///
-/// The slot table is two arrays: the node positions, which every move of a node updates (4 bytes
-/// a slot, so that they stay in cache), and the values, touched once on the way in and out.
+/// The slot table is the node positions, which every move of a node updates (4 bytes a slot, so
+/// that they stay in cache), and the values, touched once on the way in and out: plain entries'
+/// values (`V`) and kept entries' values (`K`) in two arrays, each grown only as far as the
+/// highest slot its kind used (a loop that only arms callbacks never touches the second, and
+/// each stays as small as its type: no enum tag).
 #[derive(Debug)]
-pub(crate) struct QuadHeap<V> {
+pub(crate) struct QuadHeap<V, K = V> {
     /// The heap (`nodes[..heap_len]`), then the pending tail in push order.
     nodes: Vec<Node>,
     heap_len: usize,
-    /// By slot: the index of the slot's node in `nodes`; [`FREE`] for a free slot.
+    /// By slot: the index of the slot's node in `nodes`; [`FREE`] for a free slot, `FREE |
+    /// KEPT_BASE | tag` for a kept one.
     pos: Vec<u32>,
-    /// By slot: the value, `None` when the slot is free.
+    /// By slot: a plain entry's value; `None` for any other slot (or past the end).
     values: Vec<Option<V>>,
+    /// By slot: a kept entry's value (in the heap, or kept until its value is taken); `None`
+    /// for any other slot (or past the end).
+    kept: Vec<Option<K>>,
     /// The free slots; the last one is taken first. A stack of its own, not a list threaded
     /// through `pos`: with many timers alive, slots freed in no particular order are scattered,
     /// and a list through them makes every push wait for a cache miss to learn the next free
@@ -90,13 +128,14 @@ pub(crate) struct QuadHeap<V> {
     next_seq: u32,
 }
 
-impl<V> Default for QuadHeap<V> {
+impl<V, K> Default for QuadHeap<V, K> {
     fn default() -> Self {
         QuadHeap {
             nodes: Vec::new(),
             heap_len: 0,
             pos: Vec::new(),
             values: Vec::new(),
+            kept: Vec::new(),
             free: Vec::new(),
             next_seq: 0,
         }
@@ -109,7 +148,24 @@ fn parent(i: usize) -> usize {
     (i - 1) / ARITY
 }
 
-impl<V> QuadHeap<V> {
+/// Puts `value` in `slot` of `values`, which holds nothing there: grown if it is short, else the
+/// slot is only written (a plain assignment reads it first, for the drop, and waits for that
+/// cache miss: three quarters of the push in a profile of 200k sleeping tasks).
+#[inline(always)]
+fn put<T>(values: &mut Vec<Option<T>>, slot: u32, value: T) {
+    let slot = slot as usize;
+    if let Some(v) = values.get_mut(slot) {
+        debug_assert!(v.is_none());
+        std::mem::forget(v.replace(value));
+    } else {
+        if slot > values.len() {
+            values.resize_with(slot, || None);
+        }
+        values.push(Some(value));
+    }
+}
+
+impl<V, K> QuadHeap<V, K> {
     pub(crate) fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -133,21 +189,35 @@ impl<V> QuadHeap<V> {
     /// # Panics
     /// With 2^31 - 1 entries at once (over 60 GiB of timers).
     pub(crate) fn push(&mut self, order: u64, value: V) -> u32 {
+        let slot = self.push_node(order, 0);
+        put(&mut self.values, slot, value);
+        slot
+    }
+
+    /// As [`push`](QuadHeap::push), but when the entry comes due its slot is not freed:
+    /// [`pop_due`](QuadHeap::pop_due) gives the slot ([`Popped::Kept`]) without reading the
+    /// value, which stays in the slot for its owner ([`kept_mut`](QuadHeap::kept_mut)) until
+    /// the owner [`release`](QuadHeap::release)s the slot. Until then the slot number names
+    /// this entry alone.
+    pub(crate) fn push_kept(&mut self, order: u64, value: K) -> u32 {
+        let slot = self.push_node(order, KEEP);
+        put(&mut self.kept, slot, value);
+        slot
+    }
+
+    /// A slot and a node in the pending tail for a new entry; the caller puts the value.
+    #[inline(always)]
+    fn push_node(&mut self, order: u64, keep: u32) -> u32 {
         let pos = self.nodes.len() as u32;
         let slot = if let Some(s) = self.free.pop() {
             self.pos[s as usize] = pos;
-            // A free slot holds `None`: nothing to drop, so the slot is only written (a plain
-            // assignment reads it first, for the drop, and waits for that cache miss: three
-            // quarters of the push in the profile above).
-            std::mem::forget(self.values[s as usize].replace(value));
             s
         } else {
-            let s = u32::try_from(self.values.len())
+            let s = u32::try_from(self.pos.len())
                 .ok()
-                .filter(|s| *s < NIL)
-                .expect("timer heap: over 2^31 - 1 timers");
+                .filter(|s| *s < KEPT_BASE)
+                .expect("timer heap: over 2^30 timers");
             self.pos.push(pos);
-            self.values.push(Some(value));
             s
         };
         if self.next_seq == u32::MAX {
@@ -156,8 +226,50 @@ impl<V> QuadHeap<V> {
         let seq = self.next_seq;
         self.next_seq += 1;
         // Into the pending tail: no sift until the order is needed.
-        self.nodes.push(Node { order, seq, slot });
+        self.nodes.push(Node {
+            order,
+            seq,
+            slot_keep: slot | keep,
+        });
         slot
+    }
+
+    /// Where `slot` is.
+    pub(crate) fn state(&self, slot: u32) -> SlotState {
+        match self.pos.get(slot as usize) {
+            None => SlotState::Free,
+            Some(&p) if p & FREE == 0 => SlotState::InHeap,
+            Some(&p) if p & KEPT_BASE != 0 => SlotState::Kept((p & 0xff) as u8),
+            Some(_) => SlotState::Free,
+        }
+    }
+
+    /// Tags a kept slot (the owner's state for it); anything else is left alone.
+    pub(crate) fn set_tag(&mut self, slot: u32, tag: u8) {
+        if let SlotState::Kept(_) = self.state(slot) {
+            self.pos[slot as usize] = FREE | KEPT_BASE | u32::from(tag);
+        }
+    }
+
+    /// The value of a kept entry (in the heap, or popped and kept); `None` for a free slot.
+    /// (`Some(None)` for a plain entry's slot, or a kept one whose value was taken.)
+    pub(crate) fn kept_mut(&mut self, slot: u32) -> Option<&mut Option<K>> {
+        match self.state(slot) {
+            SlotState::Free => None,
+            _ => self.kept.get_mut(slot as usize),
+        }
+    }
+
+    /// Frees a kept slot and gives back what is left of its value; `None` (and nothing done)
+    /// for a slot that is not kept.
+    pub(crate) fn release(&mut self, slot: u32) -> Option<Option<K>> {
+        if let SlotState::Kept(_) = self.state(slot) {
+            self.pos[slot as usize] = FREE;
+            self.free.push(slot);
+            Some(self.kept.get_mut(slot as usize).and_then(Option::take))
+        } else {
+            None
+        }
     }
 
     /// Removes the entry in `slot` if there is one and `is_it` accepts its value.
@@ -165,24 +277,45 @@ impl<V> QuadHeap<V> {
         // The small position array first: a slot freed since (the common case of a timer that
         // fired, then was cancelled) is refused without reading the values.
         let pos = *self.pos.get(slot as usize)?;
-        if pos & FREE != 0 || !self.values[slot as usize].as_ref().is_some_and(is_it) {
+        let mine = self
+            .values
+            .get(slot as usize)
+            .is_some_and(|v| v.as_ref().is_some_and(is_it));
+        if pos & FREE != 0 || !mine {
             return None;
         }
-        let mut pos = pos as usize;
+        self.unlink(slot, pos as usize);
+        Some(self.free_slot(slot))
+    }
+
+    /// Removes the kept entry in `slot` if it is still in the heap (not if it was popped).
+    pub(crate) fn remove_kept(&mut self, slot: u32) -> Option<K> {
+        let pos = *self.pos.get(slot as usize)?;
+        if pos & FREE != 0 || !self.kept.get(slot as usize).is_some_and(Option::is_some) {
+            return None;
+        }
+        self.unlink(slot, pos as usize);
+        self.pos[slot as usize] = FREE;
+        self.free.push(slot);
+        self.kept[slot as usize].take()
+    }
+
+    /// Takes the node of `slot`, at `pos`, out of the heap or its pending tail (the slot still
+    /// points to it).
+    #[inline(always)]
+    fn unlink(&mut self, slot: u32, mut pos: usize) {
         if pos >= self.heap_len {
             // Still pending: the last node takes its place, no order to keep.
-            let value = self.free_slot(slot);
             let last = self.nodes.pop().expect("a used slot has a node");
             if pos < self.nodes.len() {
                 self.place(pos, last);
             }
-            return Some(value);
+            return;
         }
         if self.heap_len < self.nodes.len() {
             self.settle();
             pos = self.pos[slot as usize] as usize;
         }
-        let value = self.free_slot(slot);
         let last = self.nodes.pop().expect("a used slot has a node");
         self.heap_len -= 1;
         if pos < self.nodes.len() {
@@ -193,11 +326,19 @@ impl<V> QuadHeap<V> {
                 self.sift_down(pos);
             }
         }
-        Some(value)
     }
 
-    /// Removes and returns the smallest entry.
+    /// Removes and returns the smallest entry (a plain one: tests).
+    #[cfg(test)]
     pub(crate) fn pop(&mut self) -> Option<V> {
+        match self.pop_node().map(|n| self.leave(n))? {
+            Popped::Value(v) => Some(v),
+            Popped::Kept(_) => panic!("pop() of a kept entry"),
+        }
+    }
+
+    /// Takes the smallest node out of the heap (its slot still points to it).
+    fn pop_node(&mut self) -> Option<Node> {
         self.settle();
         let top = *self.nodes.first()?;
         let last = self.nodes.pop().expect("not empty");
@@ -206,11 +347,21 @@ impl<V> QuadHeap<V> {
             self.nodes[0] = last;
             self.sift_down(0);
         }
-        Some(self.free_slot(top.slot))
+        Some(top)
+    }
+
+    /// The slot of a node taken out of the heap: freed, with its value, or kept.
+    fn leave(&mut self, n: Node) -> Popped<V> {
+        if n.slot_keep & KEEP != 0 {
+            self.pos[n.slot() as usize] = FREE | KEPT_BASE;
+            Popped::Kept(n.slot())
+        } else {
+            Popped::Value(self.free_slot(n.slot()))
+        }
     }
 
     /// Removes every entry whose order is `<= end`, smallest first, into `out`.
-    pub(crate) fn pop_due(&mut self, end: u64, mut out: impl FnMut(V)) {
+    pub(crate) fn pop_due(&mut self, end: u64, mut out: impl FnMut(Popped<V>)) {
         self.settle();
         let mut popped = 0;
         while let Some(top) = self.nodes.first() {
@@ -220,8 +371,8 @@ impl<V> QuadHeap<V> {
             if popped >= BULK_MIN && popped * BULK_RATIO >= self.nodes.len() {
                 return self.pop_due_bulk(end, out);
             }
-            if let Some(v) = self.pop() {
-                out(v);
+            if let Some(n) = self.pop_node() {
+                out(self.leave(n));
             }
             popped += 1;
         }
@@ -229,7 +380,7 @@ impl<V> QuadHeap<V> {
 
     /// [`pop_due`](QuadHeap::pop_due) in one pass: the due nodes are moved out and sorted, the
     /// rest is heapified again.
-    fn pop_due_bulk(&mut self, end: u64, mut out: impl FnMut(V)) {
+    fn pop_due_bulk(&mut self, end: u64, mut out: impl FnMut(Popped<V>)) {
         let mut due = Vec::new();
         let mut kept = 0;
         for i in 0..self.nodes.len() {
@@ -249,24 +400,23 @@ impl<V> QuadHeap<V> {
             }
         }
         for (i, n) in self.nodes.iter().enumerate() {
-            self.pos[n.slot as usize] = i as u32;
+            self.pos[n.slot() as usize] = i as u32;
         }
         due.sort_unstable_by_key(|n| (n.order, n.seq));
         for n in due {
-            out(self.free_slot(n.slot));
+            out(self.leave(n));
         }
     }
 
-    /// Empties the heap, returning the values in no particular order.
-    pub(crate) fn take_all(&mut self) -> Vec<V> {
+    /// Empties the heap, returning the plain and the kept values in no particular order.
+    pub(crate) fn take_all(&mut self) -> (Vec<V>, Vec<K>) {
         self.nodes.clear();
         self.heap_len = 0;
         self.free.clear();
         self.pos.clear();
-        std::mem::take(&mut self.values)
-            .into_iter()
-            .flatten()
-            .collect()
+        let values = std::mem::take(&mut self.values).into_iter().flatten();
+        let kept = std::mem::take(&mut self.kept).into_iter().flatten();
+        (values.collect(), kept.collect())
     }
 
     /// The values in no particular order.
@@ -277,7 +427,7 @@ impl<V> QuadHeap<V> {
     /// The number of slots, used or free (the table's high-water mark).
     #[cfg(test)]
     pub(crate) fn slot_count(&self) -> usize {
-        self.values.len()
+        self.pos.len()
     }
 
     fn free_slot(&mut self, slot: u32) -> V {
@@ -309,9 +459,10 @@ impl<V> QuadHeap<V> {
         self.next_seq = seq;
     }
 
+    #[inline(always)]
     fn place(&mut self, i: usize, n: Node) {
         self.nodes[i] = n;
-        self.pos[n.slot as usize] = i as u32;
+        self.pos[n.slot() as usize] = i as u32;
     }
 
     fn sift_up(&mut self, mut i: usize) {
@@ -356,20 +507,36 @@ impl<V> QuadHeap<V> {
     /// Checks the heap order and the slot table (tests).
     #[cfg(test)]
     pub(crate) fn check(&self) {
+        let has = |slot: usize, kept: bool| {
+            if kept {
+                self.kept.get(slot).is_some_and(Option::is_some)
+            } else {
+                self.values.get(slot).is_some_and(Option::is_some)
+            }
+        };
         for (i, n) in self.nodes.iter().enumerate() {
-            assert_eq!(self.pos[n.slot as usize] as usize, i, "slot position");
-            assert!(self.values[n.slot as usize].is_some());
+            let keep = n.slot_keep & KEEP != 0;
+            assert_eq!(self.pos[n.slot() as usize] as usize, i, "slot position");
+            assert!(has(n.slot() as usize, keep), "an entry has its value");
+            assert!(
+                !has(n.slot() as usize, !keep),
+                "and no value of the other kind"
+            );
             if i > 0 && i < self.heap_len {
                 assert!(!n.before(&self.nodes[parent(i)]), "heap order at {i}");
             }
         }
         assert!(self.heap_len <= self.nodes.len());
+        let kept = (0..self.pos.len())
+            .filter(|&i| self.pos[i] & KEPT_BASE != 0)
+            .inspect(|&i| assert!(!has(i, false), "a kept slot has no plain value"))
+            .count();
+        let plain_nodes = self.nodes.iter().filter(|n| n.slot_keep & KEEP == 0);
         let used = self.values.iter().filter(|v| v.is_some()).count();
-        assert_eq!(used, self.nodes.len());
-        assert_eq!(self.pos.len(), self.values.len());
+        assert_eq!(used, plain_nodes.count(), "plain values are in the heap");
         for &f in &self.free {
             assert!(
-                self.values[f as usize].is_none(),
+                !has(f as usize, false) && !has(f as usize, true),
                 "a free slot holds a value"
             );
             assert_eq!(self.pos[f as usize], FREE);
@@ -378,7 +545,11 @@ impl<V> QuadHeap<V> {
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), self.free.len(), "a slot freed twice");
-        assert_eq!(used + self.free.len(), self.values.len());
+        assert_eq!(
+            self.nodes.len() + kept + self.free.len(),
+            self.pos.len(),
+            "every slot in the heap, kept or free"
+        );
     }
 }
 
@@ -427,7 +598,7 @@ mod tests {
     fn pops_in_order_then_fifo_for_every_size() {
         for n in 0..70 {
             let input = numbers(n as u64 + 1, n, 10);
-            let mut h = QuadHeap::default();
+            let mut h: QuadHeap<_, ()> = QuadHeap::default();
             for (seq, &x) in input.iter().enumerate() {
                 h.push(x, (x, seq));
                 h.check();
@@ -448,7 +619,7 @@ mod tests {
     #[test]
     fn removal_by_slot_matches_a_sorted_model() {
         let ops = numbers(42, 6_000, 1_000);
-        let mut h = QuadHeap::default();
+        let mut h: QuadHeap<_, ()> = QuadHeap::default();
         let mut model: Vec<(u64, u64, u32)> = Vec::new();
         for (k, &x) in ops.iter().enumerate() {
             match k % 4 {
@@ -478,7 +649,7 @@ mod tests {
 
     #[test]
     fn pushes_wait_in_the_pending_tail_until_the_order_is_needed() {
-        let mut h = QuadHeap::default();
+        let mut h: QuadHeap<_, ()> = QuadHeap::default();
         // Armed and cancelled before anyone looks: never sifted, removed by a swap.
         let slots: Vec<u32> = (0..100u64).map(|x| h.push(1000 - x, x)).collect();
         assert_eq!(h.heap_len, 0);
@@ -516,7 +687,7 @@ mod tests {
         // Enough due nodes for the bulk path, with ties, and some nodes that stay.
         for (seed, n) in [(3u64, 3_000usize), (5, 20_000), (9, BULK_MIN + 1)] {
             let input = numbers(seed, n, 500);
-            let mut h = QuadHeap::default();
+            let mut h: QuadHeap<_, ()> = QuadHeap::default();
             for (seq, &x) in input.iter().enumerate() {
                 h.push(x, (x, seq as u64));
             }
@@ -533,7 +704,10 @@ mod tests {
             expected.sort();
             let end = 450;
             let mut out = Vec::new();
-            h.pop_due(end, |v| out.push(v));
+            h.pop_due(end, |v| match v {
+                Popped::Value(v) => out.push(v),
+                Popped::Kept(_) => panic!("no kept entries here"),
+            });
             h.check();
             let split = expected.partition_point(|e| e.0 <= end);
             assert_eq!(out, expected[..split], "n {n}");
@@ -547,7 +721,7 @@ mod tests {
 
     #[test]
     fn sequence_numbers_are_renumbered_before_they_wrap_and_ties_stay_fifo() {
-        let mut h = QuadHeap::default();
+        let mut h: QuadHeap<_, ()> = QuadHeap::default();
         // Ties on order 5 and 7 on both sides of the renumbering.
         let mut pushed = Vec::new();
         for (k, order) in [5u64, 7, 5, 3, 7, 5].into_iter().enumerate() {
@@ -571,13 +745,50 @@ mod tests {
     }
 
     #[test]
-    fn take_all_empties_the_table() {
+    fn kept_entries_keep_their_slot_until_released() {
         let mut h = QuadHeap::default();
+        let plain = h.push(5, "plain");
+        let kept = h.push_kept(3, "kept");
+        let later = h.push_kept(9, "later");
+        assert_eq!(h.state(kept), SlotState::InHeap);
+        let mut out = Vec::new();
+        h.pop_due(6, |p| out.push(p));
+        assert_eq!(out, [Popped::Kept(kept), Popped::Value("plain")]);
+        assert_eq!(h.state(kept), SlotState::Kept(0));
+        assert_eq!(h.state(plain), SlotState::Free);
+        h.check();
+        // The kept slot is not reused while kept; its value is still there.
+        let other = h.push(1, "other");
+        assert_ne!(other, kept);
+        assert_eq!(h.kept_mut(kept).unwrap().take(), Some("kept"));
+        h.set_tag(kept, 2);
+        assert_eq!(h.state(kept), SlotState::Kept(2));
+        // A heap entry or a free slot is not released (nor tagged).
+        assert_eq!(h.release(later), None);
+        h.set_tag(later, 1);
+        assert_eq!(h.state(later), SlotState::InHeap);
+        assert_eq!(h.release(kept), Some(None));
+        assert_eq!(h.release(kept), None, "released once");
+        assert_eq!(h.state(kept), SlotState::Free);
+        h.check();
+        // An in-heap kept entry is removed by its owner (not as a plain one).
+        assert_eq!(h.remove(later, |_| true), None);
+        assert_eq!(h.remove_kept(later), Some("later"));
+        assert_eq!(h.remove_kept(later), None);
+        assert_eq!(h.state(later), SlotState::Free);
+        assert_eq!(h.state(99), SlotState::Free, "never used");
+        h.check();
+    }
+
+    #[test]
+    fn take_all_empties_the_table() {
+        let mut h: QuadHeap<_, ()> = QuadHeap::default();
         for i in 0..10u64 {
             h.push(i, i);
         }
         h.remove(3, |_| true);
-        let mut all = h.take_all();
+        let (mut all, kept) = h.take_all();
+        assert!(kept.is_empty());
         all.sort();
         assert_eq!(all, vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
         assert_eq!(h.len(), 0);

@@ -4,15 +4,22 @@
 //! deadline has come, in (deadline, scheduling) order, at the loop time (never before their
 //! deadline); the virtual clock jumps exactly to the first live deadline; and the heap holds
 //! exactly the live timers (a cancelled one leaves at once), however many were cancelled.
+//! Callback timers and sleeps (whose slot holds the sleeping task's waker) share one order: a
+//! sleep is woken when its turn in the ready queue comes, and its future is ready from then on.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 
 use crate::handles::TimerHandle;
 use crate::runtime::clock::VirtualClock;
 use crate::runtime::core::EventLoop;
 use crate::runtime::running::RunGuard;
+use crate::task::Sleep;
 
 /// A deterministic xorshift64* generator.
 struct Gen(u64);
@@ -30,13 +37,32 @@ impl Gen {
     }
 }
 
-/// What fired: (timer id, loop time).
-type Fired = Rc<RefCell<Vec<(usize, f64)>>>;
+/// What fired, in order: (timer id, loop time; `None` for a sleep's wake-up, which runs at the
+/// iteration's loop time, as the callbacks beside it record).
+type Fired = Arc<Mutex<Vec<(usize, Option<f64>)>>>;
 
 /// One armed timer as the model sees it.
 struct Armed {
     when: f64,
-    handle: TimerHandle,
+    timer: Timer,
+}
+
+enum Timer {
+    Callback(TimerHandle),
+    /// Dropped once cancelled (dropping disarms it) or fired and seen ready.
+    Sleep(Option<Pin<Box<Sleep>>>),
+}
+
+/// A sleep's waker: logs the sleep's id.
+struct LogWake {
+    id: usize,
+    fired: Fired,
+}
+
+impl Wake for LogWake {
+    fn wake(self: Arc<Self>) {
+        self.fired.lock().unwrap().push((self.id, None));
+    }
 }
 
 struct Harness {
@@ -65,11 +91,51 @@ impl Harness {
         }
     }
 
+    /// Polls `sleep` as the loop's task would, with a waker that logs `id`.
+    fn poll_sleep(&self, id: usize, sleep: &mut Pin<Box<Sleep>>) -> Poll<crate::Result<()>> {
+        let waker = Waker::from(Arc::new(LogWake {
+            id,
+            fired: self.fired.clone(),
+        }));
+        let _guard = RunGuard::enter(&self.lp).unwrap();
+        sleep.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+
+    /// Arms a sleep of `delay` (> 0) from now, polled once as its task would.
+    fn arm_sleep(&mut self, delay: f64) {
+        assert!(delay > 0.0, "a zero delay yields, it arms no timer");
+        let id = self.armed.len();
+        let when = self.lp.time() + delay;
+        let mut sleep = Box::pin(crate::sleep(delay));
+        assert!(self.poll_sleep(id, &mut sleep).is_pending());
+        self.armed.push(Armed {
+            when,
+            timer: Timer::Sleep(Some(sleep)),
+        });
+        self.live.insert(id);
+    }
+
+    /// Polls a live sleep again with a new waker (it must stay pending, and the new waker is
+    /// the one its timer wakes).
+    fn repoll(&mut self, id: usize) {
+        if !self.live.contains(&id) {
+            return;
+        }
+        if let Timer::Sleep(slot) = &mut self.armed[id].timer {
+            let mut sleep = slot.take().expect("a live sleep");
+            assert!(
+                self.poll_sleep(id, &mut sleep).is_pending(),
+                "sleep {id} ready early"
+            );
+            self.armed[id].timer = Timer::Sleep(Some(sleep));
+        }
+    }
+
     /// Arms a timer `delay` from now (`call_later`) or at `now + delay` (`call_at`).
     fn arm(&mut self, delay: f64, at: bool) {
         let id = self.armed.len();
         let (lp, fired) = (self.lp.clone(), self.fired.clone());
-        let cb = move || fired.borrow_mut().push((id, lp.time()));
+        let cb = move || fired.lock().unwrap().push((id, Some(lp.time())));
         let when = self.lp.time() + delay;
         let handle = if at {
             self.lp.call_at(when, cb).unwrap()
@@ -81,12 +147,18 @@ impl Harness {
             when.to_bits(),
             "when() of timer {id}"
         );
-        self.armed.push(Armed { when, handle });
+        self.armed.push(Armed {
+            when,
+            timer: Timer::Callback(handle),
+        });
         self.live.insert(id);
     }
 
     fn cancel(&mut self, id: usize) {
-        self.armed[id].handle.cancel();
+        match &mut self.armed[id].timer {
+            Timer::Callback(handle) => handle.cancel(),
+            Timer::Sleep(sleep) => drop(sleep.take()),
+        }
         self.live.remove(&id);
     }
 
@@ -131,11 +203,22 @@ impl Harness {
             .take_while(|l| l.0 <= now)
             .map(|l| (l.1, now))
             .collect();
-        let got = std::mem::take(&mut *self.fired.borrow_mut());
+        let got: Vec<(usize, f64)> = std::mem::take(&mut *self.fired.lock().unwrap())
+            .into_iter()
+            .map(|(id, t)| (id, t.unwrap_or(now)))
+            .collect();
         assert_eq!(got, due, "fired at {now}");
         for (id, t) in &got {
             assert!(*t >= self.armed[*id].when, "timer {id} fired early");
             self.live.remove(id);
+            // A fired sleep is ready from now on; dropped then (its slot is let go).
+            if let Timer::Sleep(slot) = &mut self.armed[*id].timer {
+                let mut sleep = slot.take().expect("a fired sleep was live");
+                assert!(
+                    matches!(self.poll_sleep(*id, &mut sleep), Poll::Ready(Ok(()))),
+                    "sleep {id} fired but not ready"
+                );
+            }
         }
     }
 
@@ -168,7 +251,15 @@ fn random_arm_cancel_advance_sequences_match_a_sorted_model() {
             match g.below(10) {
                 0..=3 => {
                     let d = random_delay(&mut g);
-                    h.arm(d, g.below(2) == 0);
+                    if d > 0.0 && g.below(2) == 0 {
+                        h.arm_sleep(d);
+                    } else {
+                        h.arm(d, g.below(2) == 0);
+                    }
+                }
+                4 if !h.armed.is_empty() => {
+                    let k = g.below(h.armed.len() as u64) as usize;
+                    h.repoll(k);
                 }
                 4..=6 if !h.armed.is_empty() => {
                     // Any timer: live, fired or cancelled already (then a no-op).
@@ -181,7 +272,11 @@ fn random_arm_cancel_advance_sequences_match_a_sorted_model() {
                     let n = g.below(300) as usize;
                     for _ in 0..n {
                         let d = random_delay(&mut g);
-                        h.arm(d, false);
+                        if d > 0.0 && g.below(3) == 0 {
+                            h.arm_sleep(d);
+                        } else {
+                            h.arm(d, false);
+                        }
                     }
                     for k in first..first + n {
                         if g.below(10) < 8 {
@@ -231,6 +326,46 @@ fn a_million_arm_and_cancel_keep_the_heap_bounded() {
     h.lp.close().unwrap();
 }
 
+/// Sleeps armed and dropped (a timeout around work that finishes first), fired and seen: the
+/// slot table stays as small as the most sleeps armed at once.
+#[test]
+fn a_million_sleeps_armed_and_dropped_keep_the_heap_bounded() {
+    let mut h = Harness::new();
+    h.arm_sleep(1.0);
+    for i in 0..1_000_000usize {
+        let mut sleep = Box::pin(crate::sleep(10.0));
+        assert!(h.poll_sleep(usize::MAX, &mut sleep).is_pending());
+        assert_eq!(h.lp.timer_heap_len(), 2);
+        drop(sleep);
+        assert_eq!(h.lp.timer_heap_len(), 1, "after {i} sleeps");
+    }
+    assert_eq!(h.lp.inner.timers.borrow().slot_count(), 2);
+    h.cancel(0);
+    // A sleep dropped after it came due but before its wake-up ran (by a callback queued
+    // ahead of it in the same iteration) is not woken, and its queued wake-up frees its slot.
+    for round in 0..1_000usize {
+        let mut sleep = Box::pin(crate::sleep(0.5));
+        assert!(h.poll_sleep(usize::MAX, &mut sleep).is_pending());
+        let holder = Rc::new(RefCell::new(Some(sleep)));
+        let dropper = holder.clone();
+        h.lp.call_soon(move || drop(dropper.borrow_mut().take()))
+            .unwrap();
+        h.clock.advance(0.5);
+        {
+            let _guard = RunGuard::enter(&h.lp).unwrap();
+            h.lp.run_once(false).unwrap();
+        }
+        assert!(holder.borrow().is_none());
+        assert!(
+            h.fired.lock().unwrap().is_empty(),
+            "round {round}: woken after its drop"
+        );
+        assert_eq!(h.lp.inner.timers.borrow().slot_count(), 2, "round {round}");
+    }
+    h.check_bookkeeping();
+    h.lp.close().unwrap();
+}
+
 /// Thousands of timers due in one iteration: the heap takes them in one pass (partition, sort)
 /// after its first pops, and the order must be the same as popping one by one.
 #[test]
@@ -243,7 +378,11 @@ fn large_due_batches_keep_the_order() {
             let n = 500 + g.below(4_000) as usize;
             for _ in 0..n {
                 let d = random_delay(&mut g);
-                h.arm(d, g.below(2) == 0);
+                if d > 0.0 && g.below(3) == 0 {
+                    h.arm_sleep(d);
+                } else {
+                    h.arm(d, g.below(2) == 0);
+                }
             }
             for k in first..first + n {
                 if g.below(10) < 3 {

@@ -1,53 +1,35 @@
 //! asyncio's coroutine helpers: `sleep`, `wait_for`, `timeout`, `gather`, `shield`, `wait`.
 
-use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::handles::{HandleRun, TimerSlot};
+use crate::handles::TimerSlot;
 use crate::runtime::clock::IntoDelay;
 use crate::runtime::running::get_running_loop;
+use crate::runtime::timers::WakeState;
 use crate::task::Task;
-
-/// An armed sleep: the timer's own cell (one allocation), which wakes the sleeping task.
-struct SleepState {
-    fired: Cell<bool>,
-    cancelled: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl HandleRun for SleepState {
-    fn run(&self) {
-        self.fired.set(true);
-        let waker = self.waker.borrow_mut().take();
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-    fn cancel(&self) -> bool {
-        let first = !self.cancelled.replace(true);
-        let waker = self.waker.borrow_mut().take();
-        drop(waker);
-        first
-    }
-    fn is_cancelled(&self) -> bool {
-        self.cancelled.get()
-    }
-    fn name(&self) -> &'static str {
-        "asyncio::sleep"
-    }
-}
 
 /// The future returned by [`sleep`].
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     /// The delay, or why it is not one (boxed: the future lives in every sleeping task).
     delay: std::result::Result<f64, Box<Error>>,
-    yielded: bool,
-    armed: Option<(Rc<SleepState>, TimerSlot)>,
+    state: SleepState,
+}
+
+/// Where a [`Sleep`] is.
+enum SleepState {
+    /// Not polled yet.
+    Idle,
+    /// A zero delay that yielded once.
+    Yielded,
+    /// Its timer is armed: the slot that holds the task's waker in the loop's timer heap (no
+    /// allocation of its own; see `runtime::timers`).
+    Armed(TimerSlot),
+    /// Over.
+    Done,
 }
 
 /// Sleeps `delay` (`f64` seconds or a `Duration`) on the running loop. `sleep(0.0)` yields once,
@@ -77,8 +59,7 @@ impl Sleep {
     fn new(delay: Result<f64>) -> Sleep {
         Sleep {
             delay: delay.map_err(Box::new),
-            yielded: false,
-            armed: None,
+            state: SleepState::Idle,
         }
     }
 }
@@ -87,7 +68,7 @@ impl std::fmt::Debug for Sleep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sleep")
             .field("delay", &self.delay.as_ref().ok())
-            .field("armed", &self.armed.is_some())
+            .field("armed", &matches!(self.state, SleepState::Armed(_)))
             .finish()
     }
 }
@@ -100,24 +81,25 @@ impl Future for Sleep {
             Ok(d) => *d,
             Err(e) => return Poll::Ready(Err((**e).clone())),
         };
-        if let Some((state, _)) = &self.armed {
-            if state.fired.get() {
-                return Poll::Ready(Ok(()));
+        match &self.state {
+            SleepState::Done => return Poll::Ready(Ok(())),
+            SleepState::Armed(timer) => {
+                return match timer.poll_wake(cx.waker()) {
+                    WakeState::Fired => {
+                        self.state = SleepState::Done;
+                        Poll::Ready(Ok(()))
+                    }
+                    WakeState::Waiting | WakeState::Gone => Poll::Pending,
+                };
             }
-            let mut w = state.waker.borrow_mut();
-            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *w = Some(cx.waker().clone());
-            }
-            return Poll::Pending;
+            SleepState::Yielded => return Poll::Ready(Ok(())),
+            SleepState::Idle => {}
         }
         if delay <= 0.0 {
-            if self.yielded {
-                return Poll::Ready(Ok(()));
-            }
             if let Err(e) = get_running_loop() {
                 return Poll::Ready(Err(e));
             }
-            self.yielded = true;
+            self.state = SleepState::Yielded;
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
@@ -125,14 +107,9 @@ impl Future for Sleep {
             Ok(lp) => lp,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        let state = Rc::new(SleepState {
-            fired: Cell::new(false),
-            cancelled: Cell::new(false),
-            waker: RefCell::new(Some(cx.waker().clone())),
-        });
-        match lp.call_later_cell(delay, state.clone()) {
+        match lp.call_later_wake(delay, cx.waker().clone()) {
             Ok(t) => {
-                self.armed = Some((state, t));
+                self.state = SleepState::Armed(t);
                 Poll::Pending
             }
             Err(e) => Poll::Ready(Err(e)),
@@ -142,10 +119,8 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some((state, timer)) = &self.armed {
-            if !state.fired.get() && state.cancel() {
-                timer.remove(state);
-            }
+        if let SleepState::Armed(timer) = &self.state {
+            timer.release_wake();
         }
     }
 }
