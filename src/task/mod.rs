@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::runtime::core::EventLoop;
 use crate::runtime::running::{check_owner, get_running_loop};
 use raw::{AnyTask, Status, TaskJoin};
-use refs::{JoinPtr, TaskPtr};
+use refs::{Flags, JoinPtr, TaskPtr};
 
 /// A future scheduled on an event loop, from [`EventLoop::create_task`].
 ///
@@ -78,12 +78,12 @@ impl<T: 'static> Task<T> {
 
     /// Whether the task has finished (normally, by panic, or cancelled).
     pub fn done(&self) -> bool {
-        self.raw.status() != Status::Pending
+        self.raw.header().status() != Status::Pending
     }
 
     /// Whether the task ended cancelled.
     pub fn cancelled(&self) -> bool {
-        self.raw.status() == Status::Cancelled
+        self.raw.header().status() == Status::Cancelled
     }
 
     /// The task's name (`Task-<id>` unless set).
@@ -104,7 +104,7 @@ impl<T: 'static> Task<T> {
     /// The error the task ended with, if it was cancelled or panicked; `None` while pending or
     /// after a normal finish.
     pub fn exception(&self) -> Option<Error> {
-        self.raw.mark_retrieved();
+        self.raw.header().set_flag(Flags::RETRIEVED, true);
         self.raw.get().error()
     }
 
@@ -114,7 +114,7 @@ impl<T: 'static> Task<T> {
     /// [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState) if the task has not finished
     /// or the output was already taken; the task's error if it was cancelled or panicked.
     pub fn take_result(&self) -> Result<T> {
-        self.raw.mark_retrieved();
+        self.raw.header().set_flag(Flags::RETRIEVED, true);
         let raw = self.raw.get();
         raw::outcome(&raw, raw.take_output())
     }
@@ -127,7 +127,7 @@ impl<T: 'static> Task<T> {
     where
         T: Clone,
     {
-        self.raw.mark_retrieved();
+        self.raw.header().set_flag(Flags::RETRIEVED, true);
         let raw = self.raw.get();
         raw::outcome(&raw, raw.clone_output())
     }
@@ -260,8 +260,9 @@ pub struct DoneCallbackId(u64);
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        self.raw.set_handle_alive(false);
-        if self.raw.status() == Status::Failed && !self.raw.retrieved() {
+        self.raw.header().set_flag(Flags::HANDLE_ALIVE, false);
+        if self.raw.header().status() == Status::Failed && !self.raw.header().flag(Flags::RETRIEVED)
+        {
             if let Some(lp) = self.raw.get().event_loop() {
                 raw::report_unretrieved(&lp, &self.raw.get().untyped());
             }
@@ -273,7 +274,7 @@ impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
             .field("name", &self.raw.get().name())
-            .field("status", &self.raw.status())
+            .field("status", &self.raw.header().status())
             .finish()
     }
 }
@@ -291,12 +292,12 @@ impl TaskRef {
 
     /// Whether the task has finished.
     pub fn done(&self) -> bool {
-        self.raw.status() != Status::Pending
+        self.raw.header().status() != Status::Pending
     }
 
     /// Whether the task ended cancelled.
     pub fn cancelled(&self) -> bool {
-        self.raw.status() == Status::Cancelled
+        self.raw.header().status() == Status::Cancelled
     }
 
     /// Requests cancellation (see [`Task::cancel`]).
@@ -341,7 +342,7 @@ impl TaskRef {
 
     /// The error the task ended with (cancelled or panicked), if any.
     pub fn exception(&self) -> Option<Error> {
-        self.raw.mark_retrieved();
+        self.raw.header().set_flag(Flags::RETRIEVED, true);
         self.raw.error()
     }
 
@@ -390,7 +391,7 @@ impl fmt::Debug for TaskRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskRef")
             .field("name", &self.raw.name())
-            .field("status", &self.raw.status())
+            .field("status", &self.raw.header().status())
             .finish()
     }
 }

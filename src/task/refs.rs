@@ -422,31 +422,11 @@ impl<T> JoinPtr<T> {
         }
     }
 
-    /// The task's header (its state without a call through the vtable).
+    /// The task's header: its state (status, flags) without a call through the vtable.
     #[inline]
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the task is alive while this reference exists.
         unsafe { self.header.as_ref() }
-    }
-
-    #[inline]
-    pub(crate) fn status(&self) -> Status {
-        self.header().status()
-    }
-
-    #[inline]
-    pub(crate) fn retrieved(&self) -> bool {
-        self.header().flag(Flags::RETRIEVED)
-    }
-
-    #[inline]
-    pub(crate) fn mark_retrieved(&self) {
-        self.header().set_flag(Flags::RETRIEVED, true);
-    }
-
-    #[inline]
-    pub(crate) fn set_handle_alive(&self, alive: bool) {
-        self.header().set_flag(Flags::HANDLE_ALIVE, alive);
     }
 
     /// The typed reference, borrowed: not counted, and dropping the `ManuallyDrop` gives
