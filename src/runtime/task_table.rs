@@ -76,7 +76,9 @@ impl<T> TaskTable<T> {
 
     /// Empties the slot `key` without reading its value (a finished task's slot is a cache
     /// miss away: with many tasks alive they finish in no particular order): the value is
-    /// leaked, and the caller gives up what it held. A key without a value stays free.
+    /// leaked, and the caller gives up what it held. The slot must hold a value (the caller
+    /// knows: a task's `IN_TABLE` flag); since it is not read, that is checked in debug builds
+    /// only, and a key forgotten twice would be handed out twice.
     pub(crate) fn forget(&mut self, key: usize) {
         let Some(slot) = self.slots.get_mut(key) else {
             debug_assert!(false, "task table: no slot {key}");

@@ -476,10 +476,13 @@ pub(crate) fn run_task(lp: &EventLoop, task: AnyTask) -> Option<String> {
     // before this point, so the poll below sees what its waker published (see `atomics.rs`).
     let header = task.header();
     header.scheduled.begin_poll(header.refs());
-    // Not a counted reference: `task` keeps the task alive until the old value is back.
+    // Not a counted reference: `task` keeps the task alive until the old value is back, which
+    // the guard puts back even if a panic leaves the step (a join waker of the user's that
+    // panics when the task finishes): a stale pointer there would outlive the task.
     let previous = inner.current_task.replace(Some(NonNull::from(header)));
+    let restore = RestoreCurrent { inner, previous };
     let done = task.with_waker(|waker| task.poll_step(waker));
-    inner.current_task.set(previous);
+    drop(restore);
     if done {
         if header.flag(Flags::IN_TABLE) {
             header.set_flag(Flags::IN_TABLE, false);
@@ -491,6 +494,18 @@ pub(crate) fn run_task(lp: &EventLoop, task: AnyTask) -> Option<String> {
         task_finished(lp, &task);
     }
     inner.debug.get().then(|| task.name())
+}
+
+/// Puts the loop's previous current task back when a step ends, normally or by a panic.
+struct RestoreCurrent<'a> {
+    inner: &'a crate::runtime::core::Inner,
+    previous: Option<NonNull<Header>>,
+}
+
+impl Drop for RestoreCurrent<'_> {
+    fn drop(&mut self) {
+        self.inner.current_task.set(self.previous);
+    }
 }
 
 /// Requests cancellation of `task` and wakes it, so that its next step drops the future.
@@ -635,6 +650,35 @@ mod tests {
         eprintln!("cell {}", cell_size(&trivial));
         assert!(cell_size(&trivial) <= 104, "{}", cell_size(&trivial));
         assert!(cell_size(&async {}) <= 96, "{}", cell_size(&async {}));
+    }
+
+    /// A panic that leaves a task's step (here the join waker of the user's, woken when the
+    /// task finishes) does not leave the loop naming a task as current, which would outlive
+    /// it. (Found in review.)
+    #[test]
+    fn a_panic_leaving_a_step_does_not_leave_a_current_task() {
+        use std::sync::Arc;
+        use std::task::{Context, Wake, Waker};
+        struct Boom;
+        impl Wake for Boom {
+            fn wake(self: Arc<Self>) {
+                panic!("join waker panics");
+            }
+        }
+        let lp = EventLoop::new().unwrap();
+        let mut task = lp.create_task(async { 1u32 }).unwrap();
+        let waker = Waker::from(Arc::new(Boom));
+        let polled = std::pin::Pin::new(&mut task).poll(&mut Context::from_waker(&waker));
+        assert!(polled.is_pending());
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = lp.run_until_complete(async {});
+        }));
+        assert!(run.is_err(), "the waker's panic reaches the caller");
+        assert!(task.done());
+        assert!(lp.current_task().is_none(), "no stale current task");
+        drop(task);
+        lp.close().unwrap();
+        assert!(lp.current_task().is_none());
     }
 
     /// A `Task<T>` handle is one pointer (a program keeps many: a vector of 200k handles is
