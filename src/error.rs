@@ -128,12 +128,26 @@ impl fmt::Display for ErrorKind {
 
 /// The error type of this crate: a [`ErrorKind`], a message, and optionally a source error.
 ///
-/// `Error` is `Clone` (its source is shared), `Send` and `Sync`, so a future's stored error can be
-/// read several times and carried across threads.
+/// `Error` is `Clone` (its message and source are shared), `Send` and `Sync`, so a future's
+/// stored error can be read several times and carried across threads. It is two words, so a
+/// `Result<T>` is small where every task output and every `sleep` passes one: an error that is
+/// its kind alone (a cancellation, a timeout) allocates nothing.
 #[derive(Clone)]
 pub struct Error {
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    /// The kind alone; its message is the kind's description.
+    Kind(ErrorKind),
+    /// A message or a source as well.
+    Full(Arc<Full>),
+}
+
+struct Full {
     kind: ErrorKind,
-    message: Option<Arc<str>>,
+    message: Option<Box<str>>,
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -141,10 +155,23 @@ impl Error {
     /// An error of `kind` whose message is the kind's description.
     pub fn from_kind(kind: ErrorKind) -> Self {
         Error {
-            kind,
-            message: None,
-            source: None,
+            repr: Repr::Kind(kind),
         }
+    }
+
+    fn full(&self) -> Option<&Full> {
+        match &self.repr {
+            Repr::Kind(_) => None,
+            Repr::Full(f) => Some(f),
+        }
+    }
+
+    fn own_message(&self) -> Option<&str> {
+        self.full().and_then(|f| f.message.as_deref())
+    }
+
+    fn source_arc(&self) -> Option<&Arc<dyn std::error::Error + Send + Sync + 'static>> {
+        self.full().and_then(|f| f.source.as_ref())
     }
 
     /// An error of `kind` with a message.
@@ -157,28 +184,54 @@ impl Error {
     /// ```
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
-            kind,
-            message: Some(Arc::from(message.into())),
-            source: None,
+            repr: Repr::Full(Arc::new(Full {
+                kind,
+                message: Some(message.into().into_boxed_str()),
+                source: None,
+            })),
         }
     }
 
     /// Attaches a source error (shown by [`std::error::Error::source`]).
-    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Arc::new(source));
-        self
+    pub fn with_source(self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        let source: Arc<dyn std::error::Error + Send + Sync + 'static> = Arc::new(source);
+        let full = match self.repr {
+            Repr::Kind(kind) => Full {
+                kind,
+                message: None,
+                source: Some(source),
+            },
+            // The only holder of its parts (as just made by `new`): they are reused.
+            Repr::Full(f) => match Arc::try_unwrap(f) {
+                Ok(mut full) => {
+                    full.source = Some(source);
+                    full
+                }
+                Err(shared) => Full {
+                    kind: shared.kind,
+                    message: shared.message.clone(),
+                    source: Some(source),
+                },
+            },
+        };
+        Error {
+            repr: Repr::Full(Arc::new(full)),
+        }
     }
 
     /// The kind of error, to match on.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        match &self.repr {
+            Repr::Kind(kind) => *kind,
+            Repr::Full(f) => f.kind,
+        }
     }
 
     /// The message (CPython's wording where CPython has one).
     pub fn message(&self) -> &str {
-        match &self.message {
+        match self.own_message() {
             Some(m) => m,
-            None => self.kind.as_str(),
+            None => self.kind().as_str(),
         }
     }
 
@@ -193,8 +246,7 @@ impl Error {
     }
 
     fn io_source(&self) -> Option<&std::io::Error> {
-        self.source
-            .as_deref()
+        self.source_arc()
             .and_then(|s| s.downcast_ref::<std::io::Error>())
     }
 
@@ -215,7 +267,7 @@ impl Error {
 
     /// Whether this error is of kind [`ErrorKind::Cancelled`].
     pub fn is_cancelled(&self) -> bool {
-        self.kind == ErrorKind::Cancelled
+        self.kind() == ErrorKind::Cancelled
     }
 }
 
@@ -233,9 +285,9 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind)
+        d.field("kind", &self.kind())
             .field("message", &self.message());
-        if let Some(s) = &self.source {
+        if let Some(s) = self.source_arc() {
             d.field("source", s);
         }
         d.finish()
@@ -245,10 +297,10 @@ impl fmt::Debug for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.message())?;
-        if self.message.is_some() || self.kind != ErrorKind::Io {
+        if self.own_message().is_some() || self.kind() != ErrorKind::Io {
             return Ok(());
         }
-        if let Some(s) = &self.source {
+        if let Some(s) = self.source_arc() {
             write!(f, ": {s}")?;
         }
         Ok(())
@@ -257,16 +309,20 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|s| s as &(dyn std::error::Error + 'static))
+        self.source_arc()
+            .map(|s| &**s as &(dyn std::error::Error + 'static))
     }
 }
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        let message = e.to_string();
-        Error::new(ErrorKind::Io, message).with_source(e)
+        Error {
+            repr: Repr::Full(Arc::new(Full {
+                kind: ErrorKind::Io,
+                message: Some(e.to_string().into_boxed_str()),
+                source: Some(Arc::new(e)),
+            })),
+        }
     }
 }
 
@@ -279,6 +335,39 @@ impl From<ErrorKind> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two words, so that `Result<T>` (every task output, every `sleep`) stays small; a kind
+    /// alone allocates nothing, and the message and source survive clones and `with_source`.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_error_is_two_words_and_keeps_its_parts() {
+        assert_eq!(std::mem::size_of::<Error>(), 16);
+        assert_eq!(std::mem::size_of::<Result<u64, Error>>(), 16);
+        assert_eq!(std::mem::size_of::<Result<(), Error>>(), 16);
+        let bare = Error::cancelled();
+        assert!(matches!(bare.repr, Repr::Kind(ErrorKind::Cancelled)));
+        assert_eq!(bare.message(), ErrorKind::Cancelled.as_str());
+        let sourced = Error::from_kind(ErrorKind::Io).with_source(std::io::Error::other("inner"));
+        assert_eq!(sourced.kind(), ErrorKind::Io);
+        assert_eq!(
+            sourced.to_string(),
+            format!("{}: inner", ErrorKind::Io.as_str())
+        );
+        let e = Error::new(ErrorKind::InvalidArgument, "bad");
+        let shared = e.clone();
+        let e = e.with_source(std::io::Error::other("why"));
+        assert_eq!(e.message(), "bad");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            std::error::Error::source(&e).map(ToString::to_string),
+            Some("why".to_owned())
+        );
+        assert!(
+            std::error::Error::source(&shared).is_none(),
+            "the clone is unchanged"
+        );
+        assert_eq!(shared.message(), "bad");
+    }
 
     #[test]
     fn io_errors_keep_their_kind_and_errno() {
