@@ -187,13 +187,9 @@ impl TimerSlot {
             waker.wake_by_ref();
             return WakeState::Waiting;
         };
-        let state = timers.poll_wake(self.slot);
-        let old = match state {
-            WakeState::Waiting => timers.set_waker(self.slot, waker),
-            _ => None,
-        };
+        let (state, replaced) = timers.poll_wake(self.slot, waker);
         drop(timers);
-        drop(old);
+        drop(replaced);
         state
     }
 

@@ -584,8 +584,6 @@ impl EventLoop {
         Ok(self.schedule_at(when, OnceCell::new_rc(callback)))
     }
 
-    /// `call_later` for a ready-made timer cell (a `sleep`'s own state), which its owner keeps:
-    /// only where the timer sits comes back.
     /// Arms a sleep: a timer `delay` from now that wakes `waker` (see `Timers::push_wake`).
     pub(crate) fn call_later_wake(&self, delay: f64, waker: Waker) -> Result<TimerSlot> {
         self.check_closed()?;

@@ -188,10 +188,11 @@ impl EventLoop {
                 }
             }
             Ready::Timer(slot) => {
-                // A sleep fires: its waker is woken (outside the borrow of the timers).
+                // A sleep fires: its waker is woken outside the borrow of the timers, as a
+                // callback (a waker of the user's that panics is reported, not propagated).
                 let waker = self.inner.timers.borrow_mut().fire(slot);
                 if let Some(w) = waker {
-                    w.wake();
+                    self.run_callback("asyncio::sleep", || None, || w.wake());
                 }
             }
             Ready::Task(header) => {

@@ -264,8 +264,7 @@ impl<V, K> QuadHeap<V, K> {
     /// for a slot that is not kept.
     pub(crate) fn release(&mut self, slot: u32) -> Option<Option<K>> {
         if let SlotState::Kept(_) = self.state(slot) {
-            self.pos[slot as usize] = FREE;
-            self.free.push(slot);
+            self.free_pos(slot);
             Some(self.kept.get_mut(slot as usize).and_then(Option::take))
         } else {
             None
@@ -295,8 +294,7 @@ impl<V, K> QuadHeap<V, K> {
             return None;
         }
         self.unlink(slot, pos as usize);
-        self.pos[slot as usize] = FREE;
-        self.free.push(slot);
+        self.free_pos(slot);
         self.kept[slot as usize].take()
     }
 
@@ -430,9 +428,14 @@ impl<V, K> QuadHeap<V, K> {
         self.pos.len()
     }
 
-    fn free_slot(&mut self, slot: u32) -> V {
+    /// Marks `slot` free and puts it on the free stack (its value is the caller's to take).
+    fn free_pos(&mut self, slot: u32) {
         self.pos[slot as usize] = FREE;
         self.free.push(slot);
+    }
+
+    fn free_slot(&mut self, slot: u32) -> V {
+        self.free_pos(slot);
         self.values[slot as usize]
             .take()
             .expect("a used slot has a value")

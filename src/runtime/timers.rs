@@ -103,30 +103,25 @@ impl Timers {
     }
 
     /// Where the sleep in `slot` stands. A fired sleep's slot is released by this call (the
-    /// sleep is over once it has seen that).
-    pub(crate) fn poll_wake(&mut self, slot: u32) -> WakeState {
+    /// sleep is over once it has seen that); a waiting one wakes `waker` from now on, and the
+    /// waker it replaced comes back, to be dropped outside the borrow.
+    pub(crate) fn poll_wake(&mut self, slot: u32, waker: &Waker) -> (WakeState, Option<Waker>) {
         match self.heap.state(slot) {
-            SlotState::InHeap | SlotState::Kept(DUE) => WakeState::Waiting,
+            SlotState::InHeap | SlotState::Kept(DUE) => {
+                let replaced = match self.heap.kept_mut(slot) {
+                    Some(w) if !w.as_ref().is_some_and(|w| w.will_wake(waker)) => {
+                        w.replace(waker.clone())
+                    }
+                    _ => None,
+                };
+                (WakeState::Waiting, replaced)
+            }
             SlotState::Kept(FIRED) => {
                 self.heap.release(slot);
-                WakeState::Fired
+                (WakeState::Fired, None)
             }
-            _ => WakeState::Gone,
+            _ => (WakeState::Gone, None),
         }
-    }
-
-    /// Makes `waker` the one a waiting sleep wakes; returns the old one (to be dropped outside
-    /// the borrow) if it was replaced.
-    pub(crate) fn set_waker(&mut self, slot: u32, waker: &Waker) -> Option<Waker> {
-        match self.heap.state(slot) {
-            SlotState::InHeap | SlotState::Kept(DUE) => {}
-            _ => return None,
-        }
-        let value = self.heap.kept_mut(slot)?;
-        if value.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            return None;
-        }
-        value.replace(waker.clone())
     }
 
     /// The sleep in `slot` is dropped: its timer leaves the heap (or its queued wake-up is

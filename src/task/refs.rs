@@ -433,8 +433,7 @@ impl<T> JoinPtr<T> {
     /// nothing back.
     #[inline]
     pub(crate) fn get(&self) -> ManuallyDrop<TaskPtr<dyn TaskJoin<T>>> {
-        // SAFETY: the task is alive while this reference exists.
-        let h = unsafe { self.header.as_ref() };
+        let h = self.header();
         // SAFETY: `as_join` is the task type's `unsafe fn(NonNull<Header>) -> NonNull<dyn
         // TaskJoin<F::Output>>` with its type erased, and this `JoinPtr` was made from a
         // `TaskPtr<dyn TaskJoin<T>>` of this task, so `F::Output` is `T`: the transmute gives
