@@ -277,3 +277,105 @@ fn a_reset_met_by_a_direct_read_is_an_error_not_eof() {
         })
     });
 }
+
+/// A small `readinto` on a socket reads what the socket holds through the loop's read
+/// buffer: it returns what fits and the stream keeps the rest, in order, then EOF.
+#[test]
+fn a_small_read_of_the_socket_buffers_the_rest() {
+    watchdog(|| {
+        run(|_lp| async move {
+            let (reader, _writer, mut peer) = socket_streams().await;
+            peer.write_all(b"hello world").unwrap();
+            let mut buf = [0u8; 3];
+            assert_eq!(reader.readinto(&mut buf).await.unwrap(), 3);
+            assert_eq!(&buf, b"hel");
+            assert_eq!(reader.buffered(), 8, "the rest of what the socket held");
+            drop(peer);
+            let mut rest = Vec::new();
+            loop {
+                let n = reader.readinto(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                rest.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(rest, b"lo world");
+            assert!(reader.at_eof());
+        })
+    });
+}
+
+/// What a small `readinto` buffers counts against the limit: past twice the limit the
+/// transport pauses, and reading on resumes it until every byte has arrived.
+#[test]
+fn a_small_read_past_twice_the_limit_pauses_the_transport() {
+    watchdog(|| {
+        run(|_lp| async move {
+            const LIMIT: usize = 16;
+            let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+            let (reader, _writer) =
+                open_connection_with(None, None, LIMIT, ConnectOptions::new().sock(ours))
+                    .await
+                    .unwrap();
+            let data: Vec<u8> = (0..1000).map(|i| (i % 251) as u8).collect();
+            peer.write_all(&data).unwrap();
+            let transport = reader.transport().unwrap();
+            let mut buf = [0u8; 3];
+            assert_eq!(reader.readinto(&mut buf).await.unwrap(), 3);
+            assert_eq!(reader.buffered(), 997);
+            assert!(!transport.is_reading(), "paused past twice the limit");
+            let mut got = buf.to_vec();
+            drop(peer);
+            loop {
+                let n = reader.readinto(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, data);
+        })
+    });
+}
+
+/// A read that does not fill its buffer proves the socket empty, so the next read waits for
+/// readiness without asking the kernel again. Data that comes after it must still wake that
+/// read: written while the reader waits, and written between two reads, for small reads
+/// (through the loop's read buffer) and large ones (straight into the caller's buffer).
+#[test]
+fn data_after_a_short_read_wakes_the_next_read() {
+    watchdog(|| {
+        run(|lp| async move {
+            let (reader, _writer, peer) = socket_streams().await;
+            let reader = std::rc::Rc::new(reader);
+            let peer = std::rc::Rc::new(std::cell::RefCell::new(peer));
+            for size in [5usize, 64 * 1024] {
+                for round in 0..20u8 {
+                    let msg = [round; 4];
+                    if round % 2 == 0 {
+                        // The reader waits first (the fd is known empty), then data comes.
+                        let r2 = reader.clone();
+                        let task = lp
+                            .create_task(async move {
+                                let mut buf = vec![0u8; size];
+                                let n = r2.readinto(&mut buf).await.unwrap();
+                                buf[..n].to_vec()
+                            })
+                            .unwrap();
+                        spin(2).await;
+                        assert!(!task.done());
+                        peer.borrow_mut().write_all(&msg).unwrap();
+                        assert_eq!(task.await.unwrap(), msg);
+                    } else {
+                        // Data comes right after the last short read, before the next one.
+                        peer.borrow_mut().write_all(&msg).unwrap();
+                        let mut buf = vec![0u8; size];
+                        let n = reader.readinto(&mut buf).await.unwrap();
+                        assert_eq!(&buf[..n], &msg);
+                    }
+                    assert_eq!(reader.buffered(), 0);
+                }
+            }
+        })
+    });
+}

@@ -11,6 +11,12 @@ use super::{incomplete_read, limit_overrun, LimitOverrunError};
 use crate::error::{Error, ErrorKind, Result};
 use crate::transports::Transport;
 
+/// `readinto` reads a buffer at least this large straight from the fd; a smaller one through
+/// the loop's read buffer (see `poll_readinto`), as `std::io::BufReader` bypasses its buffer
+/// for reads at least its size. 8 KiB: copying a small read's bytes once more costs less than
+/// the `EAGAIN` read it saves (benches/net.rs, row `timeout`).
+const DIRECT_READ_MIN: usize = 8 * 1024;
+
 /// The read side of a stream connection (asyncio's `StreamReader`), from
 /// [`open_connection`](super::open_connection) or a [`start_server`](super::start_server)
 /// callback.
@@ -165,29 +171,43 @@ impl StreamReader {
     /// One poll of [`readinto`](StreamReader::readinto) (and of `AsyncRead::poll_read`), for a
     /// non-empty `buf`.
     fn poll_readinto(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<Result<usize>> {
-        let n = {
+        let direct = {
             let mut st = self.shared.st.borrow_mut();
             if let Some(e) = &st.exception {
                 return Poll::Ready(Err(e.clone()));
             }
             let avail = st.buffer.len();
             if avail == 0 && !st.eof {
-                // Nothing buffered, so nothing read earlier can be overtaken: a socket or pipe
-                // that only feeds this reader (the transport says so) is read straight into
-                // `buf` (one copy instead of three).
-                let direct = st.transport.as_ref();
-                if let Some(n) = direct.and_then(|t| t.read_direct(buf, cx.waker())) {
-                    return Poll::Ready(Ok(n));
-                }
-                None
+                st.transport.clone()
             } else {
                 let n = avail.min(buf.len());
                 buf[..n].copy_from_slice(&st.buffer.as_slice()[..n]);
                 st.buffer.consume(n);
-                Some(n)
+                drop(st);
+                return self.shared.ready_or_wait(Some(Ok(n)), cx);
             }
         };
-        self.shared.ready_or_wait(n.map(Ok), cx)
+        // Nothing buffered, so nothing read earlier can be overtaken: a socket or pipe that
+        // only feeds this reader (the transport says so) is read past the protocol. A large
+        // `buf` is read into straight (one copy instead of three); a small one through the
+        // loop's read buffer, whose remainder is buffered here, so one read usually empties
+        // the fd and the next `readinto` waits without an `EAGAIN` read first.
+        if let Some(t) = direct {
+            let read = if buf.len() >= DIRECT_READ_MIN {
+                t.read_direct(buf, cx.waker())
+            } else {
+                t.read_direct_buffered(cx.waker(), |data| {
+                    let n = data.len().min(buf.len());
+                    buf[..n].copy_from_slice(&data[..n]);
+                    self.shared.feed_data(&data[n..]);
+                    n
+                })
+            };
+            if let Some(n) = read {
+                return Poll::Ready(Ok(n));
+            }
+        }
+        self.shared.ready_or_wait(None, cx)
     }
 
     fn poll_read_some(&self, cx: &Context<'_>, n: usize) -> Poll<Result<Vec<u8>>> {

@@ -42,6 +42,31 @@ thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Runs `f` on the thread's read buffer: [`MAX_READ_SIZE`] bytes at a cache-line-aligned
+/// offset. A large buffer from mmap starts 16 bytes into a page, and the kernel's copy into
+/// such an address runs at about 60% speed on some CPUs (4K aliasing between source and
+/// destination; measured with benches/net.rs, 16 KiB messages: 68k -> ~107k msgs/s). The
+/// buffer is taken out of its cell while `f` runs, so code that `f` calls (a protocol's
+/// `data_received`) may read another transport: it gets a buffer of its own.
+fn with_read_buf<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let mut buf = READ_BUF.with(|b| {
+        b.try_borrow_mut()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default()
+    });
+    if buf.len() < MAX_READ_SIZE + READ_ALIGN {
+        buf.resize(MAX_READ_SIZE + READ_ALIGN, 0);
+    }
+    let off = buf.as_ptr().align_offset(READ_ALIGN).min(READ_ALIGN);
+    let out = f(&mut buf[off..off + MAX_READ_SIZE]);
+    READ_BUF.with(|b| {
+        if let Ok(mut b) = b.try_borrow_mut() {
+            *b = buf;
+        }
+    });
+    out
+}
+
 /// The two kinds of stream protocol a transport can drive.
 #[derive(Clone)]
 pub(crate) enum StreamKind {
@@ -104,6 +129,13 @@ pub(crate) struct StreamInner {
     read_through: Cell<bool>,
     /// A reader that found the fd empty (see [`Transport::read_direct`]).
     direct_reader: RefCell<Option<Waker>>,
+    /// The fd was found empty (`EAGAIN`, or a read that did not fill its buffer) since its
+    /// last readiness event: a direct read waits for the next event instead of asking the
+    /// kernel again (a readiness cache, as tokio keeps per registration). Every readiness
+    /// event clears it. A short read proves the fd empty: a stream socket's or a pipe's read
+    /// copies from every queued buffer until the caller's is full, and data that comes later
+    /// makes the level-triggered registration report the fd again.
+    drained: Cell<bool>,
     /// A writer that found the fd full (see [`Transport::write_direct`]): woken by the next
     /// writable event once the write buffer is empty, or when the transport closes.
     direct_writer: RefCell<Option<Waker>>,
@@ -216,6 +248,7 @@ impl Transport {
             on_lost: RefCell::new(on_lost),
             read_through: Cell::new(false),
             direct_reader: RefCell::new(None),
+            drained: Cell::new(false),
             direct_writer: RefCell::new(None),
         });
         let owner: Rc<dyn FdOwner> = inner.clone();
@@ -475,57 +508,50 @@ impl Transport {
     /// go from the kernel to the caller's buffer in one copy, where `data_received` takes two
     /// more (into the loop's read buffer, then into the stream's).
     ///
-    /// When the fd is empty (`EAGAIN`), `waker` is kept: the fd's next readiness wakes it
-    /// instead of reading, so the reader's next call reads the new bytes itself. A reader
-    /// that does not come back costs one loop iteration: the level-triggered readiness
-    /// fires again and the transport reads as usual.
+    /// When the fd is empty (`EAGAIN`, or known empty since its last readiness event: no
+    /// syscall then), `waker` is kept: the fd's next readiness wakes it instead of reading, so
+    /// the reader's next call reads the new bytes itself. A reader that does not come back
+    /// costs one loop iteration: the level-triggered readiness fires again and the transport
+    /// reads as usual.
     pub(crate) fn read_direct(&self, buf: &mut [u8], waker: &Waker) -> Option<usize> {
-        let inner = &self.inner;
-        if self.tls.is_some()
-            || !inner.read_through.get()
-            || inner.paused.get()
-            || inner.closing.get()
-            || inner.conn_lost.get() > 0
-        {
+        if !self.may_read_direct() {
             return None;
         }
-        let res = inner.sock.borrow().as_ref()?.read(buf);
-        match res {
-            Ok(n) if n > 0 => Some(n),
-            // EOF: a socket or pipe repeats it, so the transport's own read meets it again
-            // and reports it to the protocol.
-            Ok(_) => None,
-            Err(e) if is_retry(&e) => {
-                let mut slot = inner.direct_reader.borrow_mut();
-                if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                    *slot = Some(waker.clone());
-                }
-                None
-            }
-            // An error is reported once (a socket's `ECONNRESET`, then EOF): the transport
-            // closes now with it, as after its own read (`fatal_error`), so a read of the fd
-            // already queued in this iteration finds it closing instead of meeting the EOF;
-            // `connection_lost(error)` follows with `call_soon`. Closing runs no protocol code;
-            // the exception handler (user code) does, so the report of an error that is not a
-            // connection error waits for the next callback: the caller holds the stream's state.
-            Err(e) => {
-                let err = Error::from(e);
-                if !is_connection_error(&err) {
-                    let report = err.clone();
-                    inner.defer(move |me| {
-                        let message = me.fatal_message("read");
-                        me.report_with_transport(
-                            ExceptionContext::new(message).with_exception(report),
-                        );
-                    });
-                } else if inner.lp.get_debug() {
-                    let message = inner.fatal_message("read");
-                    log::debug!(target: "asyncio", "{message}: {err}");
-                }
-                inner.force_close(Some(err));
-                None
-            }
+        self.inner.direct_recv(buf, waker)
+    }
+
+    /// [`read_direct`](Transport::read_direct) for a small read: reads as much as the fd
+    /// holds (up to [`MAX_READ_SIZE`]) into the loop's read buffer and hands it to `take`,
+    /// which keeps what the caller asked for and buffers the rest; returns what `take`
+    /// returns. One read then usually empties the fd, and a read that does not fill the loop's
+    /// buffer proves it empty, so the caller's next read waits for readiness without the
+    /// `EAGAIN` read that a read of exactly the caller's size would need first.
+    pub(crate) fn read_direct_buffered(
+        &self,
+        waker: &Waker,
+        take: impl FnOnce(&[u8]) -> usize,
+    ) -> Option<usize> {
+        if !self.may_read_direct() {
+            return None;
         }
+        let inner = &self.inner;
+        if inner.drained.get() {
+            inner.keep_direct_reader(waker);
+            return None;
+        }
+        with_read_buf(|buf| {
+            let n = inner.direct_recv(buf, waker)?;
+            Some(take(&buf[..n]))
+        })
+    }
+
+    fn may_read_direct(&self) -> bool {
+        let inner = &self.inner;
+        self.tls.is_none()
+            && inner.read_through.get()
+            && !inner.paused.get()
+            && !inner.closing.get()
+            && inner.conn_lost.get() == 0
     }
 
     /// Writes `data` straight to the fd, past the write buffer, for a writer that keeps its
@@ -697,6 +723,8 @@ impl StreamInner {
         if self.paused.get() || self.closing.get() {
             return;
         }
+        // Data that came while the fd was not watched has no readiness event of its own yet.
+        self.drained.set(false);
         let me = self.clone();
         let watched = if self.mode == Mode::WritePipe {
             // Only a FIFO or a socket tells its writer that the reader left, by becoming
@@ -825,7 +853,72 @@ impl StreamInner {
         }
     }
 
+    /// Records what a read of `len` bytes found: `EAGAIN` or a short read means the fd is
+    /// empty until its next readiness event (see `drained`).
+    fn note_read(&self, res: &std::io::Result<usize>, len: usize) {
+        let empty = match res {
+            Ok(n) => *n > 0 && *n < len,
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        };
+        if empty {
+            self.drained.set(true);
+        }
+    }
+
+    /// Keeps `waker` for the fd's next readiness (see [`Transport::read_direct`]).
+    fn keep_direct_reader(&self, waker: &Waker) {
+        let mut slot = self.direct_reader.borrow_mut();
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    /// The read of [`Transport::read_direct`], once the transport allows it.
+    fn direct_recv(self: &Rc<Self>, buf: &mut [u8], waker: &Waker) -> Option<usize> {
+        if self.drained.get() {
+            self.keep_direct_reader(waker);
+            return None;
+        }
+        let res = self.sock.borrow().as_ref()?.read(buf);
+        self.note_read(&res, buf.len());
+        match res {
+            Ok(n) if n > 0 => Some(n),
+            // EOF: a socket or pipe repeats it, so the transport's own read meets it again
+            // and reports it to the protocol.
+            Ok(_) => None,
+            Err(e) if is_retry(&e) => {
+                self.keep_direct_reader(waker);
+                None
+            }
+            // An error is reported once (a socket's `ECONNRESET`, then EOF): the transport
+            // closes now with it, as after its own read (`fatal_error`), so a read of the fd
+            // already queued in this iteration finds it closing instead of meeting the EOF;
+            // `connection_lost(error)` follows with `call_soon`. Closing runs no protocol code;
+            // the exception handler (user code) does, so the report of an error that is not a
+            // connection error waits for the next callback: the caller holds the stream's state.
+            Err(e) => {
+                let err = Error::from(e);
+                if !is_connection_error(&err) {
+                    let report = err.clone();
+                    self.defer(move |me| {
+                        let message = me.fatal_message("read");
+                        me.report_with_transport(
+                            ExceptionContext::new(message).with_exception(report),
+                        );
+                    });
+                } else if self.lp.get_debug() {
+                    let message = self.fatal_message("read");
+                    log::debug!(target: "asyncio", "{message}: {err}");
+                }
+                self.force_close(Some(err));
+                None
+            }
+        }
+    }
+
     fn read_ready(self: &Rc<Self>) {
+        // New readiness: what was drained may hold data again.
+        self.drained.set(false);
         if self.conn_lost.get() > 0 || self.closing.get() {
             return;
         }
@@ -853,53 +946,33 @@ impl StreamInner {
         let Ok(mut proto) = p.try_borrow_mut() else {
             return;
         };
-        let mut buf = READ_BUF.with(|b| {
-            b.try_borrow_mut()
-                .map(|mut b| std::mem::take(&mut *b))
-                .unwrap_or_default()
-        });
-        if buf.len() < MAX_READ_SIZE + READ_ALIGN {
-            buf.resize(MAX_READ_SIZE + READ_ALIGN, 0);
-        }
-        // Read at a cache-line-aligned offset: a large buffer from mmap starts 16 bytes into a
-        // page, and the kernel's copy into such an address runs at about 60% speed on some CPUs
-        // (4K aliasing between source and destination; measured with benches/net.rs, 16 KiB
-        // messages: 68k -> ~107k msgs/s).
-        let off = buf.as_ptr().align_offset(READ_ALIGN).min(READ_ALIGN);
-        let res = match self.sock.borrow().as_ref() {
-            Some(s) => s.read(&mut buf[off..off + MAX_READ_SIZE]),
-            None => return,
-        };
-        let outcome = match res {
-            Ok(0) => None,
-            Ok(n) => Some(catch_unwind(AssertUnwindSafe(|| {
-                proto.data_received(&buf[off..off + n])
-            }))),
-            Err(e) if is_retry(&e) => Some(Ok(())),
-            Err(e) => {
-                READ_BUF.with(|b| {
-                    if let Ok(mut b) = b.try_borrow_mut() {
-                        *b = buf;
-                    }
-                });
-                drop(proto);
-                self.fatal_error(e.into(), &self.fatal_message("read"));
-                return;
-            }
-        };
-        READ_BUF.with(|b| {
-            if let Ok(mut b) = b.try_borrow_mut() {
-                *b = buf;
+        let outcome = with_read_buf(|buf| {
+            let res = match self.sock.borrow().as_ref() {
+                Some(s) => s.read(buf),
+                None => return Ok(Some(Ok(()))),
+            };
+            self.note_read(&res, buf.len());
+            match res {
+                Ok(0) => Ok(None),
+                Ok(n) => Ok(Some(catch_unwind(AssertUnwindSafe(|| {
+                    proto.data_received(&buf[..n])
+                })))),
+                Err(e) if is_retry(&e) => Ok(Some(Ok(()))),
+                Err(e) => Err(e),
             }
         });
         match outcome {
-            None => {
+            Err(e) => {
+                drop(proto);
+                self.fatal_error(e.into(), &self.fatal_message("read"));
+            }
+            Ok(None) => {
                 let keep = catch_unwind(AssertUnwindSafe(|| proto.eof_received()));
                 drop(proto);
                 self.after_eof(keep);
             }
-            Some(Ok(())) => {}
-            Some(Err(payload)) => {
+            Ok(Some(Ok(()))) => {}
+            Ok(Some(Err(payload))) => {
                 drop(proto);
                 self.fatal_error(
                     Error::from_panic(&*payload),
@@ -925,6 +998,7 @@ impl StreamInner {
                 Some(s) => s.read(buf),
                 None => return Ok(None),
             };
+            self.note_read(&res, buf.len());
             match res {
                 Ok(0) => Ok(Some(0)),
                 Ok(n) => {
