@@ -222,13 +222,15 @@ impl<F: Future + 'static> TaskCell<F> {
         self.header.flag(Flags::CANCEL_REQUESTED)
     }
 
-    /// `Cancelled`, with the message given to `cancel_with` if any.
-    fn cancelled_error(&self) -> Error {
+    /// Ends the task cancelled. Only an error with the message given to `cancel_with` is
+    /// stored: a plain cancellation's error is implied by the status (see `error`), so a task
+    /// cancelled without a message allocates no extra state.
+    fn finish_cancelled(&self) {
         let message = self.read_extra(|x| x.cancel_message.clone()).flatten();
-        match message {
-            Some(m) => Error::new(ErrorKind::Cancelled, m),
-            None => Error::cancelled(),
-        }
+        self.finish(
+            Status::Cancelled,
+            message.map(|m| Error::new(ErrorKind::Cancelled, m)),
+        );
     }
 
     fn finish(&self, status: Status, error: Option<Error>) {
@@ -252,7 +254,7 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
             // panic (as a raising `finally` does in asyncio) instead of vanishing.
             match self.set_stage(Stage::Gone) {
                 Some(err) => self.finish(Status::Failed, Some(err)),
-                None => self.finish(Status::Cancelled, Some(self.cancelled_error())),
+                None => self.finish_cancelled(),
             }
             return true;
         }
@@ -280,7 +282,7 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
                 if self.cancel_requested() {
                     // Cancelled while running its last step: asyncio reports it cancelled.
                     self.set_stage(Stage::Gone);
-                    self.finish(Status::Cancelled, Some(self.cancelled_error()));
+                    self.finish_cancelled();
                 } else {
                     self.set_stage(Stage::Finished(Some(output)));
                     self.finish(Status::Done, None);
@@ -334,6 +336,13 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
             return false;
         }
         self.header.set_flag(Flags::CANCEL_REQUESTED, true);
+        // A plain request is counted in the header (no allocation, as most cancels are);
+        // one with a message, or past the header's count, in the extra state.
+        let plain = self.header.cancels();
+        if message.is_none() && plain.get() < u8::MAX {
+            plain.set(plain.get() + 1);
+            return true;
+        }
         let old = self.with_extra(|x| {
             x.cancels += 1;
             match message {
@@ -346,24 +355,23 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
     }
 
     fn cancelling(&self) -> u32 {
-        self.read_extra(|x| x.cancels).unwrap_or(0)
+        u32::from(self.header.cancels().get()) + self.read_extra(|x| x.cancels).unwrap_or(0)
     }
 
     fn uncancel(&self) -> u32 {
-        let Some(extra) = self.extra.take() else {
+        let total = self.cancelling();
+        if total == 0 {
             return 0;
-        };
-        let mut extra = extra;
-        let left = if extra.cancels > 0 {
-            extra.cancels -= 1;
-            Some(extra.cancels)
+        }
+        // One request fewer: the extra state's count first, then the header's.
+        let in_extra = self.read_extra(|x| x.cancels).unwrap_or(0);
+        if in_extra > 0 {
+            self.with_extra(|x| x.cancels -= 1);
         } else {
-            None
-        };
-        self.extra.set(Some(extra));
-        let Some(left) = left else {
-            return 0;
-        };
+            let plain = self.header.cancels();
+            plain.set(plain.get() - 1);
+        }
+        let left = total - 1;
         if left == 0 && self.header.status() == Status::Pending {
             self.header.set_flag(Flags::CANCEL_REQUESTED, false);
         }
@@ -371,7 +379,11 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
     }
 
     fn error(&self) -> Option<Error> {
-        self.read_extra(|x| x.error.clone()).flatten()
+        let stored = self.read_extra(|x| x.error.clone()).flatten();
+        match stored {
+            None if self.header.status() == Status::Cancelled => Some(Error::cancelled()),
+            stored => stored,
+        }
     }
 
     fn push_done_callback(&self, cb: Box<dyn FnOnce(&TaskRef)>) -> u64 {
@@ -639,7 +651,8 @@ mod tests {
     /// A trivial task is mostly its allocation: its cell stays within the 120 bytes that
     /// glibc's malloc serves from its fast bins (larger blocks go through the coalescing bins,
     /// a quarter of a trivial task's cost when 200k of them are freed). 40 bytes of header (two
-    /// counts, the status and flags, the table key, the loop's shared part, the vtable), the
+    /// counts, the status, flags and plain-cancel count, the table key, the loop's shared part,
+    /// the vtable), the
     /// id, the loop reference, the joiner's waker, the extra state, and the future's stage.
     #[test]
     #[cfg(target_pointer_width = "64")]
@@ -650,6 +663,52 @@ mod tests {
         eprintln!("cell {}", cell_size(&trivial));
         assert!(cell_size(&trivial) <= 104, "{}", cell_size(&trivial));
         assert!(cell_size(&async {}) <= 96, "{}", cell_size(&async {}));
+    }
+
+    /// A plain `cancel()` counts in the header and allocates no extra state; a message, or
+    /// more than 255 plain requests, go to the extra state, and `cancelling` / `uncancel` see
+    /// the sum (asyncio 3.11+: `uncancel` at zero leaves the task uncancelled). A task
+    /// cancelled without a message still reports `Cancelled` as its exception.
+    #[test]
+    fn cancel_counts_without_allocating_and_spills_to_the_extra_state() {
+        let lp = EventLoop::new().unwrap();
+        let task = lp.create_task(std::future::pending::<()>()).unwrap();
+        let raw = task.raw.get();
+        assert!(raw.cancel(None));
+        assert!(raw.cancel(None));
+        assert_eq!(raw.cancelling(), 2);
+        assert!(!task.raw.header().flag(Flags::HAS_EXTRA), "no allocation");
+        assert_eq!(raw.uncancel(), 1);
+        assert_eq!(raw.uncancel(), 0);
+        assert!(!task.raw.header().flag(Flags::CANCEL_REQUESTED));
+        assert_eq!(raw.uncancel(), 0);
+        for _ in 0..300 {
+            raw.cancel(None);
+        }
+        raw.cancel(Some("why".into()));
+        assert_eq!(raw.cancelling(), 301);
+        for left in (0..301).rev() {
+            assert_eq!(raw.uncancel(), left);
+        }
+        assert!(!task.raw.header().flag(Flags::CANCEL_REQUESTED));
+        // A plain cancel: the status says what the error is.
+        raw.cancel(None);
+        lp.run_until_complete(async {
+            for _ in 0..3 {
+                crate::sleep(0.0).await.unwrap();
+            }
+        })
+        .unwrap();
+        assert_eq!(task.exception().unwrap().kind(), ErrorKind::Cancelled);
+        assert_eq!(task.take_result().unwrap_err().kind(), ErrorKind::Cancelled);
+        // With a message, the error carries it.
+        let t2 = lp.create_task(std::future::pending::<()>()).unwrap();
+        t2.raw.get().cancel(Some("stop now".into()));
+        lp.run_until_complete(crate::sleep(0.0)).unwrap().unwrap();
+        let err = t2.exception().unwrap();
+        assert_eq!(err.kind(), ErrorKind::Cancelled);
+        assert_eq!(err.message(), "stop now");
+        lp.close().unwrap();
     }
 
     /// A panic that leaves a task's step (here the join waker of the user's, woken when the

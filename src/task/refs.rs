@@ -61,6 +61,10 @@ pub(crate) struct Header {
     status: Cell<Status>,
     /// [`Flags`] bits; loop thread only.
     flags: Cell<u8>,
+    /// Cancellation requests without a message (asyncio's `_num_cancels_requested`), counted
+    /// here up to 255 so that a plain `cancel()` allocates nothing (the byte was padding); the
+    /// task's extra state counts the rest. Loop thread only.
+    cancels: Cell<u8>,
     /// The task's key in its loop's task table.
     pub(crate) key: usize,
     /// The loop's thread-safe part, where wake-ups from other threads go: a plain pointer (no
@@ -83,6 +87,7 @@ impl Header {
             scheduled: Scheduled::new(true),
             status: Cell::new(Status::Pending),
             flags: Cell::new(Flags::HANDLE_ALIVE | Flags::IN_TABLE),
+            cancels: Cell::new(0),
             key,
             // `as_ptr` keeps the provenance of the whole `Arc` allocation, which a count taken
             // or dropped through this pointer needs.
@@ -169,6 +174,12 @@ impl Header {
     #[inline]
     pub(crate) fn set_status(&self, status: Status) {
         self.status.set(status);
+    }
+
+    /// The count of plain cancellation requests kept in the header (see the field).
+    #[inline]
+    pub(crate) fn cancels(&self) -> &Cell<u8> {
+        &self.cancels
     }
 
     /// Whether the flag `bit` (a [`Flags`] constant) is set.
