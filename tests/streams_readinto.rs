@@ -379,3 +379,94 @@ fn data_after_a_short_read_wakes_the_next_read() {
         })
     });
 }
+
+/// Sends `data` on `sock` with one descriptor attached (`SCM_RIGHTS`).
+fn send_with_fd(sock: &std::os::unix::net::UnixStream, data: &[u8], fd: std::os::fd::RawFd) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `CMSG_SPACE` is arithmetic on its argument.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
+    // SAFETY: `msg` points at `iov` and `control`, both alive for the call; the control
+    // buffer is `CMSG_SPACE` bytes for one `i32`, so the first header and its data fit.
+    let sent = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd);
+        libc::sendmsg(sock.as_raw_fd(), &msg, 0)
+    };
+    assert_eq!(sent, data.len() as isize);
+}
+
+/// A Unix socket's read stops short at a segment that carried descriptors, with bytes still
+/// queued: a short read that does not mean the socket is empty. The bytes after it still
+/// arrive (the level-triggered registration reports the socket again), for small reads and
+/// large ones.
+#[test]
+fn a_short_read_at_a_kernel_boundary_loses_nothing() {
+    use std::os::fd::AsRawFd;
+    watchdog(|| {
+        run(|_lp| async move {
+            let (reader, _writer, mut peer) = socket_streams().await;
+            let passed = std::fs::File::open("/dev/null").unwrap();
+            for size in [5usize, 64 * 1024] {
+                send_with_fd(&peer, b"abc", passed.as_raw_fd());
+                peer.write_all(b"def").unwrap();
+                let mut buf = vec![0u8; size];
+                let mut got = Vec::new();
+                while got.len() < 6 {
+                    let n = reader.readinto(&mut buf).await.unwrap();
+                    assert!(n > 0);
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert_eq!(got, b"abcdef");
+            }
+        })
+    });
+}
+
+/// Counts its polls and never completes.
+struct CountPolls(std::rc::Rc<std::cell::Cell<u32>>);
+
+impl std::future::Future for CountPolls {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.0.set(self.0.get() + 1);
+        std::task::Poll::Pending
+    }
+}
+
+/// A small read that waited, then buffers the rest of what it read, does not wake its own
+/// task again for nothing: the task's next await is polled once.
+#[test]
+fn a_small_read_that_buffers_the_rest_does_not_wake_its_task_again() {
+    watchdog(|| {
+        run(|lp| async move {
+            let (reader, _writer, mut peer) = socket_streams().await;
+            let polls = std::rc::Rc::new(std::cell::Cell::new(0));
+            let p2 = polls.clone();
+            let task = lp
+                .create_task(async move {
+                    let mut buf = [0u8; 3];
+                    assert_eq!(reader.readinto(&mut buf).await.unwrap(), 3);
+                    CountPolls(p2).await;
+                })
+                .unwrap();
+            spin(3).await;
+            peer.write_all(b"hello world").unwrap();
+            spin(10).await;
+            assert_eq!(polls.get(), 1);
+            task.cancel();
+        })
+    });
+}

@@ -132,9 +132,12 @@ pub(crate) struct StreamInner {
     /// The fd was found empty (`EAGAIN`, or a read that did not fill its buffer) since its
     /// last readiness event: a direct read waits for the next event instead of asking the
     /// kernel again (a readiness cache, as tokio keeps per registration). Every readiness
-    /// event clears it. A short read proves the fd empty: a stream socket's or a pipe's read
-    /// copies from every queued buffer until the caller's is full, and data that comes later
-    /// makes the level-triggered registration report the fd again.
+    /// event clears it. A short read almost always means the fd is empty: a stream socket's
+    /// or a pipe's read copies from every queued buffer until the caller's is full. It stops
+    /// early only at a boundary the kernel keeps (a Unix socket's passed descriptors or
+    /// credentials, TCP's urgent mark, a packet-mode pipe): the bytes left keep the
+    /// level-triggered registration reporting the fd, so they cost one loop iteration, and
+    /// data that comes later is reported as well.
     drained: Cell<bool>,
     /// A writer that found the fd full (see [`Transport::write_direct`]): woken by the next
     /// writable event once the write buffer is empty, or when the transport closes.
@@ -524,8 +527,8 @@ impl Transport {
     /// holds (up to [`MAX_READ_SIZE`]) into the loop's read buffer and hands it to `take`,
     /// which keeps what the caller asked for and buffers the rest; returns what `take`
     /// returns. One read then usually empties the fd, and a read that does not fill the loop's
-    /// buffer proves it empty, so the caller's next read waits for readiness without the
-    /// `EAGAIN` read that a read of exactly the caller's size would need first.
+    /// buffer marks it empty (see `drained`), so the caller's next read waits for readiness
+    /// without the `EAGAIN` read that a read of exactly the caller's size would need first.
     pub(crate) fn read_direct_buffered(
         &self,
         waker: &Waker,
@@ -853,8 +856,8 @@ impl StreamInner {
         }
     }
 
-    /// Records what a read of `len` bytes found: `EAGAIN` or a short read means the fd is
-    /// empty until its next readiness event (see `drained`).
+    /// Records what a read of `len` bytes found: `EAGAIN` or a short read marks the fd empty
+    /// until its next readiness event (see `drained`).
     fn note_read(&self, res: &std::io::Result<usize>, len: usize) {
         let empty = match res {
             Ok(n) => *n > 0 && *n < len,
