@@ -432,6 +432,15 @@ impl<V, K> QuadHeap<V, K> {
     fn free_pos(&mut self, slot: u32) {
         self.pos[slot as usize] = FREE;
         self.free.push(slot);
+        if self.free.len() == self.pos.len() {
+            // Every slot is free: number them from 0 again, so that the next burst of timers
+            // fills the arrays front to back. The free stack, in whatever order the last burst
+            // ended, would scatter it over them: a cache miss per timer instead of a stride.
+            // The values' arrays keep their length (their slots are all empty, or about to be
+            // emptied by the caller), so no slot number is ever out of their range.
+            self.free.clear();
+            self.pos.clear();
+        }
     }
 
     fn free_slot(&mut self, slot: u32) -> V {

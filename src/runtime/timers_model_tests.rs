@@ -360,7 +360,11 @@ fn a_million_sleeps_armed_and_dropped_keep_the_heap_bounded() {
             h.fired.lock().unwrap().is_empty(),
             "round {round}: woken after its drop"
         );
-        assert_eq!(h.lp.inner.timers.borrow().slot_count(), 2, "round {round}");
+        // At most the high-water mark (the table renumbers from 0 once every slot is free).
+        assert!(
+            h.lp.inner.timers.borrow().slot_count() <= 2,
+            "round {round}"
+        );
     }
     h.check_bookkeeping();
     h.lp.close().unwrap();
