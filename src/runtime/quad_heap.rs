@@ -659,6 +659,37 @@ mod tests {
         assert!(h.slot_count() <= 6_000 / 2);
     }
 
+    /// Once every slot is free, slots are handed out from 0 in order again, whatever order
+    /// the last burst freed them in; while one slot is in use (here a kept one), they are not.
+    #[test]
+    fn an_empty_slot_table_numbers_from_zero_again() {
+        let mut h: QuadHeap<u64, u64> = QuadHeap::default();
+        let slots: Vec<u32> = (0..100u64).map(|i| h.push((i * 7919) % 100, i)).collect();
+        assert_eq!(slots, (0..100).collect::<Vec<u32>>());
+        // Freed in a scrambled order: half removed, the rest popped by deadline.
+        for i in (0..100).step_by(2) {
+            assert_eq!(h.remove(slots[i], |_| true), Some(i as u64));
+        }
+        let mut popped = 0;
+        h.pop_due(u64::MAX, |p| {
+            assert!(matches!(p, Popped::Value(_)));
+            popped += 1;
+        });
+        assert_eq!(popped, 50);
+        assert_eq!(h.slot_count(), 0);
+        let again: Vec<u32> = (0..10u64).map(|i| h.push(i, i)).collect();
+        assert_eq!(again, (0..10).collect::<Vec<u32>>());
+        // A kept slot outstanding: freeing every other slot does not renumber.
+        let kept = h.push_kept(0, 99);
+        h.pop_due(u64::MAX, |_| {});
+        assert_eq!(h.state(kept), SlotState::Kept(0));
+        assert_eq!(h.slot_count(), 11);
+        assert_eq!(h.push(5, 5), 9, "the last slot freed is reused first");
+        assert_eq!(h.release(kept), Some(Some(99)));
+        assert_eq!(h.remove(9, |_| true), Some(5));
+        assert_eq!(h.slot_count(), 0, "now every slot is free");
+    }
+
     #[test]
     fn pushes_wait_in_the_pending_tail_until_the_order_is_needed() {
         let mut h: QuadHeap<_, ()> = QuadHeap::default();
