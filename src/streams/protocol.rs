@@ -86,6 +86,17 @@ pub(crate) struct State {
     pub(crate) server_side: bool,
 }
 
+impl State {
+    /// Ends the registration of the read polled with `waker`, left from an earlier wait: the
+    /// read is being polled now and registers again only if it waits, so data that comes
+    /// meanwhile (or that the read itself buffers) need not wake its task again.
+    pub(crate) fn end_wait(&mut self, waker: &Waker) {
+        if self.read_waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.read_waker = None;
+        }
+    }
+}
+
 /// What a reader, a writer and their protocol share. Loop-thread only.
 pub(crate) struct Shared {
     pub(crate) lp: EventLoop,
@@ -205,7 +216,12 @@ impl Shared {
     pub(crate) fn ready_or_wait<T>(&self, out: Option<T>, cx: &Context<'_>) -> Poll<T> {
         match out {
             Some(out) => {
-                self.maybe_resume();
+                // The read is over: its registration from an earlier wait ends too, and the
+                // transport resumes if the buffer is back under the limit.
+                self.resume_reading_if(|st| {
+                    st.end_wait(cx.waker());
+                    st.buffer.len() <= self.limit
+                });
                 Poll::Ready(out)
             }
             None => {

@@ -180,6 +180,7 @@ impl StreamReader {
             }
             let avail = st.buffer.len();
             if avail == 0 && !st.eof {
+                st.end_wait(cx.waker());
                 st.transport.clone()
             } else {
                 let n = avail.min(buf.len());
@@ -201,20 +202,7 @@ impl StreamReader {
                 t.read_direct_buffered(cx.waker(), |data| {
                     let n = data.len().min(buf.len());
                     buf[..n].copy_from_slice(&data[..n]);
-                    if n < data.len() {
-                        // This read is ready now: its own waker, left from an earlier wait,
-                        // need not be woken by the rest it buffers.
-                        let mut st = self.shared.st.borrow_mut();
-                        if st
-                            .read_waker
-                            .as_ref()
-                            .is_some_and(|w| w.will_wake(cx.waker()))
-                        {
-                            st.read_waker = None;
-                        }
-                        drop(st);
-                        self.shared.feed_data(&data[n..]);
-                    }
+                    self.shared.feed_data(&data[n..]);
                     n
                 })
             };

@@ -575,14 +575,7 @@ mod tests {
         use std::cell::RefCell;
         use std::future::Future;
         use std::rc::Rc;
-        use std::sync::Arc;
-        use std::task::{Context, Wake, Waker};
-        struct Boom;
-        impl Wake for Boom {
-            fn wake(self: Arc<Self>) {
-                panic!("sleep waker panics");
-            }
-        }
+        use std::task::Context;
         let lp = crate::EventLoop::new().unwrap();
         let seen = Rc::new(RefCell::new(Vec::new()));
         let log = seen.clone();
@@ -593,7 +586,7 @@ mod tests {
         {
             // Polled as a foreign executor would, with the loop as the running one.
             let _running = crate::runtime::running::RunGuard::enter(&lp).unwrap();
-            let waker = Waker::from(Arc::new(Boom));
+            let waker = crate::task::panicking_waker("sleep waker panics");
             let first = s.as_mut().poll(&mut Context::from_waker(&waker));
             assert!(first.is_pending());
         }

@@ -452,3 +452,16 @@ pub fn current_task() -> Result<Option<TaskRef>> {
 pub fn all_tasks() -> Result<Vec<TaskRef>> {
     Ok(get_running_loop()?.all_tasks())
 }
+
+/// A waker whose `wake` panics with `message`: for the unit tests of what the loop does when a
+/// user's waker panics.
+#[cfg(test)]
+pub(crate) fn panicking_waker(message: &'static str) -> std::task::Waker {
+    struct Boom(&'static str);
+    impl std::task::Wake for Boom {
+        fn wake(self: std::sync::Arc<Self>) {
+            panic!("{}", self.0);
+        }
+    }
+    std::task::Waker::from(std::sync::Arc::new(Boom(message)))
+}

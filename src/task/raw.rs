@@ -359,19 +359,17 @@ impl<F: Future + 'static> TaskRun for TaskCell<F> {
     }
 
     fn uncancel(&self) -> u32 {
-        let total = self.cancelling();
-        if total == 0 {
-            return 0;
-        }
         // One request fewer: the extra state's count first, then the header's.
+        let plain = self.header.cancels();
         let in_extra = self.read_extra(|x| x.cancels).unwrap_or(0);
         if in_extra > 0 {
             self.with_extra(|x| x.cancels -= 1);
-        } else {
-            let plain = self.header.cancels();
+        } else if plain.get() > 0 {
             plain.set(plain.get() - 1);
+        } else {
+            return 0;
         }
-        let left = total - 1;
+        let left = u32::from(plain.get()) + in_extra.saturating_sub(1);
         if left == 0 && self.header.status() == Status::Pending {
             self.header.set_flag(Flags::CANCEL_REQUESTED, false);
         }
@@ -652,8 +650,8 @@ mod tests {
     /// glibc's malloc serves from its fast bins (larger blocks go through the coalescing bins,
     /// a quarter of a trivial task's cost when 200k of them are freed). 40 bytes of header (two
     /// counts, the status, flags and plain-cancel count, the table key, the loop's shared part,
-    /// the vtable), the
-    /// id, the loop reference, the joiner's waker, the extra state, and the future's stage.
+    /// the vtable), the id, the loop reference, the joiner's waker, the extra state, and the
+    /// future's stage.
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn a_trivial_task_cell_fits_mallocs_fast_bins() {
@@ -716,17 +714,10 @@ mod tests {
     /// it. (Found in review.)
     #[test]
     fn a_panic_leaving_a_step_does_not_leave_a_current_task() {
-        use std::sync::Arc;
-        use std::task::{Context, Wake, Waker};
-        struct Boom;
-        impl Wake for Boom {
-            fn wake(self: Arc<Self>) {
-                panic!("join waker panics");
-            }
-        }
+        use std::task::Context;
         let lp = EventLoop::new().unwrap();
         let mut task = lp.create_task(async { 1u32 }).unwrap();
-        let waker = Waker::from(Arc::new(Boom));
+        let waker = crate::task::panicking_waker("join waker panics");
         let polled = std::pin::Pin::new(&mut task).poll(&mut Context::from_waker(&waker));
         assert!(polled.is_pending());
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -517,7 +517,7 @@ impl Transport {
     /// costs one loop iteration: the level-triggered readiness fires again and the transport
     /// reads as usual.
     pub(crate) fn read_direct(&self, buf: &mut [u8], waker: &Waker) -> Option<usize> {
-        if !self.may_read_direct() {
+        if !self.may_read_direct(waker) {
             return None;
         }
         self.inner.direct_recv(buf, waker)
@@ -534,27 +534,30 @@ impl Transport {
         waker: &Waker,
         take: impl FnOnce(&[u8]) -> usize,
     ) -> Option<usize> {
-        if !self.may_read_direct() {
-            return None;
-        }
-        let inner = &self.inner;
-        if inner.drained.get() {
-            inner.keep_direct_reader(waker);
+        if !self.may_read_direct(waker) {
             return None;
         }
         with_read_buf(|buf| {
-            let n = inner.direct_recv(buf, waker)?;
+            let n = self.inner.direct_recv(buf, waker)?;
             Some(take(&buf[..n]))
         })
     }
 
-    fn may_read_direct(&self) -> bool {
+    /// Whether a direct read may ask the fd: the transport lets its reader read past the
+    /// protocol (see [`allow_read_direct`](Transport::allow_read_direct)), and the fd is not
+    /// known empty; if it is, `waker` is kept for its next readiness.
+    fn may_read_direct(&self, waker: &Waker) -> bool {
         let inner = &self.inner;
-        self.tls.is_none()
+        let allowed = self.tls.is_none()
             && inner.read_through.get()
             && !inner.paused.get()
             && !inner.closing.get()
-            && inner.conn_lost.get() == 0
+            && inner.conn_lost.get() == 0;
+        if allowed && inner.drained.get() {
+            inner.keep_direct_reader(waker);
+            return false;
+        }
+        allowed
     }
 
     /// Writes `data` straight to the fd, past the write buffer, for a writer that keeps its
@@ -878,10 +881,6 @@ impl StreamInner {
 
     /// The read of [`Transport::read_direct`], once the transport allows it.
     fn direct_recv(self: &Rc<Self>, buf: &mut [u8], waker: &Waker) -> Option<usize> {
-        if self.drained.get() {
-            self.keep_direct_reader(waker);
-            return None;
-        }
         let res = self.sock.borrow().as_ref()?.read(buf);
         self.note_read(&res, buf.len());
         match res {
@@ -949,33 +948,42 @@ impl StreamInner {
         let Ok(mut proto) = p.try_borrow_mut() else {
             return;
         };
+        /// What one read of the fd came to.
+        enum Outcome {
+            /// Nothing to read (`EAGAIN`), or the socket is gone.
+            Nothing,
+            /// `data_received` ran (and may have panicked).
+            Delivered(std::thread::Result<()>),
+            Eof,
+            Failed(std::io::Error),
+        }
         let outcome = with_read_buf(|buf| {
             let res = match self.sock.borrow().as_ref() {
                 Some(s) => s.read(buf),
-                None => return Ok(Some(Ok(()))),
+                None => return Outcome::Nothing,
             };
             self.note_read(&res, buf.len());
             match res {
-                Ok(0) => Ok(None),
-                Ok(n) => Ok(Some(catch_unwind(AssertUnwindSafe(|| {
+                Ok(0) => Outcome::Eof,
+                Ok(n) => Outcome::Delivered(catch_unwind(AssertUnwindSafe(|| {
                     proto.data_received(&buf[..n])
-                })))),
-                Err(e) if is_retry(&e) => Ok(Some(Ok(()))),
-                Err(e) => Err(e),
+                }))),
+                Err(e) if is_retry(&e) => Outcome::Nothing,
+                Err(e) => Outcome::Failed(e),
             }
         });
         match outcome {
-            Err(e) => {
+            Outcome::Failed(e) => {
                 drop(proto);
                 self.fatal_error(e.into(), &self.fatal_message("read"));
             }
-            Ok(None) => {
+            Outcome::Eof => {
                 let keep = catch_unwind(AssertUnwindSafe(|| proto.eof_received()));
                 drop(proto);
                 self.after_eof(keep);
             }
-            Ok(Some(Ok(()))) => {}
-            Ok(Some(Err(payload))) => {
+            Outcome::Nothing | Outcome::Delivered(Ok(())) => {}
+            Outcome::Delivered(Err(payload)) => {
                 drop(proto);
                 self.fatal_error(
                     Error::from_panic(&*payload),
